@@ -1,0 +1,49 @@
+# CAM Explorer — two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: run test install install-dev browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## Serve the app on the embedded default model (prints the local URL).
+run: install
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT)
+
+## Debian's Chromium for the browser tests, when it is missing and apt is usable.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "note: /usr/bin/chromium missing and apt unusable: browser tests will be skipped"; fi; \
+	fi
+
+## Install the dev requirements (and Chromium), then run the whole suite.
+test: install-dev browser
+	$(BIN)/python -m pytest
+
+## Timings (see docs/benchmarks.md); the peer libraries are a bench-only extra.
+bench: install
+	$(BIN)/python -m pip install -r requirements-bench.txt
+	$(BIN)/python bench/bench_methods.py
+
+clean:
+	rm -rf $(VENV) test-output .pytest_cache

@@ -1,0 +1,110 @@
+"""``explain``: the one entry point for every method, on any ``nn.Module`` classifier."""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import CamError
+from .explanation import Explanation
+from .hygiene import eval_mode
+from .layers import auto_layer, resolve_layer
+from .methods.base import MapResult, Progress, Target
+from .registry import get_method
+
+_TINY = 1e-12
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def normalize(heat: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Scale a non-negative map to [0, 1] by its maximum; an all-zero (or broken) map stays zeros, never NaN."""
+    heat = torch.nan_to_num(heat.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
+    peak = float(heat.max()) if heat.numel() else 0.0
+    if peak <= _TINY:
+        return torch.zeros_like(heat), True
+    return heat / peak, False
+
+
+def _to_input_size(heat: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    if tuple(heat.shape) == tuple(size):
+        return heat
+    return F.interpolate(heat[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+
+
+def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: str | nn.Module | None,
+                 target_class: int | None, target_channel: int | None, progress: Progress | None,
+                 params: dict[str, Any]) -> Explanation:
+    spec = get_method(method)
+    resolved = spec.resolve_params(params)
+    started = time.perf_counter()
+    if target_channel is not None:
+        if not spec.feature_target:
+            raise CamError(f"{spec.display} explains classes only; a feature-map target needs "
+                           "saliency, guided backprop or deconvnet")
+        if target_layer is None:
+            raise CamError("a feature-map target needs a layer as well as a channel")
+    layer_name, layer = None, None
+    if spec.uses_layer or target_channel is not None:
+        layer_name, layer = resolve_layer(model, target_layer if target_layer is not None else auto_layer(model, x))
+    target = Target(model, x, None if target_class is None else int(target_class), layer_name, layer,
+                    target_channel, progress)
+    result: MapResult = spec.run(target, resolved)
+    class_idx = None if target_channel is not None else target.class_idx
+    score = prob = None
+    if class_idx is not None and result.logits is not None:
+        score = float(result.logits[0, class_idx])
+        prob = float(result.logits.softmax(dim=1)[0, class_idx])
+    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]))
+    notes = list(result.notes)
+    if blank:
+        what = f"class {class_idx}" if class_idx is not None else f"channel {target_channel}"
+        where = f" at layer {layer_name!r}" if layer_name else ""
+        notes.append(f"no positive evidence for {what}{where}: the map is blank")
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    elapsed = (time.perf_counter() - started) * 1000.0
+    return Explanation(
+        heatmap=heat.cpu().numpy().astype("float32", copy=False),
+        raw=result.raw.detach().cpu().numpy(),
+        method=spec.name, class_idx=class_idx, score=score, prob=prob, layer=layer_name,
+        elapsed_ms=elapsed,
+        gradient=None if result.gradient is None else result.gradient.detach().cpu().numpy(),
+        params=resolved, extras=result.extras, notes=notes, channel=target_channel)
+
+
+def explain(model: nn.Module, x: torch.Tensor, method: str, target_layer: str | nn.Module | None = None,
+            target_class: int | Sequence[int] | None = None, *, target_channel: int | None = None,
+            progress: Progress | None = None, **params: Any) -> Explanation | list[Explanation]:
+    """Explain ``model``'s decision on the preprocessed image(s) ``x`` with ``method``.
+
+    ``x``: 1×3×H×W (or 3×H×W) → one ``Explanation``; N×3×H×W → a list, one per image.
+    ``target_layer``: dotted name or module; ``None`` picks the last spatial layer (reported in ``.layer``).
+    ``target_class``: class index (one per image for a batch); ``None`` explains the top class.
+    ``target_channel``: with ``target_layer``, project that feature map instead of a class (pixel methods).
+    ``progress(done, total)`` is called as chunked work (occlusion, SmoothGrad) advances.
+    The model is borrowed: hooks, train/eval flags and ``requires_grad`` are left as they were, and no
+    parameter ``.grad`` is written.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
+        raise CamError("x must be a preprocessed image tensor of shape 3×H×W or N×3×H×W")
+    single = x.dim() == 3 or x.shape[0] == 1
+    batch = x[None] if x.dim() == 3 else x
+    classes = list(target_class) if isinstance(target_class, Sequence) else [target_class] * batch.shape[0]
+    if len(classes) != batch.shape[0]:
+        raise CamError(f"{len(classes)} target classes for {batch.shape[0]} images")
+    batch = batch.to(_model_device(model))
+    with eval_mode(model), torch.inference_mode(False):
+        results = [_explain_one(model, batch[i:i + 1], method, target_layer, classes[i], target_channel,
+                                progress, params) for i in range(batch.shape[0])]
+    return results[0] if single else results

@@ -1,0 +1,125 @@
+"""The model is borrowed, never changed: hooks, flags, requires_grad, .grad — and safe across threads."""
+import threading
+
+import pytest
+import torch
+import torchvision
+
+from cam_core import METHODS, CamError, explain, layers
+
+from .nets import GapNet, seeded
+
+X = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+FAST = {"smoothgrad": {"samples": 2}, "occlusion": {"patch": 8, "stride": 8}}
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+
+
+def _state(model):
+    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()])
+
+
+def test_no_hooks_grads_or_flag_changes_after_100_calls_of_every_method_errors_included():
+    net = seeded(GapNet())
+    net.train()
+    net.conv1.eval()  # mixed flags must come back exactly
+    net.conv1.weight.requires_grad_(False)
+    before = _state(net)
+    for i in range(100):
+        for name in METHODS:
+            explain(net, X, name, target_layer="relu2", target_class=i % 5, **FAST.get(name, {}))
+        with pytest.raises(CamError):  # an error half-way, after hooks are attached
+            explain(net, X, "gradcam", target_layer="relu2", target_class=50)
+        with pytest.raises(CamError):
+            explain(net, X, "cam", target_layer="conv1")
+    assert _hooks(net) == 0
+    assert _state(net) == before
+    assert all(p.grad is None for p in net.parameters())
+    assert torch.is_grad_enabled()
+
+
+def test_an_exception_inside_the_forward_leaves_nothing_behind():
+    net = seeded(GapNet())
+
+    class Boom(RuntimeError):
+        pass
+
+    def explode(*_):
+        raise Boom("user model failed")
+
+    handle = net.fc.register_forward_hook(explode)
+    for name in METHODS:
+        with pytest.raises(Boom):
+            explain(net, X, name, target_layer="relu2", **FAST.get(name, {}))
+    handle.remove()
+    assert _hooks(net) == 0 and not net.training and torch.is_grad_enabled()
+
+
+def test_grad_mode_of_the_caller_is_kept():
+    net = seeded(GapNet())
+    with torch.no_grad():
+        result = explain(net, X, "gradcam", target_layer="relu2")
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode():
+        again = explain(net, X, "gradcam", target_layer="relu2")
+    assert result.raw == pytest.approx(again.raw)
+
+
+def test_eval_mode_is_used_even_for_a_model_left_in_train_mode():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=6).train()
+    x = torch.randn(1, 3, 64, 64)
+    first = explain(net, x, "gradcam", target_class=1)
+    second = explain(net, x, "gradcam", target_class=1)
+    assert net.training and first.raw == pytest.approx(second.raw, abs=1e-6)
+
+
+def test_eight_threads_on_one_model_get_the_sequential_maps():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=8).eval()
+    x = torch.randn(1, 3, 64, 64)
+    jobs = [(m, c) for c in range(8) for m in ("gradcam", "guided_backprop", "gradcam++", "saliency")]
+    alone = {job: explain(net, x, job[0], target_class=job[1]) for job in jobs}
+    together: dict = {}
+    errors: list = []
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(2):
+                for job in jobs[worker::8]:
+                    together[job] = explain(net, x, job[0], target_class=job[1])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for job in jobs:
+        assert together[job].class_idx == job[1]
+        assert together[job].raw == pytest.approx(alone[job].raw, rel=1e-4, abs=1e-6), job
+    assert _hooks(net) == 0 and all(p.grad is None for p in net.parameters())
+
+
+def test_in_place_relu_models_from_torchvision_give_finite_maps_for_every_method():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=4).eval()
+    x = torch.randn(1, 3, 64, 64)
+    for name in METHODS:
+        result = explain(net, x, name, **FAST.get(name, {}))
+        assert result.heatmap.shape == (64, 64)
+        assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+    assert _hooks(net) == 0
+
+
+def test_layers_lists_spatial_layers_with_shapes():
+    net = seeded(GapNet())
+    found = {info.name: info.shape for info in layers(net, X)}
+    assert found["conv1"] == (6, 16, 16) and found["relu2"] == (8, 8, 8) and "fc" not in found
