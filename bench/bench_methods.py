@@ -1,0 +1,154 @@
+"""Time every method against the bare forward pass, the forward+backward floor and the peer libraries.
+
+Usage: python bench/bench_methods.py [--repeats N] [--models resnet18,efficientnet_lite0] [--device cpu|cuda]
+All figures of one table come from one run on one machine; ratios are what to compare across machines.
+The peers (pytorch-grad-cam, captum) are timed when installed: pip install -r requirements-bench.txt.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data  # noqa: E402
+
+import models  # noqa: E402
+from cam_core import explain  # noqa: E402
+from cam_core.capture import forward_from_layer  # noqa: E402
+from cam_core.layers import resolve_layer  # noqa: E402
+
+OCCLUSION = {"patch": 32, "stride": 16, "chunk": 32}
+SMOOTHGRAD = {"samples": 25, "noise": 0.15, "chunk": 25}
+
+
+def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def build(name: str, device: torch.device) -> tuple[torch.nn.Module, str, torch.Tensor]:
+    image = Image.fromarray(data.chelsea())
+    if name == "resnet18":  # timing only: random weights, the real architecture
+        backbone_spec = models.SPECS["resnet18"]
+        model = torchvision.models.resnet18().eval().to(device)
+        layer = backbone_spec.default_layer
+        x = models.load("efficientnet_lite0", device=device).preprocess(image)
+    else:
+        backbone = models.load(name, device=device)
+        model, layer, x = backbone.model, backbone.spec.default_layer, backbone.preprocess(image)
+    return model, layer, x.to(device)
+
+
+def ours(model, layer, x, device, repeats) -> dict[str, float]:
+    _, module = resolve_layer(model, layer)
+
+    def floor() -> None:  # forward with autograd on everywhere, backward only to the target activation
+        kept = {}
+        handle = module.register_forward_hook(lambda _m, _i, out: kept.setdefault("a", out))
+        with torch.enable_grad():
+            y = model(x)
+        handle.remove()
+        torch.autograd.grad(y[0, 1], kept["a"])
+
+    def our_floor() -> None:  # cam_core's capture alone: grad only after the layer
+        captured = forward_from_layer(model, x, module, layer)
+        torch.autograd.grad(captured.logits[0, 1], captured.activation)
+
+    def bare() -> None:
+        with torch.no_grad():
+            model(x)
+
+    rows = {"forward (no grad)": median_ms(bare, repeats, device),
+            "forward+backward floor (grad everywhere, backward to layer)": median_ms(floor, repeats, device),
+            "cam_core capture (grad after layer only)": median_ms(our_floor, repeats, device)}
+    for method, params, n in [("gradcam", {}, repeats), ("gradcam++", {}, repeats), ("cam", {}, repeats),
+                              ("saliency", {}, repeats), ("guided_backprop", {}, repeats),
+                              ("deconvnet", {}, repeats), ("guided_gradcam", {}, repeats),
+                              ("smoothgrad", SMOOTHGRAD, 3), ("occlusion", OCCLUSION, 3)]:
+        try:
+            rows[f"ours: {method}"] = median_ms(
+                lambda: explain(model, x, method, target_layer=layer, target_class=1, **params), n, device)
+        except Exception as exc:  # e.g. CAM on a head that is not GAP→FC
+            print(f"  ours {method}: skipped ({exc})", file=sys.stderr)
+    return rows
+
+
+def peers(model, layer, x, device, repeats) -> dict[str, float]:
+    rows: dict[str, float] = {}
+    _, module = resolve_layer(model, layer)
+    try:
+        from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        for name, cls in (("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus)):
+            cam = cls(model=model, target_layers=[module])
+            rows[f"pytorch-grad-cam: {name}"] = median_ms(
+                lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(1)]), repeats, device)
+            cam.activations_and_grads.release()
+            model.zero_grad(set_to_none=True)
+    except ImportError:
+        print("  pytorch-grad-cam not installed: pip install -r requirements-bench.txt", file=sys.stderr)
+    try:
+        from captum.attr import LayerGradCam, NoiseTunnel, Occlusion, Saliency
+
+        layer_gc = LayerGradCam(model, module)
+        rows["captum: LayerGradCam"] = median_ms(lambda: layer_gc.attribute(x, target=1), repeats, device)
+        probs = lambda inp: model(inp).softmax(dim=1)  # noqa: E731 - occlusion measures probability
+        occlusion = Occlusion(probs)
+        p, s = OCCLUSION["patch"], OCCLUSION["stride"]
+        rows["captum: Occlusion"] = median_ms(lambda: occlusion.attribute(
+            x, sliding_window_shapes=(3, p, p), strides=(3, s, s), target=1, baselines=0.0,
+            perturbations_per_eval=OCCLUSION["chunk"]), 3, device)
+        sigma = SMOOTHGRAD["noise"] * float(x.max() - x.min())
+        tunnel = NoiseTunnel(Saliency(model))
+        rows["captum: NoiseTunnel(Saliency) smoothgrad"] = median_ms(lambda: tunnel.attribute(
+            x, nt_type="smoothgrad", nt_samples=SMOOTHGRAD["samples"], stdevs=sigma, target=1,
+            nt_samples_batch_size=SMOOTHGRAD["chunk"]), 3, device)
+        model.zero_grad(set_to_none=True)
+    except ImportError:
+        print("  captum not installed: pip install -r requirements-bench.txt", file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--models", default="resnet18,efficientnet_lite0")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+          f"cpus {os.cpu_count()}, repeats {args.repeats}")
+    for name in args.models.split(","):
+        model, layer, x = build(name, device)
+        print(f"\n## {name} — input {tuple(x.shape)}, target layer {layer!r}, class 1\n")
+        rows = ours(model, layer, x, device, args.repeats)
+        rows.update(peers(model, layer, x, device, args.repeats))
+        fwd = rows["forward (no grad)"]
+        floor = rows["forward+backward floor (grad everywhere, backward to layer)"]
+        print("| what | median ms | × forward | × fwd+bwd floor |")
+        print("| --- | ---: | ---: | ---: |")
+        for what, ms in rows.items():
+            print(f"| {what} | {ms:.1f} | {ms / fwd:.2f} | {ms / floor:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

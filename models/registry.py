@@ -1,0 +1,54 @@
+"""Every backbone the app offers, by name, and ``load(name)`` that returns it ready to use."""
+from __future__ import annotations
+
+import torch
+
+from cam_core.device import pick_device
+from cam_core.errors import CamError
+from models import efficientnet_lite, torchvision_zoo
+from models.backbone import Backbone
+from models.labels import IMAGENET_CATEGORIES
+from models.spec import BackboneSpec
+
+DEFAULT_MODEL = "efficientnet_lite0"
+SPECS: dict[str, BackboneSpec] = {**efficientnet_lite.specs(), **torchvision_zoo.specs()}
+
+
+def available() -> list[str]:
+    """Names of every registered backbone, the embedded default first."""
+    return list(SPECS)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec registered as ``name``; ``CamError`` listing the choices otherwise."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise CamError(f"model {name!r}: unknown; choose one of {', '.join(SPECS)}") from None
+
+
+def weights_ready(name: str) -> bool:
+    """True when ``name`` loads with no network (embedded, or its torchvision file is already downloaded)."""
+    spec = get_spec(name)
+    return spec.source == "embedded" or torchvision_zoo.is_cached(name)
+
+
+def load(
+    name: str = DEFAULT_MODEL,
+    device: torch.device | str | None = None,
+    progress: torchvision_zoo.Progress = True,
+) -> Backbone:
+    """Build ``name`` with its pretrained weights on ``device`` (default: CUDA, then MPS, then CPU).
+
+    torchvision weights are downloaded on first use (``progress``: ``True`` for a progress bar, or a
+    callable ``(done_bytes, total_bytes)``); offline, a ``CamError`` says which file to put where.
+    """
+    spec = get_spec(name)
+    target = pick_device(device if device is not None else "auto")
+    if spec.source == "embedded":
+        model = efficientnet_lite.load_pretrained(name)
+        categories = list(IMAGENET_CATEGORIES)
+    else:
+        model = torchvision_zoo.load_pretrained(name, progress=progress)
+        categories = list(torchvision_zoo.weights_of(name).meta["categories"])
+    return Backbone(spec, model, categories, target)

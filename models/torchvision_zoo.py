@@ -1,0 +1,155 @@
+"""torchvision backbones through its weights API; the first use downloads the weight file into TORCH_HOME.
+
+Offline, the download fails with ``URLError``: that becomes a ``CamError`` naming the weight file, the folder
+to put it in and its URL. A file already in ``$TORCH_HOME/hub/checkpoints`` loads with no network.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from cam_core.errors import CamError
+from models.spec import BackboneSpec
+
+Progress = bool | Callable[[int, int], None]
+
+# name -> (weights enum member, display, default layer, cam_head, final Linear)
+_ZOO: dict[str, tuple[tvm.WeightsEnum, str, str, tuple[str, str] | None, str]] = {
+    "resnet18": (tvm.ResNet18_Weights.IMAGENET1K_V1, "ResNet-18", "layer4", ("layer4", "fc"), "fc"),
+    "resnet50": (tvm.ResNet50_Weights.IMAGENET1K_V2, "ResNet-50", "layer4", ("layer4", "fc"), "fc"),
+    # VGG: the last conv block's ReLU output; its head is three Linear layers, no GAP → no plain CAM.
+    "vgg16": (tvm.VGG16_Weights.IMAGENET1K_V1, "VGG-16", "features.29", None, "classifier.6"),
+    # MobileNetV3: GAP → Linear → Hardswish → Dropout → Linear: two Linear layers, no plain CAM.
+    "mobilenet_v3_large": (tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2, "MobileNetV3-Large", "features", None,
+                           "classifier.3"),
+    # EfficientNet-B0: features → GAP → Dropout → Linear, so CAM applies.
+    "efficientnet_b0": (tvm.EfficientNet_B0_Weights.IMAGENET1K_V1, "EfficientNet-B0", "features",
+                        ("features", "classifier.1"), "classifier.1"),
+    # DenseNet: forward() applies a functional ReLU after `features` and before pooling, so the pooled
+    # tensor is not `features`' output: no exact CAM on a module.
+    "densenet121": (tvm.DenseNet121_Weights.IMAGENET1K_V1, "DenseNet-121", "features", None, "classifier"),
+    # ConvNeXt: GAP → LayerNorm2d → Flatten → Linear: the LayerNorm breaks the CAM identity.
+    "convnext_tiny": (tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1, "ConvNeXt-Tiny", "features", None, "classifier.2"),
+}
+LICENSE = ("torchvision weights (code BSD-3-Clause); trained on ImageNet-1k, whose terms allow "
+           "non-commercial research and education use")
+
+
+def build(name: str, num_classes: int = 1000) -> nn.Module:
+    """The torchvision architecture ``name`` with random weights."""
+    return getattr(tvm, name)(weights=None, num_classes=num_classes)
+
+
+def weights_of(name: str) -> tvm.WeightsEnum:
+    """The torchvision weights enum member registered for ``name``."""
+    return _ZOO[name][0]
+
+
+def checkpoint_dir() -> str:
+    """Where torchvision looks for (and downloads) weight files: ``$TORCH_HOME/hub/checkpoints``."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def cached_path(name: str) -> str:
+    """Full path the weight file of ``name`` has once downloaded (it may not exist yet)."""
+    return os.path.join(checkpoint_dir(), os.path.basename(weights_of(name).url))
+
+
+def is_cached(name: str) -> bool:
+    """True when ``name``'s weight file is already on disk, so loading needs no network."""
+    return os.path.isfile(cached_path(name))
+
+
+def load_pretrained(name: str, progress: Progress = True) -> nn.Module:
+    """Build ``name`` with its pretrained weights (CPU, eval mode), downloading the file on first use.
+
+    ``progress``: ``True`` shows torchvision's progress bar on stderr; a callable receives
+    ``(done_bytes, total_bytes)`` while downloading. Failures raise ``CamError`` saying what to do.
+    """
+    weights = weights_of(name)
+    filename = os.path.basename(weights.url)
+    folder = checkpoint_dir()
+    path = os.path.join(folder, filename)
+    was_cached = os.path.isfile(path)
+    try:
+        if callable(progress) and not was_cached:
+            _download(weights.url, path, progress)
+        model = getattr(tvm, name)(weights=weights, progress=bool(progress) and not callable(progress))
+    except CamError:
+        raise
+    except Exception as exc:
+        if was_cached:
+            raise CamError(
+                f"{name}: cannot load the weight file {path} ({type(exc).__name__}: {exc}); "
+                "delete it to download it again"
+            ) from None
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise CamError(
+                f"{name}: cannot download the weight file {filename} ({_reason(exc)}); with no network, put "
+                f"{filename} in the folder {folder} (download it from {weights.url})"
+            ) from None
+        raise
+    return model.eval()
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)  # URLError keeps the socket error here
+    return f"{type(exc).__name__}: {reason if reason is not None else exc}"
+
+
+def _download(url: str, path: str, progress: Callable[[int, int], None]) -> None:
+    """Download ``url`` to ``path`` reporting ``progress(done, total)``; verify the hash prefix in the file name."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    match = re.search(r"-([a-f0-9]*)\.", os.path.basename(path))
+    digest = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "torch.hub"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        total = int(response.headers.get("Content-Length") or 0)
+        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
+        try:
+            done = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    progress(done, total)
+            if match and not digest.hexdigest().startswith(match.group(1)):
+                raise CamError(f"{os.path.basename(path)}: downloaded file does not match its hash; try again")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def specs() -> dict[str, BackboneSpec]:
+    """Registry entries for the torchvision zoo, with preprocessing read from each weights' transforms."""
+    out: dict[str, BackboneSpec] = {}
+    for name, (weights, display, layer, cam_head, classifier) in _ZOO.items():
+        transforms = weights.transforms()
+        size_mb = weights.meta.get("_file_size")
+        out[name] = BackboneSpec(
+            name=name,
+            display=f"{display} (torchvision" + (f", {size_mb:.0f} MB download)" if size_mb else ")"),
+            source="torchvision",
+            builder=partial(build, name),
+            input_size=int(transforms.crop_size[0]),
+            mean=tuple(float(v) for v in transforms.mean),
+            std=tuple(float(v) for v in transforms.std),
+            default_layer=layer,
+            cam_head=cam_head,
+            classifier=classifier,
+            license=LICENSE,
+            weights=os.path.basename(weights.url),
+            summary=f"torchvision {type(weights).__name__}.{weights.name}",
+        )
+    return out
