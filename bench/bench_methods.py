@@ -26,22 +26,27 @@ from cam_core import explain  # noqa: E402
 from cam_core.capture import forward_from_layer  # noqa: E402
 from cam_core.layers import resolve_layer  # noqa: E402
 
+FLOOR = "forward+backward floor (grad everywhere, backward to layer)"
 OCCLUSION = {"patch": 32, "stride": 16, "chunk": 32}
 SMOOTHGRAD = {"samples": 25, "noise": 0.15, "chunk": 25}
 
 
-def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median wall time of each function, run in rounds (one call of each per round) so that load from
+    other processes falls on all of them alike."""
+    for fn in fns.values():  # warm-up
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def build(name: str, device: torch.device) -> tuple[torch.nn.Module, str, torch.Tensor]:
@@ -57,7 +62,7 @@ def build(name: str, device: torch.device) -> tuple[torch.nn.Module, str, torch.
     return model, layer, x.to(device)
 
 
-def ours(model, layer, x, device, repeats) -> dict[str, float]:
+def ours(model, layer, x):
     _, module = resolve_layer(model, layer)
 
     def floor() -> None:  # forward with autograd on everywhere, backward only to the target activation
@@ -76,23 +81,24 @@ def ours(model, layer, x, device, repeats) -> dict[str, float]:
         with torch.no_grad():
             model(x)
 
-    rows = {"forward (no grad)": median_ms(bare, repeats, device),
-            "forward+backward floor (grad everywhere, backward to layer)": median_ms(floor, repeats, device),
-            "cam_core capture (grad after layer only)": median_ms(our_floor, repeats, device)}
-    for method, params, n in [("gradcam", {}, repeats), ("gradcam++", {}, repeats), ("cam", {}, repeats),
-                              ("saliency", {}, repeats), ("guided_backprop", {}, repeats),
-                              ("deconvnet", {}, repeats), ("guided_gradcam", {}, repeats),
-                              ("smoothgrad", SMOOTHGRAD, 3), ("occlusion", OCCLUSION, 3)]:
+    fast = {"forward (no grad)": bare, FLOOR: floor, "cam_core capture (grad after layer only)": our_floor}
+    slow: dict[str, Callable[[], object]] = {}
+    for method in ("gradcam", "gradcam++", "cam", "saliency", "guided_backprop", "deconvnet", "guided_gradcam",
+                   "smoothgrad", "occlusion"):
+        params = {"smoothgrad": SMOOTHGRAD, "occlusion": OCCLUSION}.get(method, {})
+        run = (lambda m, p: lambda: explain(model, x, m, target_layer=layer, target_class=1, **p))(method, params)
         try:
-            rows[f"ours: {method}"] = median_ms(
-                lambda: explain(model, x, method, target_layer=layer, target_class=1, **params), n, device)
+            run()
         except Exception as exc:  # e.g. CAM on a head that is not GAP→FC
             print(f"  ours {method}: skipped ({exc})", file=sys.stderr)
-    return rows
+            continue
+        (slow if params else fast)[f"ours: {method}"] = run
+    return fast, slow
 
 
-def peers(model, layer, x, device, repeats) -> dict[str, float]:
-    rows: dict[str, float] = {}
+def peers(model, layer, x):
+    fast: dict[str, Callable[[], object]] = {}
+    slow: dict[str, Callable[[], object]] = {}
     _, module = resolve_layer(model, layer)
     try:
         from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
@@ -100,37 +106,35 @@ def peers(model, layer, x, device, repeats) -> dict[str, float]:
 
         for name, cls in (("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus)):
             cam = cls(model=model, target_layers=[module])
-            rows[f"pytorch-grad-cam: {name}"] = median_ms(
-                lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(1)]), repeats, device)
-            cam.activations_and_grads.release()
-            model.zero_grad(set_to_none=True)
+            fast[f"pytorch-grad-cam: {name}"] = (
+                lambda c: lambda: c(input_tensor=x, targets=[ClassifierOutputTarget(1)]))(cam)
     except ImportError:
         print("  pytorch-grad-cam not installed: pip install -r requirements-bench.txt", file=sys.stderr)
     try:
         from captum.attr import LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
         layer_gc = LayerGradCam(model, module)
-        rows["captum: LayerGradCam"] = median_ms(lambda: layer_gc.attribute(x, target=1), repeats, device)
+        fast["captum: LayerGradCam"] = lambda: layer_gc.attribute(x, target=1)
         probs = lambda inp: model(inp).softmax(dim=1)  # noqa: E731 - occlusion measures probability
         occlusion = Occlusion(probs)
         p, s = OCCLUSION["patch"], OCCLUSION["stride"]
-        rows["captum: Occlusion"] = median_ms(lambda: occlusion.attribute(
+        slow["captum: Occlusion"] = lambda: occlusion.attribute(
             x, sliding_window_shapes=(3, p, p), strides=(3, s, s), target=1, baselines=0.0,
-            perturbations_per_eval=OCCLUSION["chunk"]), 3, device)
+            perturbations_per_eval=OCCLUSION["chunk"])
         sigma = SMOOTHGRAD["noise"] * float(x.max() - x.min())
         tunnel = NoiseTunnel(Saliency(model))
-        rows["captum: NoiseTunnel(Saliency) smoothgrad"] = median_ms(lambda: tunnel.attribute(
+        slow["captum: NoiseTunnel(Saliency) smoothgrad"] = lambda: tunnel.attribute(
             x, nt_type="smoothgrad", nt_samples=SMOOTHGRAD["samples"], stdevs=sigma, target=1,
-            nt_samples_batch_size=SMOOTHGRAD["chunk"]), 3, device)
-        model.zero_grad(set_to_none=True)
+            nt_samples_batch_size=SMOOTHGRAD["chunk"])
     except ImportError:
         print("  captum not installed: pip install -r requirements-bench.txt", file=sys.stderr)
-    return rows
+    return fast, slow
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of occlusion and SmoothGrad")
     parser.add_argument("--models", default="resnet18,efficientnet_lite0")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
@@ -140,10 +144,12 @@ def main() -> None:
     for name in args.models.split(","):
         model, layer, x = build(name, device)
         print(f"\n## {name} — input {tuple(x.shape)}, target layer {layer!r}, class 1\n")
-        rows = ours(model, layer, x, device, args.repeats)
-        rows.update(peers(model, layer, x, device, args.repeats))
-        fwd = rows["forward (no grad)"]
-        floor = rows["forward+backward floor (grad everywhere, backward to layer)"]
+        fast, slow = ours(model, layer, x)
+        peer_fast, peer_slow = peers(model, layer, x)
+        rows = interleaved_ms({**fast, **peer_fast}, args.repeats, device)
+        rows.update(interleaved_ms({**slow, **peer_slow}, args.slow_repeats, device))
+        model.zero_grad(set_to_none=True)  # the peers write parameter .grad; ours never does
+        fwd, floor = rows["forward (no grad)"], rows[FLOOR]
         print("| what | median ms | × forward | × fwd+bwd floor |")
         print("| --- | ---: | ---: | ---: |")
         for what, ms in rows.items():

@@ -1,0 +1,55 @@
+"""CAM Explorer — the Streamlit entry point: page set-up, navigation and the shareable URL.
+
+Run with ``streamlit run app.py``. Each page draws the shared sidebar itself (``ui.sidebar.render_sidebar``);
+this file only registers the pages (the later ones only once their file exists) and keeps the URL in step.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from ui import state
+
+ROOT = Path(__file__).resolve().parent
+PAGES = ROOT / "pages"
+
+# (file, title, icon, url path); Inspect is the home page. Optional pages appear once their file exists.
+_CORE = [("inspect.py", "Inspect", ":material/visibility:", "inspect"),
+         ("compare.py", "Compare", ":material/compare:", "compare")]
+_LATER = [("layers.py", "Layers", ":material/layers:", "layers"),
+          ("occlusion.py", "Occlusion", ":material/grid_on:", "occlusion"),
+          ("invariance.py", "Invariance", ":material/rotate_right:", "invariance"),
+          ("batch.py", "Batch", ":material/photo_library:", "batch")]
+_LEARN = [("learn.py", "Learn", ":material/school:", "learn")]
+
+
+def _setup_logging() -> None:
+    """Tracebacks go to the server log (stderr), never to the page."""
+    log = logging.getLogger("cam_explorer")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def _pages() -> list[st.Page]:
+    pages = []
+    for file, title, icon, url in _CORE + _LATER + _LEARN:
+        if (PAGES / file).is_file():
+            pages.append(st.Page(str(PAGES / file), title=title, icon=icon, url_path=url,
+                                 default=(file == "inspect.py")))
+    return pages
+
+
+st.set_page_config(page_title="CAM Explorer", page_icon=":material/visibility:", layout="wide")
+_setup_logging()
+state.view()  # read the shareable view from the URL on the session's first run
+page = st.navigation(_pages())
+try:
+    page.run()
+finally:
+    state.sync_query_params()

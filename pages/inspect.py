@@ -1,0 +1,145 @@
+"""Inspect (home): one image, one method — the map, the overlay, the top-5 and downloads for a review.
+
+Alpha and colormap live in an ``st.fragment``: moving them redraws the overlay from the cached map and
+never calls the engine again.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import streamlit as st
+
+from ui import cache, state
+from ui.figures import heatmap_figure, top_k_bar
+from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
+from ui.sidebar import render_sidebar
+from ui.widgets import param_inputs, show_error
+
+def _details(exp: Any, ctx: Any) -> None:
+    from cam_core.registry import METHODS
+
+    label = ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else "—"
+    st.metric("Time taken", f"{exp.elapsed_ms:,.0f} ms")
+    st.markdown(f"**Explained class:** {label} ({exp.class_idx})  \n"
+                f"**Method:** {METHODS[exp.method].display}  \n"
+                f"**Layer:** {exp.layer or '— (pixel space)'}  \n"
+                + (f"**Score:** {exp.score:.3f} · **probability:** {exp.prob:.1%}" if exp.score is not None else ""))
+
+
+def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str) -> None:
+    import io
+
+    import numpy as np
+
+    from cam_core import __version__
+    from cam_core.registry import METHODS
+    from cam_core.render import heatmap_at_image_size, overlay, to_png_bytes
+
+    image = ctx.image
+    stem = image.name.rsplit(".", 1)[0]
+    base = f"{stem}_{exp.method}"
+
+    def overlay_png() -> bytes:
+        return to_png_bytes(overlay(image.image, exp.heatmap, alpha, cmap))
+
+    def heatmap_npy() -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, heatmap_at_image_size(exp.heatmap, image.image))
+        return buf.getvalue()
+
+    def report_html() -> str:
+        from cam_core.report import build_report
+
+        spec = METHODS[exp.method]
+        return build_report(
+            original=image.image, overlay=overlay(image.image, exp.heatmap, alpha, cmap), image_name=image.name,
+            model=ctx.backbone.display, method=spec.display, method_citation=spec.citation, layer=exp.layer,
+            class_idx=exp.class_idx,
+            class_label=ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else None,
+            params={**exp.params, "alpha": alpha, "colormap": cmap}, top=preds, score=exp.score, prob=exp.prob,
+            elapsed_ms=exp.elapsed_ms, notes=exp.notes, created=datetime.now(timezone.utc), version=__version__)
+
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Overlay PNG", overlay_png, f"{base}_overlay.png", "image/png",
+                       icon=":material/download:", on_click="ignore", width="stretch")
+    c2.download_button("Heat map .npy", heatmap_npy, f"{base}_heatmap.npy", "application/octet-stream",
+                       icon=":material/download:", on_click="ignore", width="stretch",
+                       help=f"float32 {image.image.height}×{image.image.width}, values in [0, 1]")
+    c3.download_button("HTML report", report_html, f"{base}_report.html", "text/html",
+                       icon=":material/description:", on_click="ignore", width="stretch")
+
+
+@st.fragment
+def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
+    """Everything that depends on alpha/colormap; reruns alone when they move (the map is not recomputed)."""
+    from cam_core.render import colorize, gradient_image, heatmap_at_image_size, overlay
+
+    a, c, _ = st.columns([2, 2, 3])
+    alpha, cmap = overlay_controls(a, c)
+    state.sync_query_params()  # a fragment rerun does not reach app.py's sync
+
+    thumb = cache.display_image(ctx.image)
+    panels = [("Original", thumb), ("Heat map", colorize(heatmap_at_image_size(exp.heatmap, thumb), cmap)),
+              ("Overlay", overlay(thumb, exp.heatmap, alpha, cmap))]
+    if exp.gradient is not None:
+        panels.append(("Pixel-space gradient", gradient_image(exp.gradient)))
+    for col, (title, img) in zip(st.columns(len(panels)), panels):
+        col.image(img, caption=title, width="stretch")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Interactive heat map** (hover for values)")
+        st.plotly_chart(heatmap_figure(exp.heatmap, cmap, ctx.image.image.size), width="stretch",
+                        key="heatmap_plot", config={"displaylogo": False})
+    with right:
+        _details(exp, ctx)
+    _downloads(ctx, exp, preds, alpha, cmap)
+
+
+def main() -> None:
+    ctx = render_sidebar()
+    st.title("Inspect", anchor=False)
+    st.caption("Why did the classifier decide what it decided? Pick a method and a class: the map shows "
+               "where the evidence is.")
+    if ctx.image is None:
+        st.info("Upload a photo or pick a sample in the sidebar.")
+        return
+    if ctx.backbone is None:
+        st.info("Choose a model in the sidebar (see the message there).")
+        return
+    try:
+        preds = cache.predict_cached(ctx, top=5)
+    except Exception as exc:
+        show_error(exc, context="prediction")
+        return
+    best = preds[0]
+    st.subheader(f"{best.label} — {best.prob:.1%}", anchor=False)
+    st.caption(f"Top-1 of {ctx.backbone.display} on {ctx.image.name}")
+
+    from cam_core.registry import METHODS
+
+    controls, chart = st.columns([3, 2])
+    with controls:
+        method = method_picker()
+        spec = METHODS[method]
+        layer = layer_picker(ctx, spec.uses_layer)
+        class_idx = class_picker(ctx, preds)
+        params = param_inputs(method, ctx.backbone) if spec.params else {}
+    with chart:
+        st.plotly_chart(top_k_bar(preds, highlight=class_idx if class_idx is not None else best.class_idx),
+                        width="stretch", key="top5", config={"displayModeBar": False})
+
+    try:
+        with st.spinner(f"Computing {spec.display}…", show_time=True):
+            exp = cache.explain_cached(ctx, method, layer, class_idx, params)
+    except Exception as exc:
+        show_error(exc, context=spec.display)
+        return
+    for note in exp.notes:
+        st.info(note, icon=":material/info:")
+    st.divider()
+    _view(ctx, exp, preds)
+
+
+main()

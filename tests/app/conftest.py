@@ -1,0 +1,27 @@
+"""AppTest fixtures: the real app script, a generous timeout, and map caches emptied before each test."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TIMEOUT_S = 120
+
+
+@pytest.fixture()
+def app():
+    """A fresh ``AppTest`` of ``app.py`` (not yet run); map caches and engine-call counts start empty."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui import cache
+
+    cache.clear_all()
+    return AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+
+
+def png_bytes(sample: str) -> bytes:
+    """A bundled sample photo as an uploaded PNG's bytes."""
+    from ui.samples import sample_png
+
+    return sample_png(sample)

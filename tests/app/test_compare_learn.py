@@ -1,0 +1,70 @@
+"""Compare and Learn pages through AppTest, and the sidebar's image surviving a page switch."""
+from __future__ import annotations
+
+from cam_core.registry import METHODS
+from tests.app.conftest import png_bytes
+from ui.cache import ENGINE_CALLS
+
+
+def test_compare_shows_each_default_method_with_its_time(app):
+    at = app.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    chosen = at.multiselect(key="w_compare_methods").value
+    assert len(chosen) == 3
+    titles = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert titles == [f"**{METHODS[m].display}**" for m in chosen]
+    times = [c.value for c in at.caption if " ms · " in c.value]
+    assert len(times) == len(chosen)
+    # One overlay per method, plus the signed gradient image for pixel-space methods.
+    pixel = [m for m in chosen if METHODS[m].kind == "pixel"]
+    assert len(at.main.get("image")) == len(chosen) + len(pixel)
+
+
+def test_compare_shares_maps_with_inspect_and_alpha_does_not_recompute(app):
+    at = app.run()  # Inspect computes Grad-CAM for the sample
+    at.switch_page("pages/compare.py").run()
+    calls = ENGINE_CALLS["explain"]
+    assert calls == 3  # Grad-CAM came from Inspect's cache entry; the two others were computed
+    at.slider(key="w_alpha").set_value(0.2).run()
+    at.selectbox(key="w_cmap").set_value("inferno").run()
+    assert not at.exception
+    assert ENGINE_CALLS["explain"] == calls
+
+
+def test_learn_lists_every_method_with_formula_and_paper(app):
+    at = app.run()
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    headers = [h.value for h in at.header]
+    assert sorted(headers) == sorted(spec.display for spec in METHODS.values())
+    assert len(at.latex) == len(METHODS)
+    text = " ".join(m.value for m in at.markdown)
+    for spec in METHODS.values():
+        assert spec.paper_url in text
+
+
+def test_learn_puts_the_linked_method_first(app):
+    app.query_params["method"] = "cam"
+    at = app.run()
+    at.switch_page("pages/learn.py").run()
+    assert at.header[0].value == METHODS["cam"].display
+
+
+def test_uploaded_image_survives_a_page_switch(app):
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value(("cup.png", png_bytes("coffee"), "image/png")).run()
+    at.switch_page("pages/learn.py").run()
+    at.switch_page("pages/inspect.py").run()
+    assert not at.exception
+    assert at.main.get("subheader")[0].value.startswith("espresso")
+
+
+def test_picking_a_sample_replaces_the_upload(app):
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value(("cup.png", png_bytes("coffee"), "image/png")).run()
+    at.sidebar.selectbox(key="w_sample").set_value("chelsea").run()
+    at.sidebar.selectbox(key="w_sample").set_value("rocket").run()
+    assert not at.exception
+    assert [c for el in at.sidebar.get("image") for c in el.captions][0].startswith("rocket.png")

@@ -1,0 +1,174 @@
+"""Inspect page through Streamlit's AppTest: prediction, upload, broken upload, map, no recompute on alpha."""
+from __future__ import annotations
+
+from models.labels import IMAGENET_CATEGORIES
+from tests.app.conftest import png_bytes
+from ui.cache import ENGINE_CALLS
+
+CAT_LABELS = set(IMAGENET_CATEGORIES[281:286])  # tabby … Egyptian cat
+
+
+def _headline(at) -> str:
+    """The top-1 line ("LABEL — P%") the page shows under the title."""
+    heads = [h.value for h in at.main.get("subheader")]
+    assert heads, "no prediction headline on the page"
+    return heads[0]
+
+
+def _image_captions(block) -> list[str]:
+    return [c for el in block.get("image") for c in el.captions]
+
+
+def _no_problem(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_default_sample_shows_a_cat_label(app):
+    at = app.run()
+    _no_problem(at)
+    label = _headline(at).split(" — ")[0]
+    assert label in CAT_LABELS
+    assert at.sidebar.selectbox(key="w_sample").value == "chelsea"
+
+
+def test_uploaded_photo_is_classified(app):
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value(("my_coffee.png", png_bytes("coffee"), "image/png")).run()
+    _no_problem(at)
+    assert _headline(at).startswith("espresso")
+    from skimage import data
+
+    h, w = data.coffee().shape[:2]
+    assert _image_captions(at.sidebar) == [f"my_coffee.png — {w}×{h}"]
+
+
+def test_broken_upload_shows_one_line_error_and_page_keeps_working(app):
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value(("broken.png", b"\x89PNG\r\n\x1a\n not really", "image/png")).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("broken.png: ") and "\n" not in errors[0]
+    assert "Traceback" not in errors[0]
+    assert _headline(at).split(" — ")[0] in CAT_LABELS  # the sample is still explained
+
+
+def test_gradcam_map_for_the_sample(app):
+    at = app.run()
+    _no_problem(at)
+    assert at.selectbox(key="w_method").value == "gradcam"
+    assert ENGINE_CALLS["explain"] == 1
+    # original | heat map | overlay are drawn, with the time taken and the explained class.
+    assert _image_captions(at.main) == ["Original", "Heat map", "Overlay"]
+    assert [m.label for m in at.metric] == ["Time taken"]
+    details = " ".join(m.value for m in at.markdown)
+    assert "Method:** Grad-CAM" in details and "Layer:** bn2" in details
+    assert [b.label for b in at.get("download_button")] == ["Overlay PNG", "Heat map .npy", "HTML report"]
+
+
+def test_moving_alpha_or_colormap_never_recomputes_the_map(app):
+    at = app.run()
+    _no_problem(at)
+    calls = dict(ENGINE_CALLS)
+    assert calls["explain"] == 1
+    at.slider(key="w_alpha").set_value(0.8).run()
+    _no_problem(at)
+    at.selectbox(key="w_cmap").set_value("viridis").run()
+    _no_problem(at)
+    assert dict(ENGINE_CALLS) == calls
+    assert at.query_params["alpha"] == "0.8" and at.query_params["cmap"] == "viridis"
+    # The counter does move when something that changes the map changes (so the check above can fail).
+    at.selectbox(key="w_method").set_value("gradcam++").run()
+    _no_problem(at)
+    assert ENGINE_CALLS["explain"] == calls["explain"] + 1
+
+
+def test_choosing_another_class_explains_that_class(app):
+    at = app.run()
+    at.selectbox(key="w_class").set_value(967).run()  # espresso, far outside the top-5
+    _no_problem(at)
+    details = " ".join(m.value for m in at.markdown)
+    assert "espresso (967)" in details
+    assert at.query_params["class"] == "967"
+
+
+def test_long_method_runs_with_its_parameters(app):
+    # Start the session with occlusion and coarse parameters already chosen (as if set earlier).
+    app.session_state["view"] = {"method": "occlusion", "params": {"occlusion": {"patch": 96, "stride": 96}}}
+    at = app.run()
+    _no_problem(at)
+    assert at.selectbox(key="w_layer").disabled  # occlusion works on pixels
+    assert at.slider(key="w_param_occlusion_patch").value == 96
+    assert at.slider(key="w_param_occlusion_stride").value == 96
+    assert ENGINE_CALLS["explain"] == 1
+    assert "Occlusion sensitivity" in " ".join(m.value for m in at.markdown)
+    at.slider(key="w_param_occlusion_stride").set_value(64).run()  # a parameter change is a new map
+    _no_problem(at)
+    assert ENGINE_CALLS["explain"] == 2
+
+
+def test_cam_error_is_shown_without_a_traceback(app):
+    at = app.run()
+    at.selectbox(key="w_method").set_value("cam")
+    at.selectbox(key="w_layer").set_value("conv_stem").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("CAM: ")
+
+
+def test_url_reopens_the_same_view(app):
+    app.query_params.update({"method": "gradcam++", "cmap": "viridis", "alpha": "0.3", "image": "coffee",
+                             "class": "967"})
+    at = app.run()
+    _no_problem(at)
+    assert at.selectbox(key="w_method").value == "gradcam++"
+    assert at.selectbox(key="w_cmap").value == "viridis"
+    assert at.slider(key="w_alpha").value == 0.3
+    assert at.sidebar.selectbox(key="w_sample").value == "coffee"
+    assert at.selectbox(key="w_class").value == 967
+    assert _headline(at).startswith("espresso")
+
+
+def test_own_weights_with_labels(app, tmp_path):
+    """A person's safetensors file for a listed architecture, with a 3-line labels file."""
+    import torch
+    from safetensors.torch import save
+
+    import models
+
+    torch.manual_seed(0)
+    net = models.SPECS["efficientnet_lite0"].build(3)
+    weights = save({k: v.contiguous() for k, v in net.state_dict().items()})
+    labels = b"apple\nbanana\ncherry\n"
+    at = app.run()
+    at.sidebar.selectbox(key="w_model").set_value("own").run()
+    at.sidebar.selectbox(key="w_own_arch").set_value("efficientnet_lite0").run()
+    at.sidebar.file_uploader(key="own_weights").set_value(("fruit.safetensors", weights, "application/octet-stream"))
+    at.sidebar.file_uploader(key="own_labels").set_value(("fruit.txt", labels, "text/plain")).run()
+    _no_problem(at)
+    assert "3 classes" in [c.value for c in at.sidebar.caption]
+    assert _headline(at).split(" — ")[0] in {"apple", "banana", "cherry"}
+    assert "own weights (fruit.safetensors)" in " ".join(c.value for c in at.caption)
+
+
+def test_model_that_cannot_download_shows_what_to_do(app, tmp_path, monkeypatch):
+    """Offline and with an empty TORCH_HOME, a torchvision model's error names the file and the folder."""
+    import os
+
+    from models import torchvision_zoo
+
+    import urllib.request
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urllib caches proxies in it: restore it after
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # refuse every connection, even with a network
+    at = app.run()
+    at.sidebar.selectbox(key="w_model").set_value("resnet18").run()
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    filename = os.path.basename(torchvision_zoo.cached_path("resnet18"))
+    assert len(errors) == 1 and filename in errors[0] and str(tmp_path) in errors[0]
+    assert "Choose a model" in " ".join(i.value for i in at.info)

@@ -1,0 +1,176 @@
+"""Streamlit caches in front of the expensive calls: models (``st.cache_resource``) and maps (``st.cache_data``).
+
+Maps are keyed by image hash + model key + device + method + layer + class + parameters, never by the
+unhashable model or image themselves (those travel as ``_``-prefixed arguments). ``ENGINE_CALLS``
+counts real engine runs (cache misses), so tests can prove that a widget did not recompute a map.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from cam_core.explanation import Explanation
+    from cam_core.layers import LayerInfo
+    from cam_core.predict import Prediction
+
+    from .state import Context
+
+log = logging.getLogger("cam_explorer.ui")
+
+#: How many times each engine entry point really ran (a cache hit does not count).
+ENGINE_CALLS: Counter[str] = Counter()
+
+#: Methods slow enough to deserve a progress bar fed by the engine's ``progress`` callback.
+LONG_METHODS = frozenset({"occlusion", "smoothgrad"})
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+def get_backbone(name: str, device: str) -> Any:
+    """The registered backbone ``name`` on ``device`` (e.g. "cpu", "cuda"), loaded once per process.
+
+    torchvision weights download on first use with a progress bar; offline, ``CamError`` says what to do.
+    """
+    import models
+
+    ENGINE_CALLS["load"] += 1
+    spec = models.SPECS.get(name)
+    if spec is None or spec.source == "embedded":
+        return models.load(name, device=device)
+    from models.registry import weights_ready
+
+    if weights_ready(name):
+        return models.load(name, device=device, progress=False)
+    bar = st.progress(0.0, text=f"Downloading {spec.display} weights…")
+
+    def progress(done: int, total: int) -> None:
+        if total > 0:
+            bar.progress(min(done / total, 1.0), text=f"Downloading {spec.display}: {done / 2**20:.0f} of "
+                                                      f"{total / 2**20:.0f} MB")
+
+    try:
+        return models.load(name, device=device, progress=progress)
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading your weights…")
+def get_own_backbone(arch: str, weights_digest: str, labels_digest: str | None, device: str,
+                     _weights: bytes, _weights_name: str, _labels: bytes | None, _labels_name: str | None) -> Any:
+    """A person's own weights for ``arch`` on ``device``, keyed by the files' content hashes."""
+    import models
+
+    ENGINE_CALLS["load_own"] += 1
+    return models.load_own_weights(arch, _weights, _labels, device, filename=_weights_name,
+                                   labels_name=_labels_name)
+
+
+def _backbone_of(ctx: "Context") -> Any:
+    if ctx.backbone is None:
+        raise RuntimeError("no model is loaded")
+    return ctx.backbone
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _predict(model_key: str, device: str, image_digest: str, top: int, _backbone: Any, _image: Any) -> list:
+    ENGINE_CALLS["predict"] += 1
+    return _backbone.predict(_image, top=top)
+
+
+def predict_cached(ctx: "Context", top: int = 5) -> list["Prediction"]:
+    """Top-``top`` predictions for the context's image, computed once per (model, device, image)."""
+    assert ctx.image is not None
+    return _predict(ctx.model_key, str(ctx.device), ctx.image.digest, top, _backbone_of(ctx), ctx.image.image)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _layers(model_key: str, device: str, input_shape: tuple[int, ...], _backbone: Any, _x: Any) -> list:
+    from cam_core.layers import layers
+
+    ENGINE_CALLS["layers"] += 1
+    return layers(_backbone.model, _x)
+
+
+def layers_cached(ctx: "Context") -> list["LayerInfo"]:
+    """Candidate target layers (spatial outputs, with C×H×W shapes) for the context's image size."""
+    assert ctx.image is not None
+    backbone = _backbone_of(ctx)
+    x = backbone.preprocess(ctx.image.image)
+    return _layers(ctx.model_key, str(ctx.device), tuple(x.shape), backbone, x)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _explain(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
+             class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any) -> Any:
+    from cam_core.explain import explain
+    from cam_core.registry import METHODS
+
+    ENGINE_CALLS["explain"] += 1
+    x = _backbone.preprocess(_image)
+    if method not in LONG_METHODS:
+        return explain(_backbone.model, x, method, layer, class_idx, **dict(params))
+    display = METHODS[method].display if method in METHODS else method
+    # Created inside the cached function so that Streamlit can replay (create, then clear) it on a hit.
+    bar = st.progress(0.0, text=f"{display}: starting…")
+
+    def progress(done: int, total: int) -> None:
+        if total > 0:
+            bar.progress(min(done / total, 1.0), text=f"{display}: {done} of {total}")
+
+    try:
+        return explain(_backbone.model, x, method, layer, class_idx, progress=progress, **dict(params))
+    finally:
+        bar.empty()
+
+
+def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_idx: int | None = None,
+                   params: dict[str, Any] | None = None) -> "Explanation":
+    """``cam_core.explain`` on the context's image, cached by image hash + model + device + method + layer
+    + class + parameters. Occlusion and SmoothGrad show a progress bar while they run.
+
+    Raises ``CamError`` (not cached) for anything the person can fix; show it with ``ui.widgets.show_error``.
+    """
+    from cam_core.registry import get_method
+
+    assert ctx.image is not None
+    # Defaults filled in, so that {} and the same values spelled out share one cache entry.
+    resolved = get_method(method).resolve_params(dict(params or {}))
+    key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in resolved.items()))
+    return _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer,
+                    None if class_idx is None else int(class_idx), key_params, _backbone_of(ctx), ctx.image.image)
+
+
+def clear_all(models: bool = False) -> None:
+    """Empty the map caches (and the model caches when ``models``) and reset ``ENGINE_CALLS``.
+
+    Tests call it to start from a clean slate without reloading the model each time.
+    """
+    for fn in (_predict, _layers, _explain, _thumbnail):
+        fn.clear()
+    if models:
+        get_backbone.clear()
+        get_own_backbone.clear()
+    ENGINE_CALLS.clear()
+
+
+#: Long side, in pixels, of the copy of the image drawn on pages (downloads use the full image).
+DISPLAY_SIDE = 1024
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _thumbnail(image_digest: str, max_side: int, _image: Any) -> Any:
+    from PIL import Image
+
+    img = _image.copy()
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
+def display_image(ref: Any, max_side: int = DISPLAY_SIDE) -> Any:
+    """The image scaled down (aspect kept) to ``max_side`` for drawing on a page; cached per image hash."""
+    if max(ref.image.size) <= max_side:
+        return ref.image
+    return _thumbnail(ref.digest, max_side, ref.image)

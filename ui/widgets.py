@@ -1,0 +1,157 @@
+"""Small widget helpers every page uses: errors without tracebacks, widgets that remember their value
+across pages (through the shareable view), and method-parameter inputs built from a ``ParamSpec``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import streamlit as st
+
+from . import state
+
+log = logging.getLogger("cam_explorer.ui")
+
+
+def show_error(exc: BaseException, where: Any = None, *, context: str = "") -> None:
+    """Show ``exc`` as one line with ``st.error`` (in ``where``, default the main area) and log it.
+
+    A ``CamError`` is the person's to fix: its message is shown as is. Anything else is our bug: the page
+    says so in one line and the full traceback goes to the server log, never to the page.
+    """
+    from cam_core.errors import CamError
+
+    target = where if where is not None else st
+    prefix = f"{context}: " if context else ""
+    if isinstance(exc, CamError):
+        log.info("%s%s", prefix, exc)
+        target.error(f"{prefix}{exc}", icon=":material/error:")
+    else:
+        log.exception("%sunexpected %s", prefix, type(exc).__name__, exc_info=exc)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        target.error(f"{prefix}something went wrong ({type(exc).__name__}: {first[:200]}); "
+                     "the details are in the server log.", icon=":material/error:")
+
+
+def remembered_select(label: str, options: Sequence[Any], view_key: str, *, default: Any = None,
+                      format_func: Callable[[Any], str] = str, where: Any = None, **kwargs: Any) -> Any:
+    """A selectbox whose value lives in the shareable view under ``view_key`` (so it survives page
+    switches and travels in the URL when ``view_key`` is one of ``state.URL_KEYS``).
+
+    The stored value is used when it is one of ``options``, else ``default`` (else the first option).
+    """
+    options = list(options)
+    current = state.view().get(view_key, default)
+    if current not in options:
+        current = default if default in options else (options[0] if options else None)
+    index = options.index(current) if options else None
+    target = where if where is not None else st
+    choice = target.selectbox(label, options, index=index, format_func=format_func,
+                              key=f"w_{view_key}", **kwargs)
+    state.remember(view_key, choice)
+    return choice
+
+
+def remembered_slider(label: str, view_key: str, *, min_value: float, max_value: float, default: float,
+                      step: float, where: Any = None, **kwargs: Any) -> float:
+    """A float slider whose value lives in the shareable view under ``view_key``."""
+    value = state.view().get(view_key, default)
+    try:
+        value = min(max(float(value), min_value), max_value)
+    except (TypeError, ValueError):
+        value = default
+    target = where if where is not None else st
+    choice = target.slider(label, min_value=min_value, max_value=max_value, value=value, step=step,
+                           key=f"w_{view_key}", **kwargs)
+    state.remember(view_key, float(choice))
+    return float(choice)
+
+
+def param_inputs(method: str, backbone: Any, where: Any = None) -> dict[str, Any]:
+    """Widgets for ``method``'s parameters, built from its ``ParamSpec`` schema; returns name → value.
+
+    Parameters whose default is ``None`` (engine-tuned, e.g. ``chunk``) are left to the engine. An
+    occlusion ``fill`` is offered as colours converted into the model's normalized space.
+    """
+    from cam_core.registry import METHODS
+
+    spec = METHODS[method]
+    target = where if where is not None else st
+    stored: dict[str, Any] = state.view().setdefault("params", {}).setdefault(method, {})
+    values: dict[str, Any] = {}
+    for name, p in spec.params.items():
+        if p.default is None:
+            continue
+        key = f"w_param_{method}_{name}"
+        current = stored.get(name, p.default)
+        if name == "fill" and p.type is object:
+            fills = _fill_choices(backbone)
+            labels = list(fills)
+            pick = target.selectbox("Occluder fill", labels, index=labels.index(current) if current in labels else 0,
+                                    key=key, help=p.help)
+            stored[name] = pick
+            values[name] = fills[pick]
+        elif p.choices:
+            choices = list(p.choices)
+            value = target.selectbox(_title(name), choices, index=choices.index(current) if current in choices else 0,
+                                     key=key, help=p.help)
+            stored[name] = values[name] = value
+        elif p.type is bool:
+            stored[name] = values[name] = bool(target.checkbox(_title(name), value=bool(current), key=key, help=p.help))
+        elif p.type in (int, float):
+            values[name] = stored[name] = _number(target, name, p, current, key)
+        else:
+            continue
+    return values
+
+
+def stored_params(method: str, backbone: Any) -> dict[str, Any]:
+    """The parameters last chosen for ``method`` with ``param_inputs`` (on any page), else its defaults."""
+    from cam_core.registry import METHODS
+
+    stored = state.view().get("params", {}).get(method, {})
+    values: dict[str, Any] = {}
+    for name, p in METHODS[method].params.items():
+        if p.default is None or name not in stored:
+            continue
+        if name == "fill" and p.type is object:
+            values[name] = _fill_choices(backbone).get(stored[name], p.default)
+        else:
+            values[name] = stored[name]
+    return values
+
+
+def _number(target: Any, name: str, p: Any, current: Any, key: str) -> int | float:
+    cast = p.type
+    lo = cast(p.min) if p.min is not None else None
+    hi = cast(p.max) if p.max is not None else None
+    step = cast(p.step) if p.step is not None else (1 if cast is int else 0.01)
+    try:
+        value = cast(current)
+    except (TypeError, ValueError):
+        value = cast(p.default)
+    if lo is not None:
+        value = max(value, lo)
+    if hi is not None:
+        value = min(value, hi)
+    # A slider where the range is short enough to drag through; a number box otherwise (e.g. seeds).
+    if lo is not None and hi is not None and (cast is float or (hi - lo) / step <= 1000):
+        return cast(target.slider(_title(name), min_value=lo, max_value=hi, value=value, step=step, key=key,
+                                  help=p.help))
+    return cast(target.number_input(_title(name), min_value=lo, max_value=hi, value=value, step=step, key=key,
+                                    help=p.help))
+
+
+def _fill_choices(backbone: Any) -> dict[str, Any]:
+    """Occluder colours offered to the user → the value in the model's normalized input space."""
+    return {
+        "dataset mean (0)": 0.0,
+        "grey": tuple(backbone.fill_value((128, 128, 128))),
+        "black": tuple(backbone.fill_value((0, 0, 0))),
+        "white": tuple(backbone.fill_value((255, 255, 255))),
+    }
+
+
+def _title(name: str) -> str:
+    return name.replace("_", " ").capitalize()
