@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test install install-dev browser bench clean
+.PHONY: run test install install-dev browser bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache
+
+## Refresh the user guide's screenshots from the browser tests' output (run `make test` first).
+screenshots:
+	mkdir -p docs/screenshots
+	cp test-output/screenshots/*.png docs/screenshots/

@@ -1,0 +1,166 @@
+"""Batch: many images (several uploads or a ZIP), one method, each explained for its top-1 class.
+
+A gallery of overlays with the predicted label; a broken file shows its error in its own tile and the
+others go on. Downloads: a ZIP of overlay PNGs and a CSV of predictions. Each image's result is cached
+(image hash + model + method + layer + parameters), so moving alpha or adding a file recomputes nothing else.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from ui import state
+from ui.pickers import layer_picker, method_picker, overlay_controls
+from ui.sidebar import IMAGE_TYPES, render_sidebar
+from ui.widgets import param_inputs, show_error
+
+PER_ROW = 4
+PER_PAGE = 24
+#: Long side of the copy of each image kept in the cache (gallery and overlay ZIP are drawn from it).
+KEEP_SIDE = 768
+TILE_SIDE = 384
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _explain_item(model_key: str, device: str, digest: str, name: str, method: str, layer: str | None,
+                  params: tuple[tuple[str, Any], ...], _backbone: Any, _item: Any) -> Any:
+    from cam_core.batch import explain_item
+    from ui.cache import ENGINE_CALLS
+
+    ENGINE_CALLS["batch_item"] += 1
+    return explain_item(_item, _backbone.model, _backbone.preprocess, _backbone.categories, method, layer,
+                        dict(params), keep_side=KEEP_SIDE)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _tile(model_key: str, digest: str, name: str, method: str, layer: str | None, params: tuple, alpha: float,
+          cmap: str, _result: Any) -> Any:
+    """The gallery tile (overlay, long side ≤ TILE_SIDE) of one result."""
+    from PIL import Image
+
+    from cam_core.render import overlay
+
+    small = _result.image.copy()
+    small.thumbnail((TILE_SIDE, TILE_SIDE), Image.Resampling.LANCZOS)
+    return overlay(small, _result.heatmap, alpha, cmap)
+
+
+def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
+    """The batch's ``(Item, digest)`` pairs, read once per set of uploaded files (kept in session state)."""
+    from cam_core.batch import Item, gather
+
+    memo: dict[tuple, list] = st.session_state.setdefault("_batch_items", {})
+    key = (tuple(getattr(u, "file_id", None) or f"{u.name}:{u.size}" for u in uploads), use_samples)
+    if key not in memo:
+        files = [(u.name, u.getvalue()) for u in uploads]
+        if use_samples:
+            from ui.samples import SAMPLES, sample_png
+
+            files += [(f"{name}.png", sample_png(name)) for name in SAMPLES]
+        memo.clear()  # one batch at a time: the previous one's bytes are let go
+        memo[key] = [(it, state.digest_of(it.data) if it.error is None else f"error:{it.name}")
+                     for it in gather(files)]
+    return [(Item(it.name, it.data, it.error), digest) for it, digest in memo[key]]
+
+
+def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
+         params: dict[str, Any]) -> tuple[list[tuple[Any, str]], float]:
+    key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
+    bar = st.progress(0.0, text=f"Explaining {len(items)} images…")
+    started = time.perf_counter()
+    results = []
+    for i, (item, digest) in enumerate(items):
+        results.append((_explain_item(ctx.model_key, str(ctx.device), digest, item.name, method, layer, key_params,
+                                      ctx.backbone, item), digest))
+        bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {item.name}")
+    bar.empty()
+    return results, time.perf_counter() - started
+
+
+def _downloads(results: list[Any], method: str, alpha: float, cmap: str) -> None:
+    from cam_core.batch import overlays_zip, predictions_csv
+
+    good = sum(r.ok for r in results)
+    a, b, _ = st.columns([2, 2, 3])
+    a.download_button(f"Overlays ZIP ({good} PNG)", lambda: overlays_zip(results, alpha, cmap),
+                      f"overlays_{method}.zip", "application/zip", icon=":material/download:", on_click="ignore",
+                      width="stretch", disabled=good == 0)
+    b.download_button("Predictions CSV", lambda: predictions_csv(results), f"predictions_{method}.csv", "text/csv",
+                      icon=":material/table:", on_click="ignore", width="stretch",
+                      help="file, label, class_idx, prob, method, layer, error — one row per file")
+
+
+@st.fragment
+def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tuple) -> None:
+    """Overlays with labels (errors in their own tile); redrawn alone when alpha or colormap moves."""
+    a, c, p = st.columns([2, 2, 3])
+    alpha, cmap = overlay_controls(a, c)
+    state.sync_query_params()
+    pages = max(1, -(-len(results) // PER_PAGE))
+    page = 1
+    if pages > 1:
+        page = int(p.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="w_batch_page"))
+    shown = results[(page - 1) * PER_PAGE: page * PER_PAGE]
+    for start in range(0, len(shown), PER_ROW):
+        for col, (r, digest) in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
+            with col.container(border=True):
+                if not r.ok:
+                    st.markdown(f"**{r.name}**")
+                    st.error(r.error, icon=":material/broken_image:")
+                    continue
+                tile = _tile(ctx.model_key, digest, r.name, method, r.layer, params, alpha, cmap, r)
+                st.image(tile, width="stretch")
+                st.markdown(f"**{r.label}** — {r.prob:.1%}")
+                st.caption(f"{r.name} · class {r.class_idx} · {r.elapsed_ms:,.0f} ms")
+    _downloads([r for r, _ in results], method, alpha, cmap)
+
+
+def main() -> None:
+    ctx = render_sidebar()
+    st.title("Batch", anchor=False)
+    st.caption("Many photos, one method: each is explained for its top-1 class. A file that cannot be read "
+               "shows its error in its own tile; the others go on.")
+    if ctx.backbone is None:
+        st.info("Choose a model in the sidebar (see the message there).")
+        return
+    from cam_core.batch import MAX_ITEMS
+    from cam_core.registry import METHODS
+
+    up, opts = st.columns([1, 1], gap="large")
+    with up:
+        uploads = st.file_uploader(f"Images, or a ZIP of images (up to {MAX_ITEMS} files)",
+                                   type=[*IMAGE_TYPES, "zip"], accept_multiple_files=True, key="batch_files",
+                                   help="Folders and __MACOSX entries inside a ZIP are skipped")
+        use_samples = not uploads
+        if use_samples:
+            st.info("Showing the bundled sample photos until you upload your own.", icon=":material/info:")
+    with opts:
+        method = method_picker()
+        spec = METHODS[method]
+        layer = layer_picker(ctx, spec.uses_layer) if ctx.image is not None else None
+        params: dict[str, Any] = {}
+        if spec.params:
+            with st.expander(f"{spec.display} parameters"):
+                params = param_inputs(method, ctx.backbone)
+    try:
+        items = _items(list(uploads or []), use_samples)
+    except Exception as exc:
+        show_error(exc, context="reading the files")
+        return
+    if not items:
+        st.warning("No images found in what was uploaded.")
+        return
+    results, _ = _run(ctx, items, method, layer, params)
+    bad = sum(not r.ok for r, _ in results)
+    compute_s = sum(r.elapsed_ms for r, _ in results) / 1000.0
+    st.caption(f"{len(results)} files · {len(results) - bad} explained · {bad} could not be read · "
+               f"{spec.display}{f' at {layer}' if layer else ''} · top-1 class of each · "
+               f"{compute_s:,.1f} s of compute (results are cached)")
+    st.divider()
+    key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
+    _gallery(ctx, results, method, key_params)
+
+
+main()

@@ -1,0 +1,134 @@
+"""Invariance (Zeiler & Fergus 2014, fig. 5): translate, rotate or scale the photo over a range and plot,
+per value, the target class probability and how far a layer's feature vector moved from the original's.
+
+The sweep runs in batches with a progress bar and is cached by image hash + model + all its settings.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import cache
+from ui.sidebar import render_sidebar
+from ui.widgets import remembered_select, show_error
+
+THUMBS = 7
+#: Per transformation: slider bounds, default range, step, and how its value is written.
+RANGES = {
+    "translate": dict(lo=-200.0, hi=200.0, default=(-60.0, 60.0), step=5.0, unit="px", fmt="%.0f px",
+                      title="Horizontal shift (photo pixels, + is right)"),
+    "rotate": dict(lo=-180.0, hi=180.0, default=(-90.0, 90.0), step=5.0, unit="°", fmt="%.0f°",
+                   title="Rotation (degrees, + is counter-clockwise)"),
+    "scale": dict(lo=0.4, hi=2.5, default=(0.6, 1.6), step=0.05, unit="×", fmt="×%.2f", title="Scale factor"),
+}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sweep(model_key: str, device: str, digest: str, kind: str, values: tuple[float, ...], layer: str,
+           class_idx: int, edge: str, _backbone: Any, _image: Any) -> Any:
+    from cam_core.invariance import sweep
+
+    cache.ENGINE_CALLS["invariance"] += 1
+    # Created inside the cached function so that Streamlit replays (creates, then clears) it on a hit.
+    bar = st.progress(0.0, text=f"{kind}: starting…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"{kind}: {done} of {total} images")
+
+    try:
+        return sweep(_backbone.model, _backbone.preprocess, _image, kind, list(values), layer, class_idx,
+                     edge=edge, progress=progress)
+    finally:
+        bar.empty()
+
+
+def _fmt(kind: str, v: float) -> str:
+    unit = RANGES[kind]["unit"]
+    return f"{v:g}{unit}" if unit != "×" else f"×{v:g}"
+
+
+def _line(x: list[float], y: list[float], title: str, ytitle: str, kind: str, hover: list[str],
+          yrange: list[float] | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", customdata=hover,
+                               hovertemplate=f"{RANGES[kind]['title'].split(' (')[0]} %{{x:g}}<br>"
+                                             f"{ytitle} %{{y:.3f}}<br>%{{customdata}}<extra></extra>"))
+    identity = 1.0 if kind == "scale" else 0.0
+    fig.add_vline(x=identity, line_dash="dot", line_color="grey")
+    fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=340,
+                      margin=dict(l=8, r=8, t=40, b=8), xaxis_title=RANGES[kind]["title"], yaxis_title=ytitle)
+    if yrange:
+        fig.update_yaxes(range=yrange)
+    return fig
+
+
+def main() -> None:
+    ctx = render_sidebar()
+    st.title("Invariance", anchor=False)
+    st.caption("Move, turn or resize the photo (Zeiler & Fergus 2014, fig. 5): does the classifier still see "
+               "the same thing, and how much does a layer's representation change?")
+    if not ctx.ready:
+        st.info("Choose a model and an image in the sidebar.")
+        return
+    from cam_core.invariance import EDGES, TRANSFORMS, default_values
+
+    try:
+        preds = cache.predict_cached(ctx, top=5)
+        infos = cache.layers_cached(ctx)
+    except Exception as exc:
+        show_error(exc, context="prediction")
+        return
+    t, r, n = st.columns([2, 4, 2])
+    with t:
+        kind = st.radio("Transformation", list(TRANSFORMS), horizontal=True, key="w_inv_kind",
+                        format_func=str.capitalize)
+    spec = RANGES[kind]
+    with r:
+        low, high = st.slider(spec["title"], spec["lo"], spec["hi"], spec["default"], step=spec["step"],
+                              format=spec["fmt"], key=f"w_inv_range_{kind}")
+    with n:
+        steps = st.slider("Steps", 3, 25, 9, key="w_inv_steps", help="Values evenly spaced over the range "
+                                                                       "(the unchanged photo is always added)")
+    layer_names = [i.name for i in infos]
+    a, b, c = st.columns([4, 3, 2])
+    with a:
+        default = ctx.backbone.spec.default_layer
+        layer = remembered_select("Layer for the feature distance", layer_names, "feature_layer",
+                                  default=default if default in layer_names else layer_names[-1],
+                                  help="Distance = ‖f(transformed) − f(original)‖ / ‖f(original)‖ with f the "
+                                       "layer's whole flattened activation (its feature vector)")
+    probs = {p.class_idx: p.prob for p in preds}
+    with b:
+        class_idx = st.selectbox("Class", list(probs), key="w_inv_class",
+                                 format_func=lambda k: f"{ctx.backbone.categories[k]} ({k}) — {probs[k]:.1%}")
+    with c:
+        edge = st.selectbox("Uncovered area", list(EDGES), key="w_inv_edge",
+                            format_func=lambda e: "grey" if e == "grey" else "mirrored")
+    values = tuple(default_values(kind, float(low), float(high), int(steps)))
+    try:
+        result = _sweep(ctx.model_key, str(ctx.device), ctx.image.digest, kind, values, layer, int(class_idx),
+                        edge, ctx.backbone, ctx.image.image)
+    except Exception as exc:
+        show_error(exc, context="invariance sweep")
+        return
+    label = ctx.backbone.categories[result.class_idx]
+    hover = [f"top-1: {ctx.backbone.categories[k]}" for k in result.top_classes]
+    left, right = st.columns(2)
+    left.plotly_chart(_line(result.values, result.probs, f"Probability of {label}", "probability", kind, hover,
+                            [0, 1.02]), width="stretch", key="inv_prob", config={"displaylogo": False})
+    right.plotly_chart(_line(result.values, result.distances, f"Feature distance at {result.layer}",
+                             "relative distance", kind, hover), width="stretch", key="inv_dist",
+                       config={"displaylogo": False})
+    kept = sum(k == result.class_idx for k in result.top_classes)
+    st.caption(f"{label} stays the top-1 class for {kept} of {len(values)} values. Distance is Euclidean "
+               f"between the whole flattened activations of {result.layer}, divided by the original's norm.")
+    st.subheader("Some of the transformed photos", anchor=False)
+    picks = sorted({round(i * (len(values) - 1) / (THUMBS - 1)) for i in range(THUMBS)}) if len(values) > THUMBS \
+        else list(range(len(values)))
+    for col, i in zip(st.columns(len(picks)), picks):
+        col.image(result.thumbs[i], width="stretch",
+                  caption=f"{_fmt(kind, result.values[i])} · p {result.probs[i]:.2f} · d {result.distances[i]:.2f}")
+
+
+main()

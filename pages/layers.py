@@ -1,0 +1,254 @@
+"""Layers (Zeiler & Fergus 2014): what a layer sees — its strongest feature maps, one channel projected
+back to pixels with a deconvnet, the per-channel mean activations, the first-layer filters, and the
+channel-mean map at each stage from the input to the head.
+
+Every heavy result is cached by image hash + model + layer (+ channel); changing N or the colormap only redraws.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from ui import cache
+from ui.sidebar import render_sidebar
+from ui.widgets import remembered_select, show_error
+
+PER_ROW = 8
+TILE_PX = 176
+MAX_STAGES = 8
+#: Layer kinds that only pool, drop or pass through: never a stage of the strip.
+_PASS_THROUGH = {"Identity", "Dropout", "Dropout2d", "Flatten", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+                 "AvgPool2d", "MaxPool2d"}
+
+
+# --- cached engine calls ---------------------------------------------------------------------------------
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _features(model_key: str, device: str, digest: str, layer: str, _backbone: Any, _image: Any) -> Any:
+    from cam_core.features import activations
+
+    cache.ENGINE_CALLS["features"] += 1
+    return activations(_backbone.model, _backbone.preprocess(_image), layer)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _projection(model_key: str, device: str, digest: str, layer: str, channel: int, _backbone: Any,
+                _image: Any) -> np.ndarray:
+    from cam_core.explain import explain
+    from cam_core.render import gradient_image
+
+    cache.ENGINE_CALLS["deconvnet"] += 1
+    exp = explain(_backbone.model, _backbone.preprocess(_image), "deconvnet", target_layer=layer,
+                  target_channel=channel)
+    return gradient_image(exp.gradient)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _stages(model_key: str, device: str, digest: str, names: tuple[str, ...], _backbone: Any,
+            _image: Any) -> dict[str, np.ndarray]:
+    from cam_core.features import stage_maps
+
+    cache.ENGINE_CALLS["stages"] += 1
+    return stage_maps(_backbone.model, _backbone.preprocess(_image), list(names))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _filters(model_key: str, device: str, _backbone: Any) -> np.ndarray:
+    from cam_core.features import first_layer_filters
+
+    return first_layer_filters(_backbone.model)
+
+
+# --- pure helpers (display only) ---------------------------------------------------------------------------
+
+def stage_layers(infos: list[Any], max_stages: int = MAX_STAGES) -> list[Any]:
+    """~6–8 layers spread from input to head: the shallowest modules with spatial output, a container
+    replaced by its children when they change shape, runs of equal shape reduced to their last layer."""
+    usable = [i for i in infos if i.kind not in _PASS_THROUGH and i.shape[1] * i.shape[2] > 1]
+    chosen: list[Any] = []
+    for depth in range(4):
+        pool = [i for i in usable if i.name.count(".") <= depth]
+        expanded = {i.name for i in pool
+                    if len({j.shape for j in pool if j.name.startswith(i.name + ".")}) >= 2}
+        keep = [i for i in pool if i.name not in expanded
+                and not any(i.name.startswith(j.name + ".") and j.name not in expanded for j in pool)]
+        collapsed: list[Any] = []
+        for info in keep:
+            if collapsed and collapsed[-1].shape == info.shape:
+                collapsed[-1] = info
+            else:
+                collapsed.append(info)
+        chosen = collapsed
+        if len(chosen) >= 6:
+            break
+    if len(chosen) > max_stages:
+        idx = np.unique(np.linspace(0, len(chosen) - 1, max_stages).round().astype(int))
+        chosen = [chosen[i] for i in idx]
+    return chosen
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Min–max scaled to [0, 1] (a flat map becomes zeros)."""
+    a = np.asarray(a, dtype=np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def _tile(a: np.ndarray, cmap: str, width: int = TILE_PX) -> Image.Image:
+    """A small map colorized and enlarged with nearest neighbour (each cell stays a visible square)."""
+    from cam_core.render import colorize
+
+    img = Image.fromarray(colorize(_unit(a), cmap))
+    scale = max(1, round(width / img.width))
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def _filter_mosaic(tiles: np.ndarray, per_row: int = 16, cell: int = 40, gap: int = 3) -> Image.Image:
+    """First-layer filters (K×kh×kw×3 in [0, 1]) as one mosaic, each tile enlarged with nearest neighbour."""
+    k, kh, kw, _ = tiles.shape
+    scale = max(1, cell // max(kh, kw))
+    th, tw = kh * scale, kw * scale
+    rows = -(-k // per_row)
+    cols = min(k, per_row)
+    canvas = np.full((rows * (th + gap) + gap, cols * (tw + gap) + gap, 3), 255, dtype=np.uint8)
+    for i in range(k):
+        r, c = divmod(i, per_row)
+        tile = np.repeat(np.repeat((tiles[i] * 255).round().astype(np.uint8), scale, 0), scale, 1)
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        canvas[y:y + th, x:x + tw] = tile
+    return Image.fromarray(canvas)
+
+
+def _mean_chart(fm: Any, top: list[int], selected: int) -> go.Figure:
+    k = len(fm.mean)
+    shown = set(top)
+    colours = ["#d62728" if c == selected else ("#1f77b4" if c in shown else "#aec7e8") for c in range(k)]
+    fig = go.Figure(go.Bar(x=list(range(k)), y=fm.mean.tolist(), marker_color=colours, marker_line_width=0,
+                           hovertemplate="channel %{x}<br>mean %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=260, margin=dict(l=8, r=8, t=8, b=8), bargap=0.05,
+                      xaxis=dict(title="channel"), yaxis=dict(title="mean activation"))
+    return fig
+
+
+# --- page ----------------------------------------------------------------------------------------------------
+
+def _layer_select(ctx: Any, infos: list[Any]) -> str:
+    shapes = {i.name: i for i in infos if i.kind not in _PASS_THROUGH}
+    options = list(shapes)
+
+    def label(name: str) -> str:
+        c, h, w = shapes[name].shape
+        return f"{name}  ·  {shapes[name].kind} {c}×{h}×{w}"
+
+    default = ctx.backbone.spec.default_layer if ctx.backbone.spec.default_layer in shapes else options[-1]
+    return remembered_select("Layer", options, "feature_layer", default=default, format_func=label,
+                             help="Every layer with a spatial output; type to search")
+
+
+def _selected_channel(ctx: Any, fm: Any, layer: str, channel: int, cmap: str) -> None:
+    from cam_core.render import colorize, heatmap_at_image_size, overlay
+
+    thumb = cache.display_image(ctx.image)
+    unit = _unit(fm.maps[channel])
+    a, b, c = st.columns(3)
+    a.image(colorize(heatmap_at_image_size(unit, thumb), cmap), width="stretch",
+            caption=f"Feature map {channel} (enlarged to the photo)")
+    b.image(overlay(thumb, unit, 0.5, cmap), width="stretch", caption="Over the photo")
+    with c:
+        try:
+            with st.spinner("Projecting to pixels (deconvnet)…"):
+                proj = _projection(ctx.model_key, str(ctx.device), ctx.image.digest, layer, channel, ctx.backbone,
+                                   ctx.image.image)
+            st.image(proj, width="stretch", caption="Deconvnet projection to pixel space")
+        except Exception as exc:
+            show_error(exc, context="deconvnet projection")
+
+
+def _stage_strip(ctx: Any, infos: list[Any], cmap: str) -> None:
+    stages = stage_layers(infos)
+    if not stages:
+        st.info("This model has no layer with a spatial output to show.")
+        return
+    try:
+        maps = _stages(ctx.model_key, str(ctx.device), ctx.image.digest, tuple(s.name for s in stages),
+                       ctx.backbone, ctx.image.image)
+    except Exception as exc:
+        show_error(exc, context="stage maps")
+        return
+    cols = st.columns(len(stages) + 1)
+    cols[0].image(cache.display_image(ctx.image, 256), width="stretch", caption="input")
+    for col, info in zip(cols[1:], stages):
+        if info.name in maps:
+            c, h, w = info.shape
+            col.image(_tile(maps[info.name], cmap, 256), width="stretch", caption=f"{info.name} · {c}×{h}×{w}")
+
+
+def main() -> None:
+    ctx = render_sidebar()
+    st.title("Layers", anchor=False)
+    st.caption("What each layer responds to (Zeiler & Fergus 2014): its strongest feature maps, one of them "
+               "projected back to pixels, and how the picture turns into features stage by stage.")
+    if not ctx.ready:
+        st.info("Choose a model and an image in the sidebar.")
+        return
+    from cam_core.render import COLORMAP_NAMES
+
+    try:
+        infos = cache.layers_cached(ctx)
+    except Exception as exc:
+        show_error(exc, context="listing layers")
+        return
+    if not infos:
+        st.error("This model has no layer with a spatial output: there are no feature maps to show.")
+        return
+    l, n, m = st.columns([4, 2, 2])
+    with l:
+        layer = _layer_select(ctx, infos)
+    with n:
+        top_n = st.slider("Channels shown (top-N by mean)", 4, 64, 16, step=4, key="w_layers_top_n")
+    with m:
+        cmap = remembered_select("Colormap", list(COLORMAP_NAMES), "feature_cmap", default="viridis")
+    try:
+        with st.spinner(f"Feature maps of {layer}…"):
+            fm = _features(ctx.model_key, str(ctx.device), ctx.image.digest, layer, ctx.backbone, ctx.image.image)
+    except Exception as exc:
+        show_error(exc, context=f"feature maps of {layer}")
+        return
+
+    top = fm.top(top_n)
+    k, u, v = fm.maps.shape
+    st.subheader(f"Top {len(top)} of {k} channels at {layer} ({u}×{v} each)", anchor=False)
+    st.caption("Ranked by mean activation over the image; each map scaled to its own range.")
+    for start in range(0, len(top), PER_ROW):
+        for col, ch in zip(st.columns(PER_ROW), top[start:start + PER_ROW]):
+            col.image(_tile(fm.maps[ch], cmap), width="stretch", caption=f"ch {ch} · mean {fm.mean[ch]:.3f}")
+
+    st.subheader("One channel, enlarged and projected to pixels", anchor=False)
+    order = [int(c) for c in fm.order]
+    channel = st.selectbox("Channel", order, index=0, key=f"w_layers_channel_{layer}",
+                           format_func=lambda c: f"ch {c} · mean {fm.mean[c]:.3f} (rank {order.index(c) + 1})",
+                           help="Ordered by mean activation; type a number to find any channel")
+    _selected_channel(ctx, fm, layer, int(channel), cmap)
+
+    st.subheader("Mean activation per channel", anchor=False)
+    st.plotly_chart(_mean_chart(fm, top, int(channel)), width="stretch", key="layers_means",
+                    config={"displaylogo": False})
+
+    st.subheader("Channel-mean map at each stage", anchor=False)
+    st.caption("From the input to the head: the grid gets coarser and the features more abstract.")
+    _stage_strip(ctx, infos, cmap)
+
+    st.subheader("First-layer filters", anchor=False)
+    try:
+        tiles = _filters(ctx.model_key, str(ctx.device), ctx.backbone)
+        st.image(_filter_mosaic(tiles), caption=f"{tiles.shape[0]} filters, {tiles.shape[1]}×{tiles.shape[2]} "
+                                                "RGB, each scaled to its own range")
+    except Exception as exc:
+        show_error(exc, context="first-layer filters")
+
+
+main()

@@ -1,0 +1,85 @@
+"""Batch end to end in Debian's Chromium (two good photos and one broken file: two overlays, one error),
+plus screenshots of the Layers, Occlusion and Invariance pages for the user guide."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+
+def _wait_idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(500)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+
+
+def _files(tmp_path: Path) -> list[str]:
+    from skimage import data
+
+    cat, cup, broken = tmp_path / "chelsea.png", tmp_path / "coffee.png", tmp_path / "broken.jpg"
+    Image.fromarray(data.chelsea()).save(cat)
+    Image.fromarray(data.coffee()).save(cup)
+    broken.write_text("this is a text file, not a JPEG\n")
+    return [str(cat), str(cup), str(broken)]
+
+
+def _full_page(page, path: Path) -> None:
+    page.wait_for_timeout(1500)  # let Plotly finish drawing
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_batch_with_one_broken_file(page, app_url, tmp_path, screenshot_dir):
+    page.goto(f"{app_url}/batch")
+    page.get_by_role("heading", name="Batch").wait_for()
+    _wait_idle(page)
+    page.locator('[data-testid="stMain"] input[type="file"]').first.set_input_files(_files(tmp_path))
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("broken.jpg: ", exact=False).last.wait_for(timeout=180_000)
+    _wait_idle(page)
+    errors = main.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 1 and "broken.jpg: not an image" in errors.first.inner_text()
+    tiles = main.locator('[data-testid="stImage"] img')
+    assert tiles.count() == 2
+    assert all(tiles.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(2))
+    assert main.get_by_text("espresso", exact=False).count() >= 1
+    assert main.get_by_role("button", name="Overlays ZIP (2 PNG)").count() == 1
+    _full_page(page, screenshot_dir / "batch.png")
+
+
+@pytest.mark.parametrize("path,heading,ready,height", [
+    ("layers", "Layers", "Deconvnet projection to pixel space", 2300),
+    ("occlusion", "Occlusion explorer", "positions (patch", 1500),
+    ("invariance", "Invariance", "Some of the transformed photos", 1100),
+])
+def test_page_screenshot(page, app_url, screenshot_dir, path, heading, ready, height):
+    page.set_viewport_size({"width": 1440, "height": height})
+    page.goto(f"{app_url}/{path}")
+    page.get_by_role("heading", name=heading).wait_for()
+    page.get_by_text(ready, exact=False).first.wait_for(timeout=300_000)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]').count() == 0
+    _full_page(page, screenshot_dir / f"{path}.png")
+
+
+def test_occlusion_click_on_the_map_moves_the_patch(page, app_url):
+    page.set_viewport_size({"width": 1440, "height": 1500})
+    page.goto(f"{app_url}/occlusion")
+    page.get_by_text("positions (patch", exact=False).first.wait_for(timeout=300_000)
+    _wait_idle(page)
+    caption = page.get_by_text("Patch 48px at x ", exact=False).first
+    before = caption.inner_text()
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    plot = chart.locator(".nsewdrag").first  # the plotting area
+    box = plot.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.25)
+    page.wait_for_function("before => ![...document.querySelectorAll('[data-testid=stImage]')]"
+                           ".some(e => e.innerText.includes(before))", arg=before, timeout=60_000)
+    _wait_idle(page)
+    after = page.get_by_text("Patch 48px at x ", exact=False).first.inner_text()
+    x_before, x_after = (int(re.search(r"at x (\d+),", t).group(1)) for t in (before, after))
+    assert x_after < x_before  # clicked left of the centre
