@@ -17,7 +17,7 @@ def method_picker(default: str = "gradcam") -> str:
     """A method selectbox (from ``cam_core.registry.METHODS``) with a "?" link to its Learn entry."""
     from cam_core.registry import METHODS
 
-    col, link = st.columns([6, 1], vertical_alignment="bottom")
+    col, link = st.columns([4, 1], vertical_alignment="bottom")
     method = remembered_select("Method", list(METHODS), "method", default=default,
                                format_func=lambda m: METHODS[m].display, where=col)
     with link:
