@@ -197,6 +197,7 @@ def explain_item(item: Item, model: nn.Module, preprocess: Callable[[Image.Image
     except CamError as exc:
         message = str(exc)
         result.error = message if message.startswith(item.name) else f"{item.name}: {message}"
+        log.warning("batch: %s", result.error, exc_info=exc)
     except Exception as exc:  # our bug, not the person's: one line here, the traceback in the log
         log.exception("batch: %s failed", item.name)
         result.error = f"{item.name}: unexpected {type(exc).__name__} ({str(exc).splitlines()[0][:160] if str(exc) else ''})"

@@ -17,19 +17,33 @@ _lock = threading.Lock()
 _borrowed: dict[int, list[Any]] = {}
 
 
+def _submodules(model: nn.Module) -> list[nn.Module]:
+    """``model`` and every module under it: a plain walk, several times faster than ``model.modules()``."""
+    out, stack = [], [model]
+    while stack:
+        module = stack.pop()
+        out.append(module)
+        stack.extend(child for child in module._modules.values() if child is not None)
+    return out
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode while at least one caller (of any thread) borrows it.
 
-    The first borrower records every module's ``training`` flag; the last one restores them, so two
-    threads explaining with the same cached model never flip it back under each other's feet.
+    The first borrower records which modules were training; the last one turns exactly those back, so two
+    threads explaining with the same cached model never flip it back under each other's feet. A model that
+    is already in eval mode (the cached case) is left alone: ``model.eval()`` walks every module and costs
+    a few milliseconds, a tenth of a small model's forward pass.
     """
     key = id(model)
     with _lock:
         entry = _borrowed.get(key)
         if entry is None:
-            entry = _borrowed[key] = [0, {m: m.training for m in model.modules()}]
-            model.eval()
+            training = [m for m in _submodules(model) if m.training]
+            entry = _borrowed[key] = [0, training]
+            if training:
+                model.eval()
         entry[0] += 1
     try:
         yield model
@@ -38,8 +52,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             entry[0] -= 1
             if entry[0] == 0:
                 del _borrowed[key]
-                for module, flag in entry[1].items():
-                    module.training = flag
+                for module in entry[1]:
+                    module.training = True
 
 
 @contextmanager

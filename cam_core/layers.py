@@ -35,9 +35,11 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
             if module is layer:
                 return name or "(model)", module
         raise CamError("the target layer is not a module of this model")
+    try:  # walks only the dotted path: a full named_modules() scan costs ~1 ms on every explain
+        return layer, model.get_submodule(layer)
+    except AttributeError:
+        pass
     modules = dict(model.named_modules())
-    if layer in modules:
-        return layer, modules[layer]
     close = [n for n in modules if n and (n.endswith(str(layer)) or str(layer) in n)][:5]
     hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `python -m cam_core layers`"
     raise CamError(f"no layer named {layer!r} in this model{hint}")

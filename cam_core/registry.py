@@ -32,7 +32,10 @@ class ParamSpec:
             return None
         try:
             if self.type is bool and isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes", "on")
+                text = value.strip().lower()
+                if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError(text)
+                value = text in ("1", "true", "yes", "on")
             elif self.type is not object:
                 value = self.type(value)
         except (TypeError, ValueError):

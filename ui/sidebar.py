@@ -9,6 +9,9 @@ from typing import Any
 
 import streamlit as st
 
+from cam_core.imaging import DEFAULT_MAX_BYTES
+from models.own_weights import MAX_LABEL_BYTES, MAX_WEIGHT_BYTES
+
 from . import state
 from .cache import get_backbone, get_own_backbone
 from .samples import DEFAULT_SAMPLE, SAMPLES
@@ -21,6 +24,11 @@ log = logging.getLogger("cam_explorer.ui")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 #: The model choice that asks for a person's own weights file.
 OWN = "own"
+#: Per-uploader caps in MiB, refused in the browser; the server's own cap (``server.maxUploadSize`` in
+#: ``.streamlit/config.toml``) is the largest of them, so that own weights up to their limit can be uploaded.
+IMAGE_UPLOAD_MB = DEFAULT_MAX_BYTES >> 20
+WEIGHTS_UPLOAD_MB = MAX_WEIGHT_BYTES >> 20
+LABELS_UPLOAD_MB = MAX_LABEL_BYTES >> 20
 
 
 def render_sidebar() -> Context:
@@ -62,7 +70,7 @@ def _image_section() -> ImageRef | None:
     ss = st.session_state
     key = f"upload_{ss.setdefault('_upload_nonce', 0)}"
     st.file_uploader("Upload a photo", type=IMAGE_TYPES, key=key, on_change=_on_upload, args=(key,),
-                     help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)")
+                     max_upload_size=IMAGE_UPLOAD_MB, help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)")
     if ss.get(_UPLOAD_ERROR):
         st.error(ss[_UPLOAD_ERROR], icon=":material/broken_image:")
     default = state.view().get("image", DEFAULT_SAMPLE)
@@ -119,7 +127,7 @@ def _decode_upload(upload: Any) -> ImageRef | str:
     try:
         return ImageRef(upload.name, load_image(data, name=upload.name), state.digest_of(data), data)
     except CamError as exc:
-        log.info("upload refused: %s", exc)
+        log.warning("upload refused: %s", exc, exc_info=exc)
         return str(exc)
     except Exception:  # a decoder bug: one line on the page, the traceback in the log
         log.exception("decoding %s failed", upload.name)
@@ -161,9 +169,10 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None]:
     arch = remembered_select("Architecture", names, "own_arch", default=names[0],
                              format_func=lambda n: _model_label(n).split(" (")[0])
     weights = st.file_uploader("Weights (.safetensors, .pth, .pt)", type=["safetensors", "pth", "pt"],
-                               key="own_weights", help="Read without running any code: safetensors, or "
-                                                       "torch.load(weights_only=True)")
-    labels = st.file_uploader("Labels (.txt, one per line; optional)", type=["txt"], key="own_labels")
+                               key="own_weights", max_upload_size=WEIGHTS_UPLOAD_MB,
+                               help="Read without running any code: safetensors, or torch.load(weights_only=True)")
+    labels = st.file_uploader("Labels (.txt, one per line; optional)", type=["txt"], key="own_labels",
+                              max_upload_size=LABELS_UPLOAD_MB)
     if weights is None:
         st.info("Upload a weights file for this architecture.", icon=":material/upload:")
         return OWN, None

@@ -18,14 +18,14 @@ def show_error(exc: BaseException, where: Any = None, *, context: str = "") -> N
     """Show ``exc`` as one line with ``st.error`` (in ``where``, default the main area) and log it.
 
     A ``CamError`` is the person's to fix: its message is shown as is. Anything else is our bug: the page
-    says so in one line and the full traceback goes to the server log, never to the page.
+    says so in one line. Either way the traceback goes to the server log, never to the page.
     """
     from cam_core.errors import CamError
 
     target = where if where is not None else st
     prefix = f"{context}: " if context else ""
     if isinstance(exc, CamError):
-        log.info("%s%s", prefix, exc)
+        log.warning("%s%s", prefix, exc, exc_info=exc)
         target.error(f"{prefix}{exc}", icon=":material/error:")
     else:
         log.exception("%sunexpected %s", prefix, type(exc).__name__, exc_info=exc)

@@ -58,8 +58,10 @@ def run_occlusion(target: Target, patch: int = 32, stride: int = 16, fill: float
         logits = logits_of(target.model(x))
         base = logits.softmax(dim=1)[0, int(target.classes_for(logits))]
         probs, tops = [], []
+        buffer = torch.empty((min(step, len(positions)), *x.shape[1:]), dtype=x.dtype, device=x.device)
         for start in range(0, len(positions), step):
-            batch = x.repeat(min(step, len(positions) - start), 1, 1, 1)
+            batch = buffer[:min(step, len(positions) - start)]  # reused: no fresh pages for every chunk
+            batch.copy_(x.expand_as(batch))
             for j, (r, c) in enumerate(positions[start:start + step]):
                 batch[j, :, r:r + patch, c:c + patch] = value
             p = logits_of(target.model(batch)).softmax(dim=1)

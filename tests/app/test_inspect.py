@@ -172,3 +172,41 @@ def test_model_that_cannot_download_shows_what_to_do(app, tmp_path, monkeypatch)
     filename = os.path.basename(torchvision_zoo.cached_path("resnet18"))
     assert len(errors) == 1 and filename in errors[0] and str(tmp_path) in errors[0]
     assert "Choose a model" in " ".join(i.value for i in at.info)
+
+
+def test_upload_caps_let_weights_through_and_keep_photos_small(app):
+    """The server's cap must admit the own-weights limit; the photo uploader refuses more than the loader reads."""
+    import tomllib
+    from pathlib import Path
+
+    from cam_core.imaging import DEFAULT_MAX_BYTES
+    from models.own_weights import MAX_WEIGHT_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 >= MAX_WEIGHT_BYTES
+    at = app.run()
+    assert at.sidebar.file_uploader[0].proto.max_upload_size_mb * 2**20 == DEFAULT_MAX_BYTES
+    at.sidebar.selectbox(key="w_model").set_value("own").run()
+    caps = {u.proto.label: u.proto.max_upload_size_mb * 2**20 for u in at.sidebar.file_uploader}
+    assert caps["Weights (.safetensors, .pth, .pt)"] == MAX_WEIGHT_BYTES
+
+
+def test_errors_go_to_the_server_log_with_their_traceback(app):
+    """The page shows one line; the server log gets the same message with the traceback behind it."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("cam_explorer")
+    logger.addHandler(handler)
+    try:
+        at = app.run()
+        at.sidebar.file_uploader[0].set_value(("broken.png", b"not an image", "image/png")).run()
+    finally:
+        logger.removeHandler(handler)
+    shown = [e.value for e in at.error]
+    assert len(shown) == 1 and shown[0].startswith("broken.png: ") and "Traceback" not in shown[0], shown
+    logged = [r for r in records if r.exc_info and "broken.png" in r.getMessage()]
+    assert logged and logged[0].levelno == logging.WARNING
+    assert "Traceback" in logging.Formatter().format(logged[0])
