@@ -11,7 +11,7 @@ import streamlit as st
 from ui import cache, state
 from ui.pickers import class_picker, layer_picker, overlay_controls
 from ui.sidebar import render_sidebar
-from ui.widgets import show_error, stored_params
+from ui.widgets import predictions_or_error, show_error, stored_params
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "guided_gradcam"]
 PER_ROW = 4
@@ -63,10 +63,8 @@ def main() -> None:
     if not ctx.ready:
         st.info("Choose a model and an image in the sidebar.")
         return
-    try:
-        preds = cache.predict_cached(ctx, top=5)
-    except Exception as exc:
-        show_error(exc, context="prediction")
+    preds = predictions_or_error(ctx)
+    if preds is None:
         return
     from cam_core.registry import METHODS
 

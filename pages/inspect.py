@@ -14,7 +14,7 @@ from ui import cache, state
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
 from ui.sidebar import render_sidebar
-from ui.widgets import param_inputs, show_error
+from ui.widgets import param_inputs, predictions_or_error, show_error
 
 def _details(exp: Any, ctx: Any) -> None:
     from cam_core.registry import METHODS
@@ -108,10 +108,8 @@ def main() -> None:
     if ctx.backbone is None:
         st.info("Choose a model in the sidebar (see the message there).")
         return
-    try:
-        preds = cache.predict_cached(ctx, top=5)
-    except Exception as exc:
-        show_error(exc, context="prediction")
+    preds = predictions_or_error(ctx)
+    if preds is None:
         return
     best = preds[0]
     st.subheader(f"{best.label} — {best.prob:.1%}", anchor=False)

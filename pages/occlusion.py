@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from ui import cache
 from ui.figures import top_k_bar
 from ui.sidebar import render_sidebar
-from ui.widgets import remembered_select, show_error
+from ui.widgets import predictions_or_error, remembered_select, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -189,10 +189,8 @@ def main() -> None:
     if not ctx.ready:
         st.info("Choose a model and an image in the sidebar.")
         return
-    try:
-        preds = cache.predict_cached(ctx, top=5)
-    except Exception as exc:
-        show_error(exc, context="prediction")
+    preds = predictions_or_error(ctx)
+    if preds is None:
         return
     p, s, f, k = st.columns([2, 2, 2, 3])
     patch = int(p.slider("Patch size (input px)", 8, 160, 48, step=8, key="w_occ_patch",

@@ -34,6 +34,17 @@ def show_error(exc: BaseException, where: Any = None, *, context: str = "") -> N
                      "the details are in the server log.", icon=":material/error:")
 
 
+def predictions_or_error(ctx: Any, top: int = 5) -> list[Any] | None:
+    """The image's top-``top`` classes (cached), or ``None`` after showing why they could not be had."""
+    from .cache import predict_cached
+
+    try:
+        return predict_cached(ctx, top=top)
+    except Exception as exc:
+        show_error(exc, context="prediction")
+        return None
+
+
 def remembered_select(label: str, options: Sequence[Any], view_key: str, *, default: Any = None,
                       format_func: Callable[[Any], str] = str, where: Any = None, **kwargs: Any) -> Any:
     """A selectbox whose value lives in the shareable view under ``view_key`` (so it survives page
