@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import cache, state
 from ui.pickers import class_picker, layer_picker, overlay_controls
-from ui.sidebar import render_sidebar
+from ui.sidebar import start_page
 from ui.widgets import predictions_or_error, show_error, stored_params
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "guided_gradcam"]
@@ -57,11 +57,9 @@ def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Compare", anchor=False)
-    st.caption("The same image, class and layer under several methods: where do they agree?")
-    if not ctx.ready:
-        st.info("Choose a model and an image in the sidebar.")
+    ctx = start_page("Compare",
+                     "The same image, class and layer under several methods: where do they agree?")
+    if ctx is None:
         return
     preds = predictions_or_error(ctx)
     if preds is None:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import cache
-from ui.sidebar import render_sidebar
+from ui.sidebar import start_page
 from ui.widgets import remembered_select, show_error
 
 THUMBS = 7
@@ -64,12 +64,10 @@ def _line(x: list[float], y: list[float], title: str, ytitle: str, kind: str, ho
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Invariance", anchor=False)
-    st.caption("Move, turn or resize the photo (Zeiler & Fergus 2014, fig. 5): does the classifier still see "
-               "the same thing, and how much does a layer's representation change?")
-    if not ctx.ready:
-        st.info("Choose a model and an image in the sidebar.")
+    ctx = start_page("Invariance",
+                     "Move, turn or resize the photo (Zeiler & Fergus 2014, fig. 5): does the classifier still see "
+                     "the same thing, and how much does a layer's representation change?")
+    if ctx is None:
         return
     from cam_core.invariance import EDGES, TRANSFORMS, default_values
 

@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image
 
 from ui import cache
-from ui.sidebar import render_sidebar
+from ui.sidebar import start_page
 from ui.widgets import remembered_select, show_error
 
 PER_ROW = 8
@@ -188,12 +188,10 @@ def _stage_strip(ctx: Any, infos: list[Any], cmap: str) -> None:
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Layers", anchor=False)
-    st.caption("What each layer responds to (Zeiler & Fergus 2014): its strongest feature maps, one of them "
-               "projected back to pixels, and how the picture turns into features stage by stage.")
-    if not ctx.ready:
-        st.info("Choose a model and an image in the sidebar.")
+    ctx = start_page("Layers",
+                     "What each layer responds to (Zeiler & Fergus 2014): its strongest feature maps, one of them "
+                     "projected back to pixels, and how the picture turns into features stage by stage.")
+    if ctx is None:
         return
     from cam_core.render import COLORMAP_NAMES
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from ui import cache
 from ui.figures import top_k_bar
-from ui.sidebar import render_sidebar
+from ui.sidebar import start_page
 from ui.widgets import predictions_or_error, remembered_select, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
@@ -182,12 +182,10 @@ def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: i
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Occlusion explorer", anchor=False)
-    st.caption("Hide one square of the photo at a time (Zeiler & Fergus 2014): where does the probability "
-               "of the class collapse, and which class wins instead?")
-    if not ctx.ready:
-        st.info("Choose a model and an image in the sidebar.")
+    ctx = start_page("Occlusion explorer",
+                     "Hide one square of the photo at a time (Zeiler & Fergus 2014): where does the probability "
+                     "of the class collapse, and which class wins instead?")
+    if ctx is None:
         return
     preds = predictions_or_error(ctx)
     if preds is None:

@@ -31,6 +31,18 @@ WEIGHTS_UPLOAD_MB = MAX_WEIGHT_BYTES >> 20
 LABELS_UPLOAD_MB = MAX_LABEL_BYTES >> 20
 
 
+def start_page(title: str, caption: str) -> Context | None:
+    """Sidebar, title and caption of a page that needs a model and an image: the context, or ``None`` after
+    saying what is missing."""
+    ctx = render_sidebar()
+    st.title(title, anchor=False)
+    st.caption(caption)
+    if not ctx.ready:
+        st.info("Choose a model and an image in the sidebar.")
+        return None
+    return ctx
+
+
 def render_sidebar() -> Context:
     """Draw the sidebar and return the current model, device and image (see ``ui.state.Context``).
 
