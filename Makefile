@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test install install-dev browser bench load-test clean screenshots
+.PHONY: run test install install-dev browser bench peers load-test clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: install-dev browser
 bench: install
 	$(BIN)/python -m pip install -r requirements-bench.txt
 	$(BIN)/python bench/bench_methods.py
+
+## Our maps against captum's and pytorch-grad-cam's on the same input (see docs/benchmarks.md).
+peers: install
+	$(BIN)/python -m pip install -r requirements-bench.txt
+	$(BIN)/python bench/peer_agreement.py
 
 ## 8 browser sessions against one local server (loopback only; stops by itself); see docs/benchmarks.md.
 load-test: install-dev browser

@@ -2,6 +2,14 @@
 
 ``explain(model, x, method, ...)`` runs any registered method (``METHODS``) on any ``nn.Module`` classifier.
 """
+import os as _os
+
+# Large CPU tensors on transparent huge pages: PyTorch's own switch, read at its first allocation (so set before
+# it; Linux only, a no-op elsewhere). Without it each batched forward of occlusion or SmoothGrad faults its
+# activations back in 4 KiB at a time, about a fifth of their time on ResNet-18 (docs/benchmarks.md).
+# A value the caller set, e.g. THP_MEM_ALLOC_ENABLE=0, is kept.
+_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 from .errors import CamError, ImageLoadError
 from .explain import explain
 from .explanation import Explanation
