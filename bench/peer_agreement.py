@@ -67,7 +67,7 @@ def rows_for(name: str) -> list[Row]:
         return explain(model, x, method, target_layer=layer, target_class=c, **params)
 
     def gradcam_captum():
-        theirs = LayerGradCam(model, module).attribute(x, target=c, relu_attributions=True)
+        theirs = LayerGradCam(model, module).attribute(x, target=c)  # signed, like our raw
         return ours("gradcam").raw, theirs[0, 0].detach().numpy(), ""
 
     def pgc_map(cls) -> np.ndarray:
@@ -123,7 +123,7 @@ def rows_for(name: str) -> list[Row]:
         return first, ours("smoothgrad", samples=50, noise=0.15, seed=1000).gradient, ""
 
     out = [
-        ("gradcam", "captum LayerGradCam", gradcam_captum, "raw map at the layer's resolution"),
+        ("gradcam", "captum LayerGradCam", gradcam_captum, "signed raw map at the layer's resolution"),
         ("gradcam", "pytorch-grad-cam GradCAM", pgc(GradCAM), "at input size, both min-max scaled"),
         ("gradcam++", "pytorch-grad-cam GradCAMPlusPlus", pgc(GradCAMPlusPlus), "at input size, both min-max scaled"),
         ("gradcam++ by hand, ε = 1e-6", "pytorch-grad-cam GradCAMPlusPlus", pgc_pp_eps,
