@@ -7,6 +7,7 @@ on a noisy machine the spread of those ratios says how much a single median can 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -60,7 +61,8 @@ def main() -> None:
             lambda: tunnel.attribute(x, nt_type="smoothgrad", nt_samples=n, stdevs=sigma, target=1,
                                      nt_samples_batch_size=n)),
     }
-    print(f"# {args.model}, input {tuple(x.shape)}, torch threads {torch.get_num_threads()}, {args.rounds} rounds")
+    print(f"# {args.model}, input {tuple(x.shape)}, torch threads {torch.get_num_threads()}, {args.rounds} rounds, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
     for name, (ours, theirs) in pairs.items():
         a, b = ab(ours, theirs, args.rounds)
         ratios = [x / y for x, y in zip(a, b)]

@@ -140,7 +140,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"cpus {os.cpu_count()}, repeats {args.repeats}")
+          f"cpus {os.cpu_count()}, repeats {args.repeats}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
     for name in args.models.split(","):
         model, layer, x = build(name, device)
         print(f"\n## {name} — input {tuple(x.shape)}, target layer {layer!r}, class 1\n")
