@@ -17,13 +17,15 @@ _lock = threading.Lock()
 _borrowed: dict[int, list[Any]] = {}
 
 
-def _submodules(model: nn.Module) -> list[nn.Module]:
+def submodules(model: nn.Module) -> list[nn.Module]:
     """``model`` and every module under it: a plain walk, several times faster than ``model.modules()``."""
     out, stack = [], [model]
+    pop, push = stack.pop, stack.extend
     while stack:
-        module = stack.pop()
-        out.append(module)
-        stack.extend(child for child in module._modules.values() if child is not None)
+        module = pop()
+        if module is not None:  # a child slot may hold None
+            out.append(module)
+            push(module._modules.values())
     return out
 
 
@@ -40,7 +42,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     with _lock:
         entry = _borrowed.get(key)
         if entry is None:
-            training = [m for m in _submodules(model) if m.training]
+            training = [m for m in submodules(model) if m.training]
             entry = _borrowed[key] = [0, training]
             if training:
                 model.eval()

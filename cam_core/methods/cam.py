@@ -10,7 +10,7 @@ from torch import nn
 
 from ..capture import logits_of
 from ..errors import CamError
-from ..hygiene import grad_mode, thread_hooks
+from ..hygiene import grad_mode, submodules, thread_hooks
 from .base import MapResult, Target
 
 _SUGGEST = "use Grad-CAM, which works on any layer and equals CAM up to scale where CAM applies"
@@ -35,7 +35,7 @@ def run_cam(target: Target) -> MapResult:
 
     with grad_mode(False), thread_hooks() as add:
         add(target.layer, keep_activation)
-        for module in target.model.modules():
+        for module in submodules(target.model):
             if isinstance(module, nn.Linear):
                 add(module, keep_linear)
         logits = logits_of(target.model(target.x))
