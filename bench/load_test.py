@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -33,9 +30,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from tests.appserver import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402  (the browser tests' server, too)
+
 #: Every method that answers in well under a second on CPU (occlusion and SmoothGrad are timed in bench_methods).
 METHODS = ["gradcam", "gradcam++", "cam", "saliency", "guided_backprop", "deconvnet", "guided_gradcam"]
 SAMPLES = ["chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle"]
@@ -69,46 +65,7 @@ def plan(sessions: int, per_session: int) -> list[list[Request]]:
     return out
 
 
-# --------------------------------------------------------------------------- server and memory
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    stop_server(proc)
-    raise RuntimeError("streamlit did not become healthy in 120 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+# --------------------------------------------------------------------------- server memory and CPU
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -255,29 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--url must be a loopback address")
 
     work = Path(tempfile.mkdtemp(prefix="cam_load_"))
-    proc = None
-    if args.url:
-        base, pid = args.url.rstrip("/"), args.pid
-    else:
-        proc, base = start_server(work / "server.log")
-        pid = proc.pid
-    monitor = RssMonitor(pid) if pid else None
-    if monitor:
-        monitor.start()
     plans = plan(args.sessions, args.requests)
     flat = [r for reqs in plans for r in reqs]
-    cpu_before = _cpu_s(pid) if pid else None
-    try:
+    with contextlib.ExitStack() as stack:
+        server = None if args.url else stack.enter_context(serve(work))
+        base, pid = (args.url.rstrip("/"), args.pid) if server is None else (server.url, server.pid)
+        monitor = RssMonitor(pid) if pid else None
+        if monitor:
+            monitor.start()
+            stack.callback(monitor.stop.set)
+        cpu_before = _cpu_s(pid) if pid else None
         wall = asyncio.run(asyncio.wait_for(run_sessions(base, plans, work), timeout=args.timeout))
         rss_after_kib = _status_kib(pid, "VmRSS") if pid else None
         server_cpu = _cpu_s(pid) - cpu_before if pid else None
         hwm_kib = _status_kib(pid, "VmHWM") if pid else None
-        server_alive = proc is None or proc.poll() is None
-    finally:
-        if monitor:
-            monitor.stop.set()
-        if proc is not None:
-            stop_server(proc)
+        server_alive = server is None or server.alive()
 
     done = [r for r in flat if r.error is None and r.npy is not None]
     identical, worst = compare(done)
