@@ -184,7 +184,7 @@ def compare(requests: list[Request]) -> tuple[int, float]:
     images = {name: load_image(sample_png(name), name=f"{name}.png") for name in SAMPLES}
     identical, worst = 0, 0.0
     for req in requests:
-        layer = backbone.spec.default_layer if REGISTRY[req.method].uses_layer else None
+        layer = backbone.spec.default_layer if REGISTRY[req.method].needs_layer else None
         exp = explain(backbone.model, backbone.preprocess(images[req.image]), req.method, layer, req.cls)
         ref = heatmap_at_image_size(exp.heatmap, images[req.image])
         got = np.load(io.BytesIO(req.npy.read_bytes()))

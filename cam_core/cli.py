@@ -269,11 +269,11 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "image"
 
 
-def _uses_layer(method: str) -> bool:
+def _needs_layer(method: str) -> bool:
     from cam_core.registry import METHODS
 
     spec = METHODS[method]
-    return bool(getattr(spec, "uses_layer", spec.kind == "cam"))
+    return bool(getattr(spec, "needs_layer", spec.kind == "cam"))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -341,7 +341,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         for method in methods:
             layer = args.layer
-            if layer is None and _uses_layer(method):
+            if layer is None and _needs_layer(method):
                 layer = default_layer  # the backbone's registered CAM layer (else the engine picks one)
             for target in targets:
                 if args.channel is not None:

@@ -55,7 +55,7 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
         if target_layer is None:
             raise CamError("a feature-map target needs a layer as well as a channel")
     layer_name, layer = None, None
-    if spec.uses_layer or target_channel is not None:
+    if spec.needs_layer or target_channel is not None:
         layer_name, layer = resolve_layer(model, target_layer if target_layer is not None else auto_layer(model, x))
     target = Target(model, x, None if target_class is None else int(target_class), layer_name, layer,
                     target_channel, progress)

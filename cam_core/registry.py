@@ -62,10 +62,9 @@ class MethodSpec:
     bad_at: str
     params: dict[str, ParamSpec] = field(default_factory=dict)
     feature_target: bool = False  # accepts a (layer, channel) target instead of a class
-
-    @property
-    def uses_layer(self) -> bool:
-        return self.kind == "cam" or self.name == "guided_gradcam"
+    needs_layer: bool = False  # works on a chosen layer (layer CAMs, and products that contain one)
+    long_running: bool = False  # many forward passes: show an estimate first, a progress bar, run on request
+    aliases: tuple[str, ...] = ()  # other names accepted by ``get_method`` (CLI, URLs)
 
     def run(self, target: Target, params: dict[str, Any]) -> MapResult:
         return self.fn(target, **params)
@@ -91,7 +90,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\alpha_k^c = \frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}},\qquad "
         r"L^c = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big)",
         "Any CNN and any layer; class-discriminative; costs about one forward pass.",
-        "Coarse (the layer's grid); averaging gradients can miss several instances of a class."),
+        "Coarse (the layer's grid); averaging gradients can miss several instances of a class.",
+        needs_layer=True, aliases=("grad_cam",)),
     MethodSpec(
         "gradcam++", "Grad-CAM++", "cam", gradcam.run_gradcampp,
         "Chattopadhay et al., Grad-CAM++: Improved Visual Explanations for Deep CNNs, WACV 2018",
@@ -101,7 +101,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"a^{kc}_{ij} = \frac{(g^{kc}_{ij})^2}{2(g^{kc}_{ij})^2 + \sum_{a,b} A^k_{ab}(g^{kc}_{ij})^3},\quad "
         r"w^c_k = \sum_{i,j} a^{kc}_{ij}\,\mathrm{ReLU}(g^{kc}_{ij}),\quad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
         "Several instances of a class; fuller coverage of large objects.",
-        "Same coarse grid as Grad-CAM; the exponential-score derivation is an approximation."),
+        "Same coarse grid as Grad-CAM; the exponential-score derivation is an approximation.",
+        needs_layer=True, aliases=("gradcampp", "gradcam_pp", "grad_cam++", "gradcamplusplus")),
     MethodSpec(
         "cam", "CAM", "cam", cam.run_cam,
         "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
@@ -110,7 +111,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "of the last convolutional layer by the class's weight in that linear layer.",
         r"M_c(i,j) = \sum_k w^c_k\, A^k_{ij}",
         "Exact and cheap — no gradients; the original class activation map.",
-        "Only the layer feeding global-average-pool → linear; other heads need Grad-CAM."),
+        "Only the layer feeding global-average-pool → linear; other heads need Grad-CAM.",
+        needs_layer=True),
     MethodSpec(
         "saliency", "Saliency (gradient)", "pixel", pixel.run_saliency,
         "Simonyan et al., Deep Inside Convolutional Networks, ICLR workshop 2014",
@@ -128,6 +130,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\hat M_c(x) = \frac{1}{n}\sum_{i=1}^{n} \frac{\partial y^c}{\partial x}\big(x + \varepsilon_i\big),\quad "
         r"\varepsilon_i \sim \mathcal N(0, \sigma^2)",
         "Much cleaner than plain gradients; seedable, so reproducible.", "n forward+backward passes.",
+        long_running=True,
         params={
             "samples": ParamSpec(int, 25, "noisy copies averaged (n)", 1, 500, 1),
             "noise": ParamSpec(float, 0.15, "σ as a fraction of the input's range", 0.0, 1.0, 0.01),
@@ -161,7 +164,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "https://arxiv.org/abs/1610.02391",
         "Multiplies the sharp guided-backprop image by the class-discriminative Grad-CAM map.",
         r"G^c = R_{\text{guided}} \odot \mathrm{upsample}(L^c_{\text{Grad-CAM}})",
-        "Sharp and class-discriminative.", "Inherits guided backprop's weak model dependence."),
+        "Sharp and class-discriminative.", "Inherits guided backprop's weak model dependence.",
+        needs_layer=True),
     MethodSpec(
         "occlusion", "Occlusion sensitivity", "perturbation", occlusion.run_occlusion,
         "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014 (§4.2)",
@@ -171,6 +175,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"M(i,j) = \operatorname*{mean}_{w \ni (i,j)} \big[p^c(x) - p^c(x_{\setminus w})\big]",
         "Model-agnostic, easy to trust: it measures the output directly.",
         "One forward pass per position; blurry at the patch scale.",
+        long_running=True,
         params={
             "patch": ParamSpec(int, 32, "occluder side in input pixels", 1, 512, 1),
             "stride": ParamSpec(int, 16, "step between positions in input pixels", 1, 512, 1),
@@ -180,9 +185,13 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
 )}
 
 
+_ALIASES: dict[str, MethodSpec] = {alias: spec for spec in METHODS.values() for alias in spec.aliases}
+
+
 def get_method(name: str) -> MethodSpec:
     """The registered method called ``name`` (case-insensitive), or a ``CamError`` listing the choices."""
-    spec = METHODS.get(str(name).lower().replace("-", "_").replace("gradcam_pp", "gradcam++"))
+    key = str(name).strip().lower().replace("-", "_")
+    spec = METHODS.get(key) or _ALIASES.get(key)
     if spec is None:
         raise CamError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     return spec

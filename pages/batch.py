@@ -139,7 +139,7 @@ def main() -> None:
     with opts:
         method = method_picker()
         spec = METHODS[method]
-        layer = layer_picker(ctx, spec.uses_layer) if ctx.image is not None else None
+        layer = layer_picker(ctx, spec.needs_layer) if ctx.image is not None else None
         params: dict[str, Any] = {}
         if spec.params:
             with st.expander(f"{spec.display} parameters"):

@@ -70,7 +70,7 @@ def main() -> None:
     with m:
         methods = _method_select()
     with l:
-        layer = layer_picker(ctx, uses_layer=True)
+        layer = layer_picker(ctx, needs_layer=True)
     with k:
         class_idx = class_picker(ctx, preds)
     if not methods:
@@ -83,7 +83,7 @@ def main() -> None:
         spec = METHODS[method]
         progress.progress(i / len(methods), text=f"Computing {spec.display} ({i + 1} of {len(methods)})…")
         try:
-            exp = cache.explain_cached(ctx, method, layer if spec.uses_layer else None, class_idx,
+            exp = cache.explain_cached(ctx, method, layer if spec.needs_layer else None, class_idx,
                                        stored_params(method, ctx.backbone))
         except Exception as exc:  # shown in that method's tile; the others go on
             exp = exc

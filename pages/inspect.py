@@ -121,7 +121,7 @@ def main() -> None:
     with controls:
         method = method_picker()
         spec = METHODS[method]
-        layer = layer_picker(ctx, spec.uses_layer)
+        layer = layer_picker(ctx, spec.needs_layer)
         class_idx = class_picker(ctx, preds)
         params = param_inputs(method, ctx.backbone) if spec.params else {}
     with chart:

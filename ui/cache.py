@@ -24,9 +24,6 @@ log = logging.getLogger("cam_explorer.ui")
 #: How many times each engine entry point really ran (a cache hit does not count).
 ENGINE_CALLS: Counter[str] = Counter()
 
-#: Methods slow enough to deserve a progress bar fed by the engine's ``progress`` callback.
-LONG_METHODS = frozenset({"occlusion", "smoothgrad"})
-
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def get_backbone(name: str, device: str) -> Any:
@@ -106,13 +103,14 @@ def layers_cached(ctx: "Context") -> list["LayerInfo"]:
 def _explain(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
              class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any) -> Any:
     from cam_core.explain import explain
-    from cam_core.registry import METHODS
+    from cam_core.registry import get_method
 
     ENGINE_CALLS["explain"] += 1
     x = _backbone.preprocess(_image)
-    if method not in LONG_METHODS:
+    spec = get_method(method)
+    if not spec.long_running:
         return explain(_backbone.model, x, method, layer, class_idx, **dict(params))
-    display = METHODS[method].display if method in METHODS else method
+    display = spec.display
     # Created inside the cached function so that Streamlit can replay (create, then clear) it on a hit.
     bar = st.progress(0.0, text=f"{display}: starting…")
 

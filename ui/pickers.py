@@ -26,11 +26,11 @@ def method_picker(default: str = "gradcam") -> str:
     return method
 
 
-def layer_picker(ctx: Any, uses_layer: bool = True) -> str | None:
+def layer_picker(ctx: Any, needs_layer: bool = True) -> str | None:
     """Target layer selectbox: "auto (model default: …)" first, then every spatial layer with its shape.
 
     Returns the dotted layer name to pass to the engine (the model's default for "auto"), or ``None``
-    when ``uses_layer`` is false (pixel and perturbation methods; the widget is then disabled).
+    when ``needs_layer`` is false (pixel and perturbation methods; the widget is then disabled).
     """
     default = ctx.backbone.spec.default_layer
     try:
@@ -49,10 +49,10 @@ def layer_picker(ctx: Any, uses_layer: bool = True) -> str | None:
         return f"{name}  ·  {info.kind} {c}×{h}×{w}"
 
     choice = remembered_select("Target layer", options, "layer", default=AUTO, format_func=label,
-                               disabled=not uses_layer,
+                               disabled=not needs_layer,
                                help="Where in the network the map is taken; type to search"
-                               if uses_layer else "This method works in pixel space: it uses no layer")
-    if not uses_layer:
+                               if needs_layer else "This method works in pixel space: it uses no layer")
+    if not needs_layer:
         return None
     return default if choice == AUTO else choice
 
