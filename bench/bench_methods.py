@@ -23,7 +23,7 @@ from skimage import data  # noqa: E402
 
 import models  # noqa: E402
 from cam_core import explain  # noqa: E402
-from cam_core.capture import forward_from_layer  # noqa: E402
+from cam_core.recorder import record  # noqa: E402
 from cam_core.layers import resolve_layer  # noqa: E402
 
 FLOOR = "forward+backward floor (grad everywhere, backward to layer)"
@@ -73,15 +73,15 @@ def ours(model, layer, x):
         handle.remove()
         torch.autograd.grad(y[0, 1], kept["a"])
 
-    def our_floor() -> None:  # cam_core's capture alone: grad only after the layer
-        captured = forward_from_layer(model, x, module, layer)
-        torch.autograd.grad(captured.logits[0, 1], captured.activation)
+    def our_floor() -> None:  # cam_core's recorder alone: grad only after the layer
+        rec = record(model, x, [layer], grad_from=layer)
+        torch.autograd.grad(rec.logits[0, 1], rec.activations[layer])
 
     def bare() -> None:
         with torch.no_grad():
             model(x)
 
-    fast = {"forward (no grad)": bare, FLOOR: floor, "cam_core capture (grad after layer only)": our_floor}
+    fast = {"forward (no grad)": bare, FLOOR: floor, "cam_core recorder (grad after layer only)": our_floor}
     slow: dict[str, Callable[[], object]] = {}
     for method in ("gradcam", "gradcam++", "cam", "saliency", "guided_backprop", "deconvnet", "guided_gradcam",
                    "smoothgrad", "occlusion"):

@@ -173,7 +173,7 @@ def batched_forward(model: nn.Module, variants: Variants | torch.Tensor, chunk: 
     out: list[torch.Tensor] = []
 
     def step(batch: torch.Tensor, _start: int) -> None:
-        out.append(logits_of(model(batch)).float())
+        out.append(logits_of(model(batch)))
 
     with torch.inference_mode():
         _run(model, variants, chunk, progress, step, grad=False)
@@ -202,7 +202,7 @@ def batched_gradient(model: nn.Module, variants: Variants | torch.Tensor, score:
             logits = logits_of(model(leaf))
             total = score(logits).sum()
         (grad,) = torch.autograd.grad(total, leaf)
-        logits_out.append(logits.detach().float())
+        logits_out.append(logits.detach())
         if reduce is not None:
             reduce(grad, start)
         else:
@@ -212,3 +212,11 @@ def batched_gradient(model: nn.Module, variants: Variants | torch.Tensor, score:
     if not logits_out:
         raise CamError("nothing to run: no variants of the image were asked for")
     return (None if reduce is not None else torch.cat(grads)), torch.cat(logits_out)
+
+
+def run_chunks(model: nn.Module, variants: Variants | torch.Tensor, step: Callable[[torch.Tensor, int], None],
+               chunk: int | None = None, progress: Progress | None = None, grad: bool = False) -> None:
+    """Call ``step(batch, start)`` on the variants chunk by chunk (for methods whose step is more than a
+    forward: a wrapped gradient method, a layer CAM). Same chunking, progress and timing as the others."""
+    variants = Stack(variants) if isinstance(variants, torch.Tensor) else variants
+    _run(model, variants, chunk, progress, step, grad=grad)

@@ -60,7 +60,7 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
     target = Target(model, x, None if target_class is None else int(target_class), layer_name, layer,
                     target_channel, progress)
     result: MapResult = spec.run(target, resolved)
-    class_idx = None if target_channel is not None else target.class_idx
+    class_idx = None if target_channel is not None else result.class_idx
     score = prob = None
     if class_idx is not None and result.logits is not None:
         score = float(result.logits[0, class_idx])

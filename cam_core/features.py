@@ -8,10 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import logits_of
 from .errors import CamError
-from .hygiene import eval_mode, grad_mode, thread_hooks
-from .layers import resolve_layer
+from .hygiene import eval_mode
+from .recorder import record
 
 
 @dataclass
@@ -29,19 +28,9 @@ class FeatureMaps:
 
 def _capture(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
     """One no-grad forward keeping the (first) output of each named layer for the first image."""
-    modules = [resolve_layer(model, name) for name in names]
-    kept: dict[str, torch.Tensor] = {}
-    with eval_mode(model), grad_mode(False), thread_hooks() as add:
-        for name, module in modules:
-            def keep(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
-                if isinstance(out, torch.Tensor) and name not in kept:
-                    kept[name] = out[0].detach().clone()
-            add(module, keep)
-        logits_of(model(x[:1] if x.dim() == 4 else x[None]))
-    missing = [name for name, _ in modules if name not in kept]
-    if missing:
-        raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass or outputs no tensor")
-    return kept
+    with eval_mode(model):
+        rec = record(model, x[:1] if x.dim() == 4 else x[None], names, stop_after_layers=True)
+    return {name: outs[0][0].detach().clone() for name, outs in rec.calls.items()}
 
 
 def activations(model: nn.Module, x: torch.Tensor, layer: str) -> FeatureMaps:

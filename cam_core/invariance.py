@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .capture import logits_of
 from .errors import CamError
-from .hygiene import eval_mode, grad_mode, thread_hooks
+from .hygiene import eval_mode
+from .recorder import record
 from .layers import resolve_layer
 
 #: Transformations offered, with the unit of their value and the value that changes nothing.
@@ -108,16 +108,10 @@ def transform_image(image: Image.Image, kind: str, value: float, edge: str = "gr
 
 def _forward(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N×classes) and the layer's flattened activations (N×D) from one forward."""
-    kept: list[torch.Tensor] = []
-    with eval_mode(model), grad_mode(False), thread_hooks() as add:
-        def keep(_m: nn.Module, _i: object, out: object) -> None:
-            if isinstance(out, torch.Tensor) and not kept:
-                kept.append(out.detach())
-        add(layer, keep)
-        probs = logits_of(model(x)).float().softmax(dim=1)
-    if not kept:
-        raise CamError("the chosen layer is not run by the model's forward pass or outputs no tensor")
-    return probs, kept[0].flatten(1).float()
+    with eval_mode(model):
+        rec = record(model, x, [layer])
+    kept = rec.calls[next(iter(rec.calls))][0]
+    return rec.logits.float().softmax(dim=1), kept.flatten(1).float()
 
 
 def sweep(model: nn.Module, preprocess: Callable[[Image.Image], torch.Tensor], image: Image.Image, kind: str,

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CamError
-from .methods import cam, gradcam, guided_gradcam, occlusion, pixel, smoothgrad
+from .methods import ablation_cam, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
 from .methods.base import MapResult, Target
+from .methods.layer_cam import EIGENCAM, GRADCAM, GRADCAMPP, HIRESCAM, XGRADCAM
+from .methods.pixel import DECONVNET, GUIDED_BACKPROP, SALIENCY
+from .methods.wrappers import Product, Smooth
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ParamSpec:
                 value = self.type(value)
         except (TypeError, ValueError):
             raise CamError(f"parameter {name!r} must be a {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise CamError(f"parameter {name!r} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
                 raise CamError(f"parameter {name!r} must be between {self.min} and {self.max}, got {value}")
@@ -78,11 +83,20 @@ class MethodSpec:
         return {k: spec.parse(k, given.get(k, spec.default)) for k, spec in self.params.items()}
 
 
-_CHUNK = ParamSpec(int, None, "copies run per batch (default: sized to the device's memory)", 1, 1024)
+_CHUNK = ParamSpec(int, None, "copies run per batch (default: the fastest size, measured on first use)", 1, 1024)
+_SEED = ParamSpec(int, 0, "random seed (same seed, same map)", 0, 2**31 - 1, 1)
+_SMOOTH_PARAMS = {
+    "samples": ParamSpec(int, 25, "noisy copies averaged (n)", 1, 500, 1),
+    "noise": ParamSpec(float, 0.15, "σ as a fraction of the input's range", 0.0, 1.0, 0.01),
+    "squared": ParamSpec(bool, False, "average squared attributions (SmoothGrad-SQ)"),
+    "seed": _SEED,
+    "chunk": _CHUNK,
+}
+_FILL = ParamSpec(object, 0.0, "a value in normalized input space (0 = dataset mean), one or one per channel")
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec(
-        "gradcam", "Grad-CAM", "cam", gradcam.run_gradcam,
+        "gradcam", "Grad-CAM", "cam", GRADCAM.run,
         "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization, ICCV 2017",
         "https://arxiv.org/abs/1610.02391",
         "Weights each feature map of a layer by how much the class score rises when that map rises "
@@ -93,7 +107,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Coarse (the layer's grid); averaging gradients can miss several instances of a class.",
         needs_layer=True, aliases=("grad_cam",)),
     MethodSpec(
-        "gradcam++", "Grad-CAM++", "cam", gradcam.run_gradcampp,
+        "gradcam++", "Grad-CAM++", "cam", GRADCAMPP.run,
         "Chattopadhay et al., Grad-CAM++: Improved Visual Explanations for Deep CNNs, WACV 2018",
         "https://arxiv.org/abs/1710.11063",
         "Like Grad-CAM, but weights each location of each map by higher-order terms of the gradient, "
@@ -102,7 +116,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"w^c_k = \sum_{i,j} a^{kc}_{ij}\,\mathrm{ReLU}(g^{kc}_{ij}),\quad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
         "Several instances of a class; fuller coverage of large objects.",
         "Same coarse grid as Grad-CAM; the exponential-score derivation is an approximation.",
-        needs_layer=True, aliases=("gradcampp", "gradcam_pp", "grad_cam++", "gradcamplusplus")),
+        needs_layer=True, aliases=("gradcampp", "gradcam_pp", "grad_cam_pp", "grad_cam++", "gradcamplusplus")),
     MethodSpec(
         "cam", "CAM", "cam", cam.run_cam,
         "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
@@ -114,7 +128,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Only the layer feeding global-average-pool → linear; other heads need Grad-CAM.",
         needs_layer=True),
     MethodSpec(
-        "saliency", "Saliency (gradient)", "pixel", pixel.run_saliency,
+        "saliency", "Saliency (gradient)", "pixel", SALIENCY.run,
         "Simonyan et al., Deep Inside Convolutional Networks, ICLR workshop 2014",
         "https://arxiv.org/abs/1312.6034",
         "How much each pixel, nudged, would change the class score: the largest absolute input gradient over "
@@ -123,7 +137,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Pixel-sharp; no layer to choose.", "Noisy; a local linear view of the model.",
         feature_target=True),
     MethodSpec(
-        "smoothgrad", "SmoothGrad", "pixel", smoothgrad.run_smoothgrad,
+        "smoothgrad", "SmoothGrad", "pixel", Smooth(SALIENCY).run,
         "Smilkov et al., SmoothGrad: removing noise by adding noise, 2017",
         "https://arxiv.org/abs/1706.03825",
         "Averages the input gradient over many noisy copies of the image; the noise cancels, the structure stays.",
@@ -131,15 +145,9 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\varepsilon_i \sim \mathcal N(0, \sigma^2)",
         "Much cleaner than plain gradients; seedable, so reproducible.", "n forward+backward passes.",
         long_running=True,
-        params={
-            "samples": ParamSpec(int, 25, "noisy copies averaged (n)", 1, 500, 1),
-            "noise": ParamSpec(float, 0.15, "σ as a fraction of the input's range", 0.0, 1.0, 0.01),
-            "squared": ParamSpec(bool, False, "average squared gradients (SmoothGrad-SQ)"),
-            "seed": ParamSpec(int, 0, "noise seed", 0, 2**31 - 1, 1),
-            "chunk": _CHUNK,
-        }),
+        params=_SMOOTH_PARAMS),
     MethodSpec(
-        "guided_backprop", "Guided backprop", "pixel", pixel.run_guided_backprop,
+        "guided_backprop", "Guided backprop", "pixel", GUIDED_BACKPROP.run,
         "Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR workshop 2015",
         "https://arxiv.org/abs/1412.6806",
         "Backpropagates the class score to the pixels, but each ReLU lets through only positive gradient "
@@ -149,7 +157,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Barely class-discriminative; passes sanity checks poorly (Adebayo et al. 2018).",
         feature_target=True),
     MethodSpec(
-        "deconvnet", "Deconvnet", "pixel", pixel.run_deconvnet,
+        "deconvnet", "Deconvnet", "pixel", DECONVNET.run,
         "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
         "https://arxiv.org/abs/1311.2901",
         "Projects a class score or one feature map back to pixels, rectifying the signal at every ReLU "
@@ -159,7 +167,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Little class-specificity; images depend on the architecture.",
         feature_target=True),
     MethodSpec(
-        "guided_gradcam", "Guided Grad-CAM", "pixel", guided_gradcam.run_guided_gradcam,
+        "guided_gradcam", "Guided Grad-CAM", "pixel", Product(GUIDED_BACKPROP, GRADCAM).run,
         "Selvaraju et al., Grad-CAM, ICCV 2017",
         "https://arxiv.org/abs/1610.02391",
         "Multiplies the sharp guided-backprop image by the class-discriminative Grad-CAM map.",
@@ -179,7 +187,122 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         params={
             "patch": ParamSpec(int, 32, "occluder side in input pixels", 1, 512, 1),
             "stride": ParamSpec(int, 16, "step between positions in input pixels", 1, 512, 1),
-            "fill": ParamSpec(object, 0.0, "occluder value in normalized input space (0 = dataset mean)"),
+            "fill": _FILL,
+            "chunk": _CHUNK,
+        }),
+    MethodSpec(
+        "scorecam", "Score-CAM", "perturbation", score_cam.run_scorecam,
+        "Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, CVPR-W 2020",
+        "https://arxiv.org/abs/1910.01279",
+        "Shows the model the image through each feature map in turn (the map, upsampled, as a soft mask) and "
+        "weights that map by the class probability it earns; no gradients.",
+        r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
+        "Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
+        "One forward pass per channel (hundreds); capping the channels is an approximation.",
+        needs_layer=True, long_running=True, aliases=("score_cam",),
+        params={
+            "max_channels": ParamSpec(int, 0, "score only this many channels, highest mean activation first "
+                                      "(0 = all, exact)", 0, 8192, 1),
+            "chunk": _CHUNK,
+        }),
+    MethodSpec(
+        "ablationcam", "Ablation-CAM", "perturbation", ablation_cam.run_ablationcam,
+        "Desai & Ramaswamy, Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free "
+        "Localization, WACV 2020", "https://openaccess.thecvf.com/content_WACV_2020/html/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.html",
+        "Switches off one feature map at a time and weights it by how much the class score falls without it.",
+        r"w_k = \frac{y^c - y^c_{A^k=0}}{y^c},\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
+        "Gradient-free; measures each channel's real effect on the score.",
+        "One pass of the network's tail per channel; the ratio misbehaves when the class score is near 0.",
+        needs_layer=True, long_running=True, aliases=("ablation_cam",),
+        params={"chunk": _CHUNK}),
+    MethodSpec(
+        "layercam", "LayerCAM", "cam", layer_cam.run_layercam,
+        "Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
+        "https://ieeexplore.ieee.org/document/9462463",
+        "Weights every location of every feature map by its own positive gradient, so early, high-resolution "
+        "layers give sharp maps; several layers can be fused.",
+        r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(G^{kc}) \odot A^k\Big);\ \text{fused: } "
+        r"\max_l \tanh\big(\gamma\,\hat L^c_l\big)",
+        "Fine detail from shallow layers; fusing layers combines detail with class focus.",
+        "Shallow layers alone are less class-discriminative.",
+        needs_layer=True, aliases=("layer_cam",),
+        params={
+            "fuse_layers": ParamSpec(str, "", "other layers to fuse with the target layer, comma-separated"),
+            "gamma": ParamSpec(float, 2.0, "tanh scaling γ of each fused layer's map", 0.1, 10.0, 0.1),
+        }),
+    MethodSpec(
+        "xgradcam", "XGrad-CAM", "cam", XGRADCAM.run,
+        "Fu et al., Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs, BMVC 2020",
+        "https://arxiv.org/abs/2008.02312",
+        "Like Grad-CAM, but averages each map's gradient weighted by the map's own activation, which the "
+        "authors derive from two axioms (sensitivity and conservation).",
+        r"w_k = \sum_{i,j} \frac{A^k_{ij}}{\sum_{a,b} A^k_{ab}}\, G^{kc}_{ij},\qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
+        "Principled channel weights; one forward and a partial backward, like Grad-CAM.",
+        "Coarse like Grad-CAM; unstable for channels whose activations sum to nearly 0.",
+        needs_layer=True, aliases=("xgrad_cam",)),
+    MethodSpec(
+        "hirescam", "HiResCAM", "cam", HIRESCAM.run,
+        "Draelos & Carin, Use HiResCAM instead of Grad-CAM for faithful explanations of CNNs, 2020",
+        "https://arxiv.org/abs/2011.08891",
+        "Multiplies each feature map by its gradient location by location (no averaging), so the map shows "
+        "where the model actually used each feature.",
+        r"L^c = \mathrm{ReLU}\Big(\sum_k G^{kc} \odot A^k\Big)",
+        "Provably faithful to the score for a GAP→linear head (equals CAM there).",
+        "Noisier than Grad-CAM on deep heads.",
+        needs_layer=True, aliases=("hires_cam",)),
+    MethodSpec(
+        "eigencam", "EigenCAM", "cam", EIGENCAM.run,
+        "Muhammad & Yeasin, Eigen-CAM: Class Activation Map using Principal Components, IJCNN 2020",
+        "https://arxiv.org/abs/2008.00299",
+        "The layer's main pattern of activation: its feature maps projected on their first principal "
+        "component. It does not depend on the class.",
+        r"L = \mathrm{ReLU}\big((A - \bar A)\, v_1\big),\ v_1 \text{ the first right singular vector of the "
+        r"centred } uv\times K \text{ matrix; sign: positive correlation with } \textstyle\sum_k A^k",
+        "No gradients and no class: robust, shows what the layer attends to.",
+        "Not class-discriminative: the same map for every class.",
+        needs_layer=True, aliases=("eigen_cam",)),
+    MethodSpec(
+        "smoothgradcam++", "SmoothGrad-CAM++", "cam", Smooth(GRADCAMPP).run,
+        "Omeiza et al., Smooth Grad-CAM++, 2019 (SmoothGrad's noise over Grad-CAM++)",
+        "https://arxiv.org/abs/1908.01224",
+        "Grad-CAM++ averaged over noisy copies of the image, which steadies its map.",
+        r"\hat L^c = \frac{1}{n}\sum_{i=1}^{n} L^c_{\text{Grad-CAM++}}(x + \varepsilon_i)",
+        "Steadier than Grad-CAM++ on one image.", "n forward+backward passes.",
+        needs_layer=True, long_running=True, aliases=("smoothgradcampp", "smooth_gradcam++"),
+        params=_SMOOTH_PARAMS),
+    MethodSpec(
+        "integrated_gradients", "Integrated Gradients", "pixel", integrated_gradients.run_integrated_gradients,
+        "Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
+        "https://arxiv.org/abs/1703.01365",
+        "Adds up the input gradient along a straight path from a baseline image (black, blurred, a colour) to "
+        "the photo; the attributions add up to the score difference (completeness).",
+        r"\mathrm{IG}_i(x) = (x_i - x'_i)\int_0^1 \frac{\partial y^c}{\partial x_i}\big(x' + \alpha(x - x')\big)\,d\alpha",
+        "Satisfies completeness and sensitivity; the gap left by the finite sum is reported.",
+        "Depends on the baseline; `steps` forward+backward passes.",
+        long_running=True, aliases=("ig", "integratedgradients"),
+        params={
+            "steps": ParamSpec(int, 64, "points on the path (trapezoid rule)", 2, 1024, 1),
+            "baseline": ParamSpec(str, "fill", "the path's start: a fill colour, or a Gaussian blur of the image",
+                                  choices=("fill", "blur")),
+            "fill": _FILL,
+            "chunk": _CHUNK,
+        }),
+    MethodSpec(
+        "rise", "RISE", "perturbation", rise.run_rise,
+        "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018",
+        "https://arxiv.org/abs/1806.07421",
+        "Shows the model the image through many random smooth masks and averages the masks, each weighted by "
+        "the class probability it kept.",
+        r"M = \frac{1}{N\,p}\sum_{i=1}^{N} p^c(x \odot m_i)\, m_i",
+        "Model-agnostic (a black box is enough); seeded, so reproducible.",
+        "Hundreds to thousands of forward passes; a grainy map at low N.",
+        long_running=True,
+        params={
+            "masks": ParamSpec(int, 1000, "random masks (N)", 1, 20000, 1),
+            "cells": ParamSpec(int, 8, "mask grid cells per side", 2, 64, 1),
+            "p": ParamSpec(float, 0.5, "probability that a cell is kept", 0.05, 1.0, 0.05),
+            "seed": _SEED,
             "chunk": _CHUNK,
         }),
 )}

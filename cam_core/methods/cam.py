@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..capture import logits_of
 from ..errors import CamError
-from ..hygiene import grad_mode, submodules, thread_hooks
+from ..hygiene import submodules
+from ..recorder import record
 from .base import MapResult, Target
 
 _SUGGEST = "use Grad-CAM, which works on any layer and equals CAM up to scale where CAM applies"
@@ -24,28 +24,15 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def run_cam(target: Target) -> MapResult:
     """CAM at ``target.layer``; raises ``CamError`` (suggesting Grad-CAM) when the head is not GAP → linear."""
-    kept: dict[str, torch.Tensor] = {}
-    linears: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []
-
-    def keep_activation(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
-        kept["A"] = output.clone() if isinstance(output, torch.Tensor) else output
-
-    def keep_linear(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        linears.append((module, inputs[0], output))
-
-    with grad_mode(False), thread_hooks() as add:
-        add(target.layer, keep_activation)
-        for module in submodules(target.model):
-            if isinstance(module, nn.Linear):
-                add(module, keep_linear)
-        logits = logits_of(target.model(target.x))
-    activations = kept.get("A")
-    if not isinstance(activations, torch.Tensor) or activations.dim() != 4:
+    linears = [m for m in submodules(target.model) if isinstance(m, nn.Linear)]
+    rec = record(target.model, target.x, [target.layer_name], keep_io=linears)
+    activations, logits = rec.activations[target.layer_name], rec.logits
+    if activations.dim() != 4:
         raise CamError(f"CAM needs a spatial layer; {target.layer_name!r} is not one — {_SUGGEST}")
-    if not linears or not _same(linears[-1][2].reshape(logits.shape), logits):
+    last = list(rec.io)[-1] if rec.io else None  # the last linear layer to run
+    if last is None or not _same(rec.io[last][1].reshape(logits.shape), logits):
         raise CamError(f"CAM needs a model whose last layer is one linear layer; this one's is not — {_SUGGEST}")
-    fc, pooled, _ = linears[-1]
-    pooled = pooled.reshape(pooled.shape[0], -1)
+    pooled = rec.io[last][0].reshape(logits.shape[0], -1)
     notes: list[str] = []
     if _same(activations.mean(dim=(2, 3)), pooled):
         features = activations
@@ -55,7 +42,8 @@ def run_cam(target: Target) -> MapResult:
     else:
         raise CamError(f"CAM needs the target layer to feed global-average-pool → the final linear layer, "
                        f"which {target.layer_name!r} does not — {_SUGGEST}")
-    weight = fc.weight.detach()[int(target.classes_for(logits))]
-    raw = torch.einsum("k,kuv->uv", weight, features[0])
+    cls = target.cls.resolved(logits)
+    raw = torch.einsum("k,kuv->uv", last.weight.detach()[cls.index], features[0])
     target.report(1, 1)
-    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes)
+    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes, class_idx=cls.index)
+

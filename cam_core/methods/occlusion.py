@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..capture import logits_of
+from ..targets import logits_of
 from ..errors import CamError
 from ..hygiene import grad_mode
 from .base import MapResult, Target, chunk_size

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cam_core import explain
-from cam_core.methods.smoothgrad import sample_noise
+from cam_core.methods.wrappers import sample_noise
 
 from .nets import GapNet, seeded
 

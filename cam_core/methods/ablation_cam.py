@@ -1,0 +1,59 @@
+"""Ablation-CAM (Desai & Ramaswamy, WACV 2020): w_k = (y^c − y^c with A_k = 0) / y^c, pre-softmax scores.
+
+Only the part of the network after the target layer is re-run: the recorder replaces the layer's output
+(computed once, batch 1) by a batch of copies, each with one channel zeroed. Where the network mixes that
+batch with earlier tensors in a way that cannot broadcast (a concatenation, as in DenseNet), whole copies of
+the image run instead — slower, same numbers. L = ReLU(Σ_k w_k A_k).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..batching import memory_cap
+from ..errors import CamError
+from ..recorder import record
+from .base import MapResult, Target
+
+
+def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+    """Item j of the result is ``fmap`` (the first image's map when fmap has batch 1) with channel j zeroed."""
+    out = fmap.expand(channels.numel(), *fmap.shape[1:]).clone()
+    out[torch.arange(channels.numel(), device=out.device), channels] = 0
+    return out
+
+
+def run_ablationcam(target: Target, chunk: int | None = None) -> MapResult:
+    name = target.layer_name
+    rec = record(target.model, target.x, [name])
+    activations = rec.activations[name]
+    if activations.dim() != 4:
+        raise CamError(f"Ablation-CAM needs a spatial layer; {name!r} outputs shape {tuple(activations.shape)}")
+    a = activations[0].detach()
+    cls = target.cls.resolved(rec.logits)
+    clean = float(rec.logits[0, cls.index])
+    channels = a.shape[0]
+    step = int(chunk) if chunk else max(1, min(channels, memory_cap(activations, per_item_factor=8)))
+    scores, notes, tail_only = [], [], True
+    for start in range(0, channels, step):
+        chosen = torch.arange(start, min(channels, start + step), device=a.device)
+        if tail_only:
+            try:
+                out = record(target.model, target.x, [name], edit={name: lambda f, c=chosen: _ablate(f, c)})
+            except RuntimeError:
+                tail_only = False
+                notes.append("this network mixes the target layer with earlier tensors that cannot be batched; "
+                             "whole copies of the image were run (same result, slower)")
+        if not tail_only:
+            copies = target.x.expand(chosen.numel(), *target.x.shape[1:])
+            out = record(target.model, copies, [name], edit={name: lambda f, c=chosen: _ablate(f[:1], c)})
+        scores.append(cls.score(out.logits))
+        target.report(int(chosen[-1]) + 1, channels)
+    ablated = torch.cat(scores)
+    if clean == 0:
+        raise CamError("Ablation-CAM divides by the class score, which is exactly 0 here; use Score-CAM")
+    weights = (clean - ablated) / clean
+    if clean < 0:
+        notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")
+    raw = torch.einsum("k,kuv->uv", weights.to(a.dtype), a)
+    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=rec.logits.detach(), notes=notes,
+                     class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})

@@ -1,0 +1,77 @@
+"""Score-CAM (Wang et al., CVPR-W 2020): each channel weighted by the class probability of the image seen
+through that channel's upsampled, min–max normalised activation.
+
+w_k = p^c(x ⊙ M_k) with M_k = norm(upsample(A_k)) — the softmax probability, as the authors' code does
+(pytorch-grad-cam instead softmaxes the masked logits over channels). A constant channel (max = min) gives
+no mask and weight 0, as in the authors' code. x is in the model's normalized space, so masked-out pixels
+become 0 = the dataset mean. L = ReLU(Σ_k w_k A_k).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..batching import batched_forward
+from ..errors import CamError
+from ..recorder import record
+from .base import MapResult, Target
+
+
+def channel_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """k×u×v activations → k×1×H×W masks: bilinear upsampling, then min–max to [0, 1] per channel."""
+    up = F.interpolate(activations[:, None], size=size, mode="bilinear", align_corners=False)
+    low = up.amin(dim=(2, 3), keepdim=True)
+    span = up.amax(dim=(2, 3), keepdim=True) - low
+    return torch.where(span > 0, (up - low) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(up))
+
+
+@dataclass
+class MaskedByChannels:
+    """Variants x ⊙ M_k for the selected channels (masks made per chunk, never all at once)."""
+
+    template: torch.Tensor
+    activations: torch.Tensor  # k×u×v, the selected channels
+
+    @property
+    def count(self) -> int:
+        return int(self.activations.shape[0])
+
+    def fill(self, start: int, out: torch.Tensor) -> None:
+        masks = channel_masks(self.activations[start:start + out.shape[0]], tuple(out.shape[-2:]))
+        torch.mul(self.template, masks.to(out.dtype), out=out)
+
+
+def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch.Tensor, bool]:
+    """Indices of the non-constant channels, the ``max_channels`` of highest mean activation when capped."""
+    flat = activations.reshape(activations.shape[0], -1)
+    varying = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
+    if max_channels and varying.numel() > max_channels:
+        means = flat[varying].mean(dim=1)
+        keep = torch.argsort(means, descending=True, stable=True)[:max_channels]
+        return varying[keep.sort().values], True
+    return varying, False
+
+
+def run_scorecam(target: Target, max_channels: int = 0, chunk: int | None = None) -> MapResult:
+    name = target.layer_name
+    rec = record(target.model, target.x, [name])
+    activations = rec.activations[name]
+    if activations.dim() != 4:
+        raise CamError(f"Score-CAM needs a spatial layer; {name!r} outputs shape {tuple(activations.shape)}")
+    a = activations[0].detach()
+    cls = target.cls.resolved(rec.logits)
+    chosen, capped = select_channels(a, int(max_channels))
+    weights = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+    if chosen.numel():
+        variants = MaskedByChannels(target.x.detach(), a[chosen])
+        weights[chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))
+    raw = torch.einsum("k,kuv->uv", weights, a)
+    notes = []
+    if capped:
+        notes.append(f"approximation: only the {chosen.numel()} channels of highest mean activation (of "
+                     f"{a.shape[0]}) were scored; set max_channels to 0 for the exact Score-CAM")
+    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=rec.logits.detach(), notes=notes,
+                     class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})

@@ -1,0 +1,139 @@
+"""The one place that sets hooks: one forward pass that records layers' activations (and the graph from them on).
+
+``record(model, x, layers, grad_from=…)`` returns the class scores and each named layer's output in map
+layout (N×C×h×w). Hooks are scoped to the call and to the calling thread (``hygiene.thread_hooks``) and are
+removed on every exit path. With ``grad_from``, autograd stays off until the first of those layers runs and
+is switched on inside its hook (grad mode is thread-local): the only graph built is the one from that layer
+to the scores, so a gradient CAM costs about one forward pass and no parameter ``.grad`` is written.
+
+A layer whose output is not N×C×H×W (a transformer's tokens) goes through an adapter (``adapter_for``) that
+turns it into a map and back; the rest of the network sees the original layout.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from .errors import CamError
+from .hygiene import grad_mode, thread_hooks
+from .layers import resolve_layer
+from .targets import logits_of
+
+Edit = Callable[[torch.Tensor], torch.Tensor]  # map-layout activation -> replacement (may grow the batch)
+
+
+class LayerAdapter(Protocol):
+    """Turns a layer's output into an N×C×h×w map and back (tokens of a ViT, N×h×w×C of a Swin)."""
+
+    def to_map(self, output: torch.Tensor) -> torch.Tensor: ...
+
+    def from_map(self, fmap: torch.Tensor, output: torch.Tensor) -> torch.Tensor: ...
+
+
+AdapterFinder = Callable[[nn.Module, str, torch.Tensor, torch.Tensor], "LayerAdapter | None"]
+
+
+def no_adapter(_model: nn.Module, _name: str, _output: torch.Tensor, _x: torch.Tensor) -> LayerAdapter | None:
+    """The default: outputs are used as they are (N×C×H×W for the spatial layers a CAM needs)."""
+    return None
+
+
+class _Stop(Exception):
+    """Raised by a hook once the last layer asked for has run: nothing after it is needed."""
+
+
+@dataclass
+class Recording:
+    """What one forward pass recorded.
+
+    ``calls[name]``: the layer's output (map layout) at each call, in order (a reused module runs several
+    times); ``activations[name]`` is the last. With ``grad_from`` these tensors are in the graph that ends in
+    ``logits``, so ``torch.autograd.grad(score, recording.activations[name])`` gives ∂score/∂A.
+    ``io[module]``: (first input, output) of the last call of each module in ``keep_io``, in call order.
+    """
+
+    logits: torch.Tensor | None
+    calls: dict[str, list[torch.Tensor]]
+    io: dict[nn.Module, tuple[Any, Any]] = field(default_factory=dict)
+    adapters: dict[str, LayerAdapter] = field(default_factory=dict)
+
+    @property
+    def activations(self) -> dict[str, torch.Tensor]:
+        return {name: outs[-1] for name, outs in self.calls.items()}
+
+
+def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
+           grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
+           keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
+           input_grad: bool = False, adapter_for: AdapterFinder = no_adapter) -> Recording:
+    """Run ``model(x)`` once, recording ``layers``; see the module docstring.
+
+    ``grad_from``: names (among ``layers``) whose activations must be differentiable; autograd starts at the
+    first of them to run. ``stop_after_layers``: stop the forward once every layer has run (``logits`` is
+    then ``None``). ``edit[name]``: replace that layer's (map-layout) output, e.g. with a batch of ablated
+    copies (Ablation-CAM) — the part of the network before the layer then runs once, the rest on the batch.
+    ``input_grad``: autograd on from the start (pixel methods differentiate with respect to ``x``).
+    """
+    resolved = [resolve_layer(model, layer) for layer in layers]
+    names = [name for name, _ in resolved]
+    grad_names = {grad_from} if isinstance(grad_from, str) else set(grad_from or ())
+    unknown = grad_names - set(names) or set(edit or ()) - set(names)
+    if unknown:
+        raise CamError(f"layer {sorted(unknown)[0]!r} must also be among the recorded layers")
+    calls: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    adapters: dict[str, LayerAdapter] = {}
+    io: dict[nn.Module, tuple[Any, Any]] = {}
+    pending = set(names)
+
+    def hook_for(name: str) -> Callable[..., Any]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> Any:
+            if not isinstance(output, torch.Tensor):
+                raise CamError(f"layer {name!r} does not output a single tensor; pick another layer")
+            adapter = adapters.get(name)
+            if adapter is None and output.dim() != 4:
+                adapter = adapter_for(model, name, output, x)
+                if adapter is not None:
+                    adapters[name] = adapter
+            fmap = adapter.to_map(output) if adapter is not None else output
+            replaced = edit is not None and name in edit
+            if name in grad_names:
+                if not torch.is_grad_enabled():  # the first differentiable layer: the graph starts here
+                    fmap = fmap.detach().requires_grad_(True)
+                    torch.set_grad_enabled(True)
+                calls[name].append(fmap)
+                downstream = fmap.clone()  # in-place ops downstream (ReLU(inplace=True)) must not touch ours
+            else:
+                calls[name].append(fmap if fmap.requires_grad else fmap.detach())
+                downstream = None
+            if replaced:
+                downstream = edit[name](fmap)
+            pending.discard(name)
+            if stop_after_layers and not pending:
+                raise _Stop
+            if downstream is None:
+                return None  # output unchanged
+            return adapter.from_map(downstream, output) if adapter is not None else downstream
+        return hook
+
+    def keep(module: nn.Module, inputs: tuple, output: object) -> None:
+        io.pop(module, None)  # the dict's order is the order of last calls
+        io[module] = (inputs[0] if inputs else None, output)
+
+    logits = None
+    with grad_mode(input_grad), thread_hooks() as add:
+        for name, module in resolved:
+            add(module, hook_for(name))
+        for module in keep_io:
+            add(module, keep)
+        try:
+            logits = logits_of(model(x))
+        except _Stop:
+            pass
+    missing = [name for name in names if not calls[name]]
+    if missing:
+        raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass; pick another layer")
+    return Recording(logits=logits, calls=calls, io=io, adapters=adapters)

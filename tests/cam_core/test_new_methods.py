@@ -1,0 +1,261 @@
+"""The CAM family beyond Grad-CAM, Integrated Gradients and RISE against references derived here:
+formulas on independently captured A and G, plain loops, and identities."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cam_core import explain
+from cam_core.methods.rise import rise_mask
+from cam_core.methods.wrappers import sample_noise
+
+from .nets import GapNet, MlpHeadNet, capture, seeded
+
+X = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+X8 = X[..., :8, :8]
+
+
+def _loop_map(weights, a):
+    """Σ_k w_k A_k with a plain Python loop over channels."""
+    out = torch.zeros_like(a[0])
+    for k in range(a.shape[0]):
+        out += float(weights[k]) * a[k]
+    return out
+
+
+@pytest.mark.parametrize("cls", range(4))
+def test_xgradcam_hirescam_layercam_gradcampp_equal_their_formulas(cls):
+    net = seeded(MlpHeadNet())
+    A, G = capture(net, X8, net.relu, cls)
+    a, g = A[0], G[0]
+    k = a.shape[0]
+    xgrad_w = [float((a[i] * g[i]).sum() / a[i].sum()) if float(a[i].sum()) != 0 else 0.0 for i in range(k)]
+    expected = {
+        "xgradcam": _loop_map(xgrad_w, a),
+        "hirescam": sum(g[i] * a[i] for i in range(k)),
+        "layercam": sum(g[i].clamp(min=0) * a[i] for i in range(k)),
+    }
+    g2, g3 = g ** 2, g ** 3
+    pp_w = []
+    for i in range(k):
+        den = 2 * g2[i] + a[i].sum() * g3[i]
+        alpha = torch.where(den != 0, g2[i] / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(den))
+        pp_w.append(float((alpha * g[i].clamp(min=0)).sum()))
+    expected["gradcam++"] = _loop_map(pp_w, a)
+    for method, want in expected.items():
+        got = explain(net, X8, method, target_layer="relu", target_class=cls)
+        assert got.raw == pytest.approx(want.numpy(), abs=1e-10), method
+        assert got.class_idx == cls
+
+
+def test_hirescam_equals_gradcam_and_cam_on_a_gap_fc_head():
+    """On GAP→FC at the last layer G = W[c]/Z everywhere, so HiResCAM = Grad-CAM = CAM / Z."""
+    net = seeded(GapNet())
+    for cls in range(5):
+        cam = explain(net, X, "cam", target_layer="relu2", target_class=cls)
+        hires = explain(net, X, "hirescam", target_layer="relu2", target_class=cls)
+        grad = explain(net, X, "gradcam", target_layer="relu2", target_class=cls)
+        z = cam.raw.size
+        assert hires.raw == pytest.approx(cam.raw / z, abs=1e-10)
+        assert hires.raw == pytest.approx(grad.raw, abs=1e-10)
+
+
+class BiasFreeReluNet(nn.Module):
+    """ReLU convolutions and a linear head without biases: y is positively homogeneous of degree 1 in A."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 5, 3, padding=1, bias=False)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(5, 6, 3, padding=1, bias=False)
+        self.relu2 = nn.ReLU()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(6 * 8 * 8, 4, bias=False))
+
+    def forward(self, x):
+        return self.head(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
+
+
+def test_xgradcam_conserves_the_score_on_a_bias_free_relu_net():
+    """Fu et al.'s conservation axiom: Σ_ij XGrad-CAM = Σ_k Σ_ij A G = y^c (Euler, degree-1 homogeneity)."""
+    net = seeded(BiasFreeReluNet())
+    with torch.no_grad():
+        y = net(X8)[0]
+    for cls in range(4):
+        got = explain(net, X8, "xgradcam", target_layer="relu1", target_class=cls)
+        assert float(got.raw.sum()) == pytest.approx(float(y[cls]), rel=1e-9)
+
+
+def test_eigencam_is_the_first_principal_component_with_the_stated_sign():
+    net = seeded(MlpHeadNet())
+    A, _ = capture(net, X8, net.relu, 0)
+    flat = A[0].reshape(A.shape[1], -1).T.numpy()  # uv × K
+    centred = flat - flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projection = centred @ vt[0]
+    mean_map = flat.mean(axis=1)
+    if np.sum(projection * (mean_map - mean_map.mean())) < 0:
+        projection = -projection
+    got = explain(net, X8, "eigencam", target_layer="relu")
+    assert got.raw == pytest.approx(projection.reshape(8, 8), abs=1e-8)
+    # class-agnostic: the same map whatever the class
+    assert explain(net, X8, "eigencam", target_layer="relu", target_class=3).raw == pytest.approx(got.raw)
+
+
+def _plain_probs(net, inputs, cls):
+    with torch.no_grad():
+        return torch.stack([net(i[None]).softmax(dim=1)[0, cls] for i in inputs])
+
+
+def test_scorecam_equals_a_plain_loop_over_channels():
+    net = seeded(GapNet())
+    cls = 2
+    A, _ = capture(net, X, net.relu2, cls)
+    a = A[0]
+    weights = []
+    for k in range(a.shape[0]):
+        up = F.interpolate(a[k][None, None], size=X.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        if float(up.max() - up.min()) == 0:
+            weights.append(0.0)
+            continue
+        mask = (up - up.min()) / (up.max() - up.min())
+        with torch.no_grad():
+            weights.append(float(net(X * mask).softmax(dim=1)[0, cls]))
+    expected = _loop_map(weights, a)
+    got = explain(net, X, "scorecam", target_layer="relu2", target_class=cls, chunk=3)
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-10)
+    capped = explain(net, X, "scorecam", target_layer="relu2", target_class=cls, max_channels=3)
+    assert any("approximation" in note for note in capped.notes)
+
+
+class ResidualTail(nn.Module):
+    """A layer whose output is later added to a tensor computed before it (batch 1 + batch K broadcasts)."""
+
+    def __init__(self, concat: bool = False):
+        super().__init__()
+        self.concat = concat
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.block = nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(8 if concat else 4, 3)
+
+    def forward(self, x):
+        s = self.stem(x)
+        b = self.act(self.block(s))
+        h = torch.cat([s, b], dim=1) if self.concat else s + b
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("net", [GapNet(), ResidualTail(), ResidualTail(concat=True)],
+                         ids=["gap", "residual", "concat"])
+def test_ablationcam_equals_zeroing_each_channel_in_a_plain_loop(net):
+    net = seeded(net)
+    layer = "relu2" if isinstance(net, GapNet) else "act"
+    module = getattr(net, layer)
+    cls = 1
+    with torch.no_grad():
+        clean = float(net(X)[0, cls])
+        A, _ = capture(net, X, module, cls)
+        weights = []
+        for k in range(A.shape[1]):
+            def zero(_m, _i, out, k=k):
+                out = out.clone()
+                out[:, k] = 0
+                return out
+            handle = module.register_forward_hook(zero)
+            try:
+                ablated = float(net(X)[0, cls])
+            finally:
+                handle.remove()
+            weights.append((clean - ablated) / clean)
+    expected = _loop_map(weights, A[0])
+    got = explain(net, X, "ablationcam", target_layer=layer, target_class=cls, chunk=3)
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-9)
+
+
+class Smooth(nn.Module):
+    """A smooth model (softplus, tanh): IG's Riemann sum converges fast."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(F.softplus(self.conv(x))).mean(dim=(2, 3)))
+
+
+def test_integrated_gradients_completeness_and_a_plain_trapezoid_loop():
+    net = seeded(Smooth())
+    cls = 0
+    got = explain(net, X8, "integrated_gradients", target_class=cls, steps=256)
+    with torch.no_grad():
+        difference = float(net(X8)[0, cls] - net(torch.zeros_like(X8))[0, cls])
+    assert float(got.gradient.sum()) == pytest.approx(difference, rel=0.01)
+    assert got.extras["completeness_gap"] == pytest.approx(float(got.gradient.sum()) - difference, abs=1e-9)
+    # a plain loop: trapezoid on 5 points of the straight path from the zero baseline
+    steps = 5
+    total = torch.zeros_like(X8)
+    for i in range(steps):
+        alpha = i / (steps - 1)
+        point = (alpha * X8).clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(point)[0, cls], point)
+        total += grad * (0.5 if i in (0, steps - 1) else 1.0) / (steps - 1)
+    few = explain(net, X8, "integrated_gradients", target_class=cls, steps=steps, chunk=2)
+    assert few.gradient == pytest.approx((X8 * total)[0].numpy(), abs=1e-10)
+
+
+def test_integrated_gradients_agrees_with_captum_riemann_trapezoid():
+    """Same α points as captum's riemann_trapezoid; captum's step weights are 1/n where the trapezoid rule's are
+    1/(n − 1) (its weights sum to (n − 1)/n, ours to 1 — completeness is checked above), so the two differ by
+    exactly that factor."""
+    from captum.attr import IntegratedGradients
+
+    net = seeded(Smooth())
+    baseline = torch.full_like(X8, 0.3)
+    theirs = IntegratedGradients(net).attribute(X8, baselines=baseline, target=2, n_steps=32,
+                                                method="riemann_trapezoid")
+    ours = explain(net, X8, "integrated_gradients", target_class=2, steps=32, fill=0.3)
+    assert ours.gradient * 31 / 32 == pytest.approx(theirs[0].detach().numpy(), abs=1e-10)
+
+
+def test_rise_equals_a_plain_loop_over_the_same_seeded_masks():
+    net = seeded(GapNet())
+    cls, n, p = 3, 24, 0.5
+    total = torch.zeros(16, 16, dtype=torch.float64)
+    for i in range(n):
+        m = rise_mask(i, (16, 16), 4, p, 7).double()
+        with torch.no_grad():
+            total += float(net(X * m).softmax(dim=1)[0, cls]) * m
+    expected = total / (n * p)
+    got = explain(net, X, "rise", target_class=cls, masks=n, cells=4, p=p, seed=7, chunk=5)
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-6)
+    other_chunk = explain(net, X, "rise", target_class=cls, masks=n, cells=4, p=p, seed=7, chunk=7)
+    assert other_chunk.raw == pytest.approx(got.raw, abs=1e-12)
+
+
+def test_layercam_fusion_equals_tanh_max_of_normalised_layer_maps():
+    net = seeded(GapNet())
+    cls = 0
+    maps = []
+    for module in (net.relu1, net.relu2):
+        A, G = capture(net, X, module, cls)
+        m = (G[0].clamp(min=0) * A[0]).sum(0).clamp(min=0)
+        m = F.interpolate((m / m.max())[None, None], size=(16, 16), mode="bilinear", align_corners=False)[0, 0]
+        maps.append(torch.tanh(2.0 * m))
+    expected = torch.maximum(maps[0], maps[1])
+    got = explain(net, X, "layercam", target_layer="relu2", target_class=cls, fuse_layers="relu1")
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-6)
+
+
+def test_smoothgradcampp_is_the_mean_gradcampp_map_over_seeded_noisy_copies():
+    net = seeded(MlpHeadNet())
+    cls, n, noise = 1, 4, 0.2
+    sigma = noise * float(X8.max() - X8.min())
+    total = torch.zeros(8, 8, dtype=torch.float64)
+    for i in range(n):
+        noisy = X8 + sample_noise(X8.shape, sigma, 5, i).double()
+        total += torch.from_numpy(explain(net, noisy, "gradcam++", target_layer="relu", target_class=cls).raw)
+    got = explain(net, X8, "smoothgradcam++", target_layer="relu", target_class=cls, samples=n, noise=noise,
+                  seed=5, chunk=3)
+    assert got.raw == pytest.approx((total / n).numpy(), abs=1e-10)
