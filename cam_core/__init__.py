@@ -22,6 +22,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CamError", "ImageLoadError", "Explanation", "FeatureMaps", "LayerInfo", "METHODS", "MethodSpec",
-    "MetricResult", "ParamSpec", "activations", "auto_layer", "evaluate", "explain", "first_layer_filters", "get_method", "layers",
-    "resolve_layer", "stage_maps", "__version__",
+    "MetricResult", "ParamSpec", "activations", "auto_layer", "evaluate", "explain", "first_layer_filters",
+    "get_method", "layers", "resolve_layer", "stage_maps", "__version__",
 ]
