@@ -33,7 +33,7 @@ Y_LABEL = "probability of the class"
 
 
 def step_counts(pixels: int, steps: int) -> np.ndarray:
-    """Pixels changed at each of the ``steps + 1`` points: 0, n, 2n, … capped at ``pixels``; n = ceil(pixels/steps)."""
+    """Pixels changed at each of the ``steps + 1`` points: 0, n, 2n, … up to ``pixels``; n = ceil(pixels / steps)."""
     per_step = math.ceil(pixels / steps)
     return np.minimum(np.arange(steps + 1) * per_step, pixels)
 

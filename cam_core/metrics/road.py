@@ -175,7 +175,8 @@ def plan(ctx: Context, wanted: set[str]) -> Plan:
 
 EXPLANATIONS = {
     "road": "Mean probability with the LEAST important pixels removed minus with the MOST important removed "
-            "(gaps filled from neighbours, −1 to 1): higher is better — removing what the map ranks high hurts more.",
+            "(gaps filled from neighbours, −1 to 1): higher is better — removing what the map ranks high hurts "
+            "more.",
     "road_morf": "Mean class probability as the map's most important pixels are removed and filled in from "
                  "their neighbours (0–1): lower is better.",
     "road_lerf": "Mean class probability as the map's least important pixels are removed and filled in from "
