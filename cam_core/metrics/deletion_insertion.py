@@ -57,22 +57,24 @@ class Reveal:
     """Item ``j``: ``start`` with its first ``counts[j]`` ranked pixels taken from ``final`` (a ``Variants``).
 
     Deletion reveals the fill over the image, insertion the image over its blur; each item is written into
-    the batch buffer when its chunk comes, so no stack of copies is ever held.
+    the batch buffer when its chunk comes (one ``where`` on the pixels' ranks), so no stack of copies is held.
+    ``final`` is 1×C×H×W or broadcasts to it (1×C×1×1 for a fill).
     """
 
     def __init__(self, start: torch.Tensor, final: torch.Tensor, order: np.ndarray, counts: np.ndarray) -> None:
         self.template = start
         self.count = len(counts)
-        self._final = final.reshape(final.shape[1], -1)
-        self._order = torch.as_tensor(order, dtype=torch.long, device=start.device)
+        height, width = start.shape[-2:]
+        rank = torch.empty(height * width, dtype=torch.long, device=start.device)
+        rank[torch.as_tensor(order, dtype=torch.long, device=start.device)] = torch.arange(
+            height * width, device=start.device)
+        self._rank = rank.view(1, height, width)
+        self._final = final[0]
         self._counts = [int(c) for c in counts]
 
     def fill(self, start: int, out: torch.Tensor) -> None:
-        out.copy_(self.template.expand_as(out))
         for j in range(out.shape[0]):
-            changed = self._order[:self._counts[start + j]]
-            if changed.numel():
-                out[j].view(out.shape[1], -1)[:, changed] = self._final[:, changed]
+            torch.where(self._rank < self._counts[start + j], self._final, self.template[0], out=out[j])
 
 
 def plan(ctx: Context, wanted: set[str]) -> Plan:
@@ -86,7 +88,7 @@ def plan(ctx: Context, wanted: set[str]) -> Plan:
     variants, parts = [], []
     if "deletion" in wanted:
         fill = torch.tensor(per_channel("deletion_fill", s["deletion_fill"], channels), dtype=x.dtype,
-                            device=x.device).view(1, channels, 1, 1).expand_as(x)
+                            device=x.device).view(1, channels, 1, 1)
         variants.append(Reveal(x, fill, order, counts[1:]))  # counts[0]: the clean image
         parts.append("deletion")
     if "insertion" in wanted:
