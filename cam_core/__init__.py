@@ -15,12 +15,13 @@ from .explain import explain
 from .explanation import Explanation
 from .features import FeatureMaps, activations, first_layer_filters, stage_maps
 from .layers import LayerInfo, auto_layer, layers, resolve_layer
+from .metrics import MetricResult, evaluate
 from .registry import METHODS, MethodSpec, ParamSpec, get_method
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CamError", "ImageLoadError", "Explanation", "FeatureMaps", "LayerInfo", "METHODS", "MethodSpec",
-    "ParamSpec", "activations", "auto_layer", "explain", "first_layer_filters", "get_method", "layers",
-    "resolve_layer", "stage_maps", "__version__",
+    "MetricResult", "ParamSpec", "activations", "auto_layer", "evaluate", "explain", "first_layer_filters",
+    "get_method", "layers", "resolve_layer", "stage_maps", "__version__",
 ]

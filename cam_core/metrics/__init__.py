@@ -1,0 +1,12 @@
+"""Is the map right? Faithfulness and localization metrics for any heat map: ``evaluate(model, x, heatmap, …)``.
+
+One module per family — ``deletion_insertion`` (Petsiuk et al. 2018), ``road`` (Rong et al. 2022),
+``confidence`` (average drop / increase, Chattopadhay et al. 2018), ``localization`` (pointing game, energy in
+a box) — registered in ``METRICS`` with their settings in ``SETTINGS``. Definitions: docs/metrics.md.
+"""
+from .evaluate import evaluate
+from .result import Curve, MetricResult, trapezoid_auc
+from .settings import SETTINGS
+from .specs import METRICS, MetricSpec, get_metric
+
+__all__ = ["Curve", "METRICS", "MetricResult", "MetricSpec", "SETTINGS", "evaluate", "get_metric", "trapezoid_auc"]

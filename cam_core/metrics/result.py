@@ -1,0 +1,49 @@
+"""What a metric returns: a score, the curve it came from, and one line saying how to read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One measured curve: ``y`` (e.g. the class probability) against ``x`` (e.g. the fraction of pixels changed)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_label: str
+    y_label: str
+
+
+@dataclass
+class MetricResult:
+    """One metric on one (image, map, class).
+
+    ``score``: the number the metric is known by (an AUC, a mean, a share, 1/0 for a hit);
+    ``curve``: the curve it summarises, or ``None`` for a single measurement (average drop, pointing game);
+    ``curves``: every curve behind the score by name (ROAD: ``"MoRF"`` and ``"LeRF"``);
+    ``explanation``: one plain line — what the score means and which direction is better;
+    ``higher_is_better``: the same direction, for tables and sorting;
+    ``class_idx``: the class whose probability was measured (``None`` for the model-free localization metrics);
+    ``details``: the values a person may want to check (clean probability, pixels per step, the box …);
+    ``notes``: warnings about this result (a blank map, a tie at the maximum).
+    """
+
+    name: str
+    score: float
+    curve: Curve | None
+    explanation: str
+    higher_is_better: bool
+    class_idx: int | None = None
+    curves: dict[str, Curve] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> float:
+    """Area under ``y(x)`` by the trapezoid rule (``x`` increasing; unequal spacing allowed)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
