@@ -43,11 +43,12 @@ def main() -> None:
         return time.perf_counter() - start
 
     result = sanity_check(model, x, args.method, mode=args.mode)  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = sanity_check(model, x, args.method, mode=args.mode)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     single = statistics.median(one_map() for _ in range(3))
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"# {args.model}, {args.method}, {args.mode}, input {tuple(x.shape[1:])}, torch threads {args.threads}, "
@@ -59,7 +60,10 @@ def main() -> None:
     print(f"stages: {len(result.stages)}   maps computed: {len(result.stages) + 2}")
     print(f"one explain: {single:.3f} s")
     print(f"sanity check: {statistics.median(times):.2f} s median of {args.repeats} "
-          f"(min {min(times):.2f}, max {max(times):.2f})")
+          f"(min {min(times):.2f}, max {max(times):.2f}); process CPU time {statistics.median(cpu):.2f} s "
+          f"(≈ the wall time on {args.threads} idle cores; the wall time grows when other processes share them)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average during the run: {load:.1f}")
 
 
 if __name__ == "__main__":

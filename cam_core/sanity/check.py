@@ -21,6 +21,8 @@ from torch import nn
 from ..errors import CamError
 from ..explain import explain
 from ..explanation import Explanation
+from ..layers import auto_layer
+from ..registry import get_method
 from .similarity import centred_ranks, edge_map, spearman, ssim
 from .stages import Stage, find_stages, named_stages, randomize, restore, stage_state
 
@@ -166,6 +168,8 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
         layer = next((n for n, m in model.named_modules() if m is layer), None)
         if layer is None:
             raise CamError("the target layer is not a module of this model")
+    if layer is None and get_method(method).needs_layer:
+        layer = auto_layer(model, x)  # cached per model: the app has usually found it already
     plan, classes = find_stages(twin, x)
     if stages is not None:
         plan = named_stages(twin, stages)
