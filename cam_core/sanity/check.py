@@ -162,6 +162,8 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
     if not isinstance(x, torch.Tensor) or not (x.dim() == 3 or (x.dim() == 4 and x.shape[0] == 1)):
         raise CamError("the sanity check takes one preprocessed image tensor, 3×H×W or 1×3×H×W")
     x = x if x.dim() == 4 else x[None]
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), x.device)
+    x = x.to(device)
     twin = _copy(model)
     layer = target_layer
     if isinstance(layer, nn.Module):  # the same module inside the copy, by name
