@@ -2,6 +2,8 @@
 
 Usage: python bench/bench_sanity.py [--method gradcam] [--mode cascading] [--threads 2] [--repeats 3]
 Pin the cores too for a figure "on 2 CPU cores": taskset -c 0,1 python bench/bench_sanity.py
+On a machine shared with other busy processes, OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads from
+spinning while their partner waits for a core (the default spin can multiply the wall time several-fold there).
 Prints the stages, each stage's ρ/SSIM, the verdict, and the median wall time of the whole check
 (the deep copy, the stage search, every map and every comparison included) after one warm-up run.
 """
@@ -61,7 +63,7 @@ def main() -> None:
     print(f"one explain: {single:.3f} s")
     print(f"sanity check: {statistics.median(times):.2f} s median of {args.repeats} "
           f"(min {min(times):.2f}, max {max(times):.2f}); process CPU time {statistics.median(cpu):.2f} s "
-          f"(≈ the wall time on {args.threads} idle cores; the wall time grows when other processes share them)")
+          "(all threads; OpenMP threads spinning while their partner waits for a shared core count too)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average during the run: {load:.1f}")
 
