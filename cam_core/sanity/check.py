@@ -157,6 +157,9 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
     all work happens on a ``copy.deepcopy``.
     """
     started = time.perf_counter()
+    spec = get_method(method)  # an unknown method fails before any work
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise CamError(f"the sanity-check seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
     if mode not in MODES:
         raise CamError(f"unknown sanity-check mode {mode!r}; choose one of {', '.join(MODES)}")
     if not isinstance(x, torch.Tensor) or not (x.dim() == 3 or (x.dim() == 4 and x.shape[0] == 1)):
@@ -170,7 +173,7 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
         layer = next((n for n, m in model.named_modules() if m is layer), None)
         if layer is None:
             raise CamError("the target layer is not a module of this model")
-    if layer is None and get_method(method).needs_layer:
+    if layer is None and spec.needs_layer:
         layer = auto_layer(model, x)  # cached per model: the app has usually found it already
     plan, classes = find_stages(twin, x)
     if stages is not None:
@@ -220,7 +223,8 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
         step()
 
     passed, verdict = _verdict(results, mode)
-    notes = [BN_NOTE] if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in twin.modules()) else []
+    notes = [f"original map: {note}" for note in original.notes]
+    notes += [BN_NOTE] if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in twin.modules()) else []
     notes.append(f"ρ below {CHANGED_BELOW} counts as changed; a blank map (no positive evidence left) counts as "
                  "changed, its ρ undefined")
     return SanityResult(

@@ -333,6 +333,8 @@ def test_user_errors(untrained: BlobNet) -> None:
         sanity_check(untrained, torch.cat([x, x]), "gradcam")
     with pytest.raises(CamError, match="no module or parameter"):
         sanity_check(untrained, x, "gradcam", stages=["fc", "nope"])
+    with pytest.raises(CamError, match="seed"):
+        sanity_check(untrained, x, "gradcam", seed=-1)
     with pytest.raises(CamError, match="unknown method"):
         sanity_check(untrained, x, "nonsense")
 
