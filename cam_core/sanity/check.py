@@ -108,7 +108,8 @@ def _verdict(stages: list[StageResult], mode: str) -> tuple[bool, str]:
             return False, (f"failed: the map stayed similar (ρ={_fmt(last.rho)}) with all layers randomized — "
                            "it shows the image, not the model")
         first = changed[0]
-        how = f"the map went blank after {first.stage!r}" if first.blank else f"ρ={_fmt(first.rho)} after {first.stage!r}"
+        how = (f"the map went blank after {first.stage!r}" if first.blank
+               else f"ρ={_fmt(first.rho)} after {first.stage!r}")
         if first is stages[0]:
             return True, f"passed: the map changed as soon as the top layers were randomized ({how})"
         before = stages[stages.index(first) - 1]
