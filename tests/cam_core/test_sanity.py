@@ -21,7 +21,8 @@ from torch import nn
 
 import cam_core
 from cam_core import CamError, SanityResult, explain, sanity_check
-from cam_core.sanity import average_ranks, edge_map, find_stages, randomize, spearman, ssim
+from cam_core.sanity import StageResult, average_ranks, edge_map, find_stages, randomize, spearman, ssim
+from cam_core.sanity.check import _verdict
 from cam_core.sanity.stages import Stage
 
 COLOURS = torch.tensor([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
@@ -373,3 +374,39 @@ def test_guided_backprop_keeps_showing_the_edges(trained: BlobNet) -> None:
     assert np.mean(guided_edges) > np.mean([r.stages[-1].edge_rho for r in saliency]) + 0.2
     # and it is barely class-specific
     assert np.mean([r.random_class_rho for r in guided]) > 0.5
+
+
+def _stage(name: str, rho: float, blank: bool = False) -> StageResult:
+    return StageResult(name, (name,), rho, 0.0, 0.0, np.zeros((2, 2), np.float32), blank)
+
+
+def test_verdict_sentences() -> None:
+    passed, text = _verdict([_stage("head", 0.12), _stage("body", 0.05)], "cascading")
+    assert passed and text == "passed: the map changed as soon as the top layers were randomized (ρ=0.12 after 'head')"
+    passed, text = _verdict([_stage("head", 0.97), _stage("body", 0.91)], "cascading")
+    assert not passed and text.startswith("failed: the map stayed similar (ρ=0.91) with all layers randomized")
+    passed, text = _verdict([_stage("head", 0.97), _stage("body", float("nan"), blank=True)], "cascading")
+    assert passed and text.startswith("passed late") and "went blank after 'body'" in text
+    passed, text = _verdict([_stage("head", 0.8), _stage("body", 0.3)], "independent")
+    assert passed and "'body'" in text and "1 of 2" in text
+    passed, text = _verdict([_stage("head", 0.8), _stage("body", 0.6)], "independent")
+    assert not passed and "lowest ρ=0.60, 'body'" in text
+
+
+@pytest.mark.slow
+def test_embedded_model_gradcam_passes_guided_backprop_is_late() -> None:
+    models = pytest.importorskip("models")
+    from PIL import Image
+    from skimage import data
+
+    backbone = models.load("efficientnet_lite0")
+    x = backbone.preprocess(Image.fromarray(data.chelsea()))
+    before = _snapshot(backbone.model)
+    gradcam = sanity_check(backbone.model, x, "gradcam")
+    assert [s.stage for s in gradcam.stages][:3] == ["classifier", "conv_head+bn2", "blocks.6"]
+    assert gradcam.passed and gradcam.verdict.startswith("passed: the map changed as soon as")
+    assert any("BatchNorm" in note for note in gradcam.notes)
+    guided = sanity_check(backbone.model, x, "guided_backprop")
+    assert guided.stages[0].rho > 0.9 and guided.random_class_rho > 0.9
+    assert guided.verdict.startswith("passed late")
+    _assert_unchanged(backbone.model, before)
