@@ -95,7 +95,7 @@ def _check_channel(args: argparse.Namespace, methods: list[str]) -> None:
                          f"feature-map targets work with {', '.join(takers)}")
 
 
-class _Expected:
+class ExpectedTime:
     """Expected seconds of a long method before it starts, from ``cam_core.batching.estimate_seconds``.
 
     ``estimate_seconds`` needs how many items a run batches and whether they carry gradients; the CLI
@@ -188,7 +188,7 @@ def explain(args: argparse.Namespace) -> int:
     default_layer = getattr(getattr(backbone, "spec", None), "default_layer", None)
     apply_colours(params, backbone)
     out = writers.OutputFolder(args.out)
-    expected = _Expected(backbone.model)
+    expected = ExpectedTime(backbone.model)
 
     failed = 0
     for path in args.images:
@@ -219,7 +219,7 @@ def explain(args: argparse.Namespace) -> int:
                 base = f"{stem}_{writers.safe_name(method)}{suffix}"
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
                 progress = writers.Progress(what) if spec.long_running else None
-                key = _Expected.key(method, params[method], x)
+                key = ExpectedTime.key(method, params[method], x)
                 if progress is not None:
                     estimate, timings = expected.before(key, x)
                     writers.announce(what, estimate)
