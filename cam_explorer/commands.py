@@ -220,6 +220,7 @@ def explain(args: argparse.Namespace) -> int:
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
                 progress = writers.Progress(what) if spec.long_running else None
                 key = ExpectedTime.key(method, params[method], x)
+                timings: dict[bool, float | None] = {}
                 if progress is not None:
                     estimate, timings = expected.before(key, x)
                     writers.announce(what, estimate)

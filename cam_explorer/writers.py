@@ -140,7 +140,7 @@ class Progress:
 
     def _line(self, done: int, total: int) -> str:
         pct = 100.0 * done / total
-        text = f"{self.what}: {done}/{total} ({pct:3.0f}%)"
+        text = f"{self.what}: {done}/{total} ({pct:{3 if self.tty else 0}.0f}%)"  # fixed width in place
         if 0 < done < total:
             elapsed = time.perf_counter() - self.started
             text += f", about {duration(elapsed / done * (total - done))} left"
