@@ -103,9 +103,8 @@ def test_explain_writes_overlay_and_image_sized_heatmap(photos, tmp_path, capsys
 @pytest.mark.slow
 def test_long_method_shows_progress_and_then_the_expected_time(photos, tmp_path, capsys):
     """Occlusion (``long_running``) on two images of one size: done/total lines with the time left on stderr;
-    the second image is announced with its expected time whenever the batching engine measured the first."""
-    from cam_core.batching import estimate_seconds
-
+    an expected time, when the batching engine can give one, only before the second image (how the estimate is
+    learned and that it equals ``estimate_seconds`` is checked in test_writers.py on a tiny net)."""
     code, stdout, err = run(capsys, "explain", str(photos["cat"]), str(photos["cat"]), "--method", "occlusion",
                             "--param", "patch=224", "--param", "stride=224", "--out", str(tmp_path), "--device", "cpu")
     assert code == 0, err
@@ -113,16 +112,11 @@ def test_long_method_shows_progress_and_then_the_expected_time(photos, tmp_path,
     assert Path(first["overlay"]).name == "chelsea_occlusion_overlay.png"
     assert Path(second["overlay"]).name == "chelsea_2_occlusion_overlay.png"  # same stem, not overwritten
     lines = err.splitlines()
-    done = [line for line in lines if line.startswith("chelsea.png occlusion: ")]
-    assert done and all("/" in line for line in done)
-    assert any(" left" in line for line in done) or all(" in " in line for line in done)
-
-    import models
-
-    backbone = models.load(models.DEFAULT_MODEL, device="cpu")
-    x = backbone.preprocess(Image.open(photos["cat"]).convert("RGB"))
-    if estimate_seconds(backbone.model, x, 1, False) is not None or estimate_seconds(backbone.model, x, 1, True):
-        assert sum("expected about" in line for line in lines) == 1  # the second image only
+    done = [line for line in lines if line.startswith("chelsea.png occlusion: ") and "/" in line]
+    finished = [i for i, line in enumerate(lines) if "(100%)" in line]
+    assert len(finished) == 2 and all(" left" in line or " in " in line for line in done)
+    announced = [i for i, line in enumerate(lines) if "expected about" in line]
+    assert len(announced) <= 1 and all(finished[0] < i < finished[1] for i in announced)
 
 
 def test_methods_json_and_usage_errors_in_process(capsys):
