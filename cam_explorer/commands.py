@@ -1,0 +1,385 @@
+"""The commands: one function per command, ``(args) -> exit code`` (0 ok, 1 something failed; a
+``UsageError`` raised here becomes exit code 2 in ``cli.main``).
+
+Each command calls the same ``cam_core`` functions the app calls, and decides what to do from the
+registry's flags (``needs_layer``, ``long_running``, ``feature_target``), never from a method's name.
+A failing image gets an ``error`` record and the other images still run. Heavy modules (torch, the
+models) are imported inside the command that needs them.
+
+Adding a command: an ``@command`` function here named like its ``@subcommand`` parser in ``parsing.py``
+(``evaluate IMAGE... --method M --metrics ...`` would be ``def evaluate(args)``, one JSON line per image).
+"""
+from __future__ import annotations
+
+import argparse
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import writers
+from .parsing import UsageError, apply_colours, parse_methods, parse_params, resolve_class
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(fn: Command) -> Command:
+    """Register ``fn`` as the command named like it (``_`` → ``-``)."""
+    COMMANDS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def load_backbone(name: str | None, device_pref: str) -> tuple[str, Any]:
+    """The registered model on the chosen device, and its name (an unknown name is a usage error)."""
+    import models
+    from cam_core.device import pick_device
+
+    device = pick_device(device_pref)
+    name = name or models.DEFAULT_MODEL
+    known = list(models.available())
+    if known and name not in known:
+        raise UsageError(f"unknown model {name!r}; choose one of {', '.join(known)}")
+    return name, models.load(name, device=device)
+
+
+def _failed(args: argparse.Namespace, record: dict[str, Any], exc: BaseException) -> None:
+    """Report one failed item as a JSON line (``error``: one line); the traceback only with ``--debug``."""
+    if args.debug:
+        traceback.print_exc()
+    record["error"] = writers.one_line(exc)
+    writers.emit(record)
+
+
+# --------------------------------------------------------------------------- predict
+
+
+@command
+def predict(args: argparse.Namespace) -> int:
+    """Top-k classes per image: ``{"image", "model", "top": [{"class_idx", "label", "prob"}, ...]}``."""
+    from cam_core.imaging import load_image
+
+    name, backbone = load_backbone(args.model, args.device)
+    failed = 0
+    for path in args.images:
+        try:
+            top = backbone.predict(load_image(path), top=args.top)
+            writers.emit({"image": path, "model": name, "top": [p.to_dict() for p in top]})
+        except BrokenPipeError:
+            raise
+        except Exception as exc:  # one bad image must not stop the others
+            failed += 1
+            _failed(args, {"image": path}, exc)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def _check_channel(args: argparse.Namespace, methods: list[str]) -> None:
+    """``--channel`` (a feature-map target) needs a layer, no class, and methods that take such targets."""
+    from cam_core.registry import METHODS
+
+    if args.channel is None:
+        return
+    if args.layer is None:
+        raise UsageError("--channel needs --layer: the feature map is channel C of that layer")
+    if args.target_class is not None or args.top is not None:
+        raise UsageError("--channel explains one feature map, not a class: drop --class/--top")
+    if args.channel < 0:
+        raise UsageError(f"--channel {args.channel}: must be 0 or more")
+    refusing = [m for m in methods if not METHODS[m].feature_target]
+    if refusing:
+        takers = [m for m, spec in METHODS.items() if spec.feature_target]
+        raise UsageError(f"--channel: {', '.join(refusing)} explain classes only; "
+                         f"feature-map targets work with {', '.join(takers)}")
+
+
+class ExpectedTime:
+    """Expected seconds of a long method before it starts, from ``cam_core.batching.estimate_seconds``.
+
+    ``estimate_seconds`` needs how many items a run batches and whether they carry gradients; the CLI
+    learns both from the first run of a (method, parameters, input shape): the total its progress reported,
+    and which of the two batching timings that run moved. The next image of that shape gets an estimate.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.work: dict[tuple, tuple[int, bool]] = {}  # key -> (items, with gradients)
+
+    @staticmethod
+    def key(method: str, params: dict[str, Any], x: Any) -> tuple:
+        return method, repr(sorted(params.items())), tuple(x.shape), str(x.device)
+
+    def _timings(self, x: Any) -> dict[bool, float | None]:
+        from cam_core.batching import estimate_seconds
+
+        return {grad: estimate_seconds(self.model, x, 1, grad) for grad in (False, True)}
+
+    def before(self, key: tuple, x: Any) -> tuple[float | None, dict[bool, float | None]]:
+        """(expected seconds or ``None``, the timings now, to compare after the run)."""
+        from cam_core.batching import estimate_seconds
+
+        timings = self._timings(x)
+        known = self.work.get(key)
+        expected = None if known is None else estimate_seconds(self.model, x, known[0], known[1])
+        return expected, timings
+
+    def after(self, key: tuple, x: Any, timings: dict[bool, float | None], total: int | None) -> None:
+        if key in self.work or not total or total <= 1:
+            return
+        now = self._timings(x)
+        moved = [grad for grad in (False, True) if now[grad] is not None and now[grad] != timings[grad]]
+        if len(moved) == 1:
+            self.work[key] = (total, moved[0])
+
+
+def _class_targets(args: argparse.Namespace, backbone: Any, x: Any, categories: list[str] | None,
+                   fixed_class: int | None) -> list[int | None]:
+    """The classes to explain for one image: ``--top K`` predicted, else ``--class`` (``None``: the top one)."""
+    if args.top is None:
+        return [fixed_class]
+    from cam_core.predict import predict as top_classes
+
+    return [p.class_idx for p in top_classes(backbone.model, x, categories, args.top)]
+
+
+def _label(categories: list[str] | None, cls: int | None) -> str | None:
+    if categories is None or cls is None or not 0 <= int(cls) < len(categories):
+        return None
+    return categories[int(cls)]
+
+
+def _report_html(args: argparse.Namespace, path: str, name: str, backbone: Any, img: Any, x: Any,
+                 overlay: Any, exp: Any, categories: list[str] | None) -> str:
+    """The app's HTML report (``cam_core.report``) for one map."""
+    from cam_core import __version__
+    from cam_core.predict import predict as top_classes
+    from cam_core.registry import METHODS
+    from cam_core.report import build_report
+
+    spec = METHODS[exp.method]
+    return build_report(
+        original=img, overlay=overlay, image_name=Path(path).name, model=name, method=spec.display,
+        method_citation=spec.citation, layer=exp.layer, class_idx=exp.class_idx,
+        class_label=_label(categories, exp.class_idx),
+        params={**exp.params, "alpha": args.alpha, "colormap": args.colormap},
+        top=top_classes(backbone.model, x, categories, 5), score=exp.score, prob=exp.prob,
+        elapsed_ms=exp.elapsed_ms, notes=exp.notes, version=__version__)
+
+
+@command
+def explain(args: argparse.Namespace) -> int:
+    """Heat maps per image × method × class: files in ``--out`` and one JSON line each."""
+    from cam_core import render
+    from cam_core.explain import explain as run_method
+    from cam_core.imaging import load_image
+    from cam_core.layers import resolve_layer
+    from cam_core.registry import METHODS
+
+    methods = parse_methods(args.method)
+    params = parse_params(args.param, methods)
+    _check_channel(args, methods)
+    name, backbone = load_backbone(args.model, args.device)
+    if args.layer is not None:
+        resolve_layer(backbone.model, args.layer)  # a wrong name fails once, not once per image
+    categories = list(backbone.categories) if backbone.categories is not None else None
+    fixed_class = resolve_class(args.target_class, categories) if args.target_class is not None else None
+    default_layer = getattr(getattr(backbone, "spec", None), "default_layer", None)
+    apply_colours(params, backbone)
+    out = writers.OutputFolder(args.out)
+    expected = ExpectedTime(backbone.model)
+
+    failed = 0
+    for path in args.images:
+        stem = out.stem_for(path)
+        try:
+            img = load_image(path)
+            x = backbone.preprocess(img)
+            targets = _class_targets(args, backbone, x, categories, fixed_class)
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            failed += 1
+            _failed(args, {"image": path}, exc)
+            continue
+
+        for method in methods:
+            spec = METHODS[method]
+            layer = args.layer
+            if layer is None and spec.needs_layer:
+                layer = default_layer  # the backbone's registered CAM layer (else the engine picks one)
+            for target in targets:
+                if args.channel is not None:
+                    suffix = f"_{writers.safe_name(str(layer))}_ch{args.channel}"
+                elif args.top is not None or args.target_class is not None:
+                    suffix = f"_c{target}"
+                else:
+                    suffix = ""
+                base = f"{stem}_{writers.safe_name(method)}{suffix}"
+                what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
+                progress = writers.Progress(what) if spec.long_running else None
+                key = ExpectedTime.key(method, params[method], x)
+                timings: dict[bool, float | None] = {}
+                if progress is not None:
+                    estimate, timings = expected.before(key, x)
+                    writers.announce(what, estimate)
+                try:
+                    exp = run_method(backbone.model, x, method, target_layer=layer, target_class=target,
+                                     target_channel=args.channel, progress=progress, **params[method])
+                    if progress is not None:
+                        expected.after(key, x, timings, progress.total)
+                    heat = render.heatmap_at_image_size(exp, img)
+                    overlay = render.overlay(img, heat, args.alpha, args.colormap)
+                    npy = out.heatmap(base, heat)
+                    png = out.overlay(base, overlay)
+                    del heat
+                    cls = exp.class_idx
+                    record: dict[str, Any] = {
+                        "image": path,
+                        "model": name,
+                        "method": method,
+                        "layer": exp.layer,
+                        "class_idx": None if cls is None else int(cls),
+                        "label": _label(categories, cls),
+                        "prob": None if exp.prob is None else float(exp.prob),
+                        "heatmap": str(npy),
+                        "overlay": str(png),
+                    }
+                    if exp.channel is not None:
+                        record["channel"] = int(exp.channel)
+                    if exp.gradient is not None:
+                        record["gradient"] = str(out.gradient(base, exp.gradient, img.size))
+                    if args.report:
+                        html = _report_html(args, path, name, backbone, img, x, overlay, exp, categories)
+                        record["report"] = str(out.report(base, html))
+                    if exp.notes:
+                        record["notes"] = list(exp.notes)
+                    if exp.is_blank and not exp.notes:
+                        record["notes"] = ["the map is blank: no positive evidence for this class"]
+                    record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
+                    writers.emit(record)
+                except BrokenPipeError:
+                    raise
+                except Exception as exc:
+                    failed += 1
+                    if progress is not None:
+                        progress.interrupted()
+                    err: dict[str, Any] = {"image": path, "method": method}
+                    if target is not None:
+                        err["class_idx"] = target
+                    _failed(args, err, exc)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def _method_records() -> list[dict[str, Any]]:
+    from cam_core.registry import METHODS
+
+    records = []
+    for name, spec in METHODS.items():
+        params = {
+            key: {
+                "default": writers.jsonable(p.default),
+                "type": getattr(p.type, "__name__", str(p.type)),
+                "min": writers.jsonable(p.min),
+                "max": writers.jsonable(p.max),
+                "choices": writers.jsonable(p.choices),
+                "help": p.help or "",
+            }
+            for key, p in spec.params.items()
+        }
+        records.append({
+            "name": name,
+            "display": spec.display,
+            "kind": spec.kind,
+            "citation": spec.citation,
+            "summary": spec.summary or "",
+            "params": params,
+            "aliases": list(spec.aliases),
+            "needs_layer": spec.needs_layer,
+            "feature_target": spec.feature_target,
+            "long_running": spec.long_running,
+        })
+    return records
+
+
+@command
+def methods(args: argparse.Namespace) -> int:
+    """The registry as a table (or ``--json``: names, citations, parameters with ranges, flags)."""
+    records = _method_records()
+    if args.json:
+        writers.emit_document(records)
+        return 0
+    w_name = max([len("METHOD")] + [len(r["name"]) for r in records])
+    w_disp = max([len("NAME")] + [len(r["display"]) for r in records])
+    w_kind = max([len("KIND")] + [len(r["kind"]) for r in records])
+    lines = [f"{'METHOD':<{w_name}}  {'NAME':<{w_disp}}  {'KIND':<{w_kind}}  PARAMETERS (default)"]
+    for r in records:
+        params = ", ".join(f"{k}={v['default']!r}" for k, v in r["params"].items()) or "-"
+        lines.append(f"{r['name']:<{w_name}}  {r['display']:<{w_disp}}  {r['kind']:<{w_kind}}  {params}")
+        if r["citation"]:
+            lines.append(f"{'':<{w_name}}  {r['citation']}")
+    lines.append("")
+    lines.append("Set a parameter with `explain --param key=value`; `methods --json` gives ranges and help.")
+    writers.emit_text(lines)
+    return 0
+
+
+# --------------------------------------------------------------------------- layers
+
+
+_SHORT_DEPTH = 2  # dotted-name depth shown without --all: "layer4.1", "blocks.6.0", "features.28"
+_PASS_THROUGH = ("Identity", "Dropout", "Dropout2d", "Flatten")
+
+
+def _sample_image() -> Any:
+    """scikit-image's chelsea() (a cat photo that ships in the wheel), as a PIL image."""
+    from PIL import Image
+    from skimage import data
+
+    return Image.fromarray(data.chelsea()).convert("RGB")
+
+
+@command
+def layers(args: argparse.Namespace) -> int:
+    """Candidate target layers with their output shapes; ``*`` (or ``"default": true``) marks the CAM layer."""
+    from cam_core.imaging import load_image
+    from cam_core.layers import layers as spatial_layers
+
+    name, backbone = load_backbone(args.model, args.device)
+    img = load_image(args.image) if args.image else _sample_image()
+    x = backbone.preprocess(img)
+    infos = spatial_layers(backbone.model, x)
+    default = getattr(getattr(backbone, "spec", None), "default_layer", None)
+    total = len(infos)
+    if not args.all:  # the readable view: blocks, not every BatchNorm inside them
+        infos = [i for i in infos if i.name == default
+                 or (i.name.count(".") <= _SHORT_DEPTH and i.kind not in _PASS_THROUGH)]
+    if args.json:
+        rows = [{"name": i.name, "kind": i.kind, "shape": list(i.shape), "default": i.name == default}
+                for i in infos]
+        writers.emit_document({"model": name, "input": list(x.shape[1:]), "default_layer": default,
+                               "layers": rows})
+        return 0
+
+    def shape(s: Any) -> str:
+        return "×".join(str(int(v)) for v in s)
+
+    w_name = max([len("LAYER")] + [len(i.name) for i in infos])
+    w_kind = max([len("KIND")] + [len(i.kind) for i in infos])
+    src = args.image or "sample photo chelsea()"
+    lines = [f"# {name}: input {shape(x.shape[1:])} from {src}; * marks the default CAM layer",
+             f"  {'LAYER':<{w_name}}  {'KIND':<{w_kind}}  OUTPUT (C×H×W)"]
+    for i in infos:
+        mark = "*" if i.name == default else " "
+        lines.append(f"{mark} {i.name:<{w_name}}  {i.kind:<{w_kind}}  {shape(i.shape)}")
+    if default and default not in {i.name for i in infos}:
+        lines.append(f"default layer: {default} (not a spatial output at this input size)")
+    if len(infos) < total:
+        lines.append(f"({total - len(infos)} nested layers hidden; `--all` lists all {total}; any listed or "
+                     "hidden name works with `explain --layer`)")
+    writers.emit_text(lines)
+    return 0

@@ -1,0 +1,275 @@
+"""Command-line text to values: the argument parser, and method names, parameters and classes checked
+against the registries.
+
+Method parameters are parsed by the registry (``MethodSpec.resolve_params`` → ``ParamSpec.parse``), so a
+parameter's type, default and range live only in ``cam_core/registry.py``. Adding a command is one
+``@subcommand`` function here and one ``@command`` function in ``commands.py`` with the same name.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cam_core.errors import CamError
+
+PROG = "cam-explorer"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_METHOD = "gradcam"
+
+
+class UsageError(CamError):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line: ``error: ...`` (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (``--alpha``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number ≥ 1 (``--top``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+# --------------------------------------------------------------------------- methods and their parameters
+
+
+def parse_methods(values: Sequence[str] | None) -> list[str]:
+    """``--method`` values (repeatable, comma-separated, aliases allowed) -> registered names, in order, once each."""
+    from cam_core.registry import get_method
+
+    wanted: list[str] = []
+    for value in values or [DEFAULT_METHOD]:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                name = get_method(part).name
+            except CamError as exc:
+                raise UsageError(str(exc)) from None
+            if name not in wanted:
+                wanted.append(name)
+    if not wanted:
+        raise UsageError("--method: no method given")
+    return wanted
+
+
+def _free_form(text: str) -> Any:
+    """Text for a parameter the registry leaves untyped (``object``): a list of numbers, a number, or the text."""
+    if "," in text:
+        try:
+            return [float(v) for v in text.split(",")]
+        except ValueError:
+            return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_value(method: str, key: str, text: str) -> Any:
+    """One ``--param key=text`` for one method, converted and range-checked by the method's ``ParamSpec``."""
+    from cam_core.registry import METHODS
+
+    spec = METHODS[method]
+    param = spec.params[key]
+    raw: Any = _free_form(text) if param.type is object else text
+    try:
+        value = spec.resolve_params({key: raw})[key]
+    except CamError as exc:
+        raise UsageError(f"--param {key}={text}: {exc}") from None
+    # Two checks ParamSpec.parse does not make (yet): listed choices, and NaN/inf slipping past a range.
+    if param.choices and value not in param.choices:
+        raise UsageError(f"--param {key}={text}: choose one of {', '.join(map(str, param.choices))}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"--param {key}={text}: must be a finite number")
+    return value
+
+
+def parse_params(pairs: Sequence[str] | None, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``key=value`` strings -> per-method keyword arguments (a key goes to every chosen method that declares it)."""
+    from cam_core.registry import METHODS
+
+    per_method: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: write it as key=value, e.g. --param stride=16")
+        takers = [m for m in methods if key in METHODS[m].params]
+        if not takers:
+            known = sorted({p for m in methods for p in METHODS[m].params})
+            hint = f"; parameters of {', '.join(methods)}: {', '.join(known)}" if known else ""
+            raise UsageError(f"--param {key}: no chosen method takes it{hint}")
+        for m in takers:
+            per_method[m][key] = _parse_value(m, key, text.strip())
+    return per_method
+
+
+_COLOURS = {"black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+
+
+def colour_value(key: str, text: str, backbone: Any) -> Any:
+    """A free-form parameter given as a colour (an occlusion ``fill``): that colour in the model's normalized
+    input space; ``mean`` is 0 there (the dataset mean)."""
+    low = text.strip().lower()
+    if low == "mean":
+        return 0.0
+    if low in _COLOURS:
+        return backbone.fill_value(_COLOURS[low])
+    if re.fullmatch(r"#[0-9a-f]{6}", low):
+        return backbone.fill_value(tuple(int(low[i:i + 2], 16) for i in (1, 3, 5)))
+    raise UsageError(f"--param {key}={text}: give a number (normalized input space, 0 = dataset mean), "
+                     "three comma-separated numbers, mean, black, gray, white or #rrggbb")
+
+
+def apply_colours(params: dict[str, dict[str, Any]], backbone: Any) -> None:
+    """Replace, in place, every parameter value still text (free-form parameters only) by its colour value."""
+    for kwargs in params.values():
+        for key, value in kwargs.items():
+            if isinstance(value, str):
+                kwargs[key] = colour_value(key, value, backbone)
+
+
+def resolve_class(value: str, categories: Sequence[str] | None) -> int:
+    """A class index from ``--class``: a number, or an exact label (case-insensitive if unambiguous)."""
+    text = value.strip()
+    n = len(categories) if categories is not None else None
+    if re.fullmatch(r"[+-]?\d+", text):
+        idx = int(text)
+        if idx < 0 or (n is not None and idx >= n):
+            raise UsageError(f"--class {value}: out of range 0..{(n or 1) - 1}")
+        return idx
+    if categories:
+        if text in categories:
+            return list(categories).index(text)
+        folded = [i for i, label in enumerate(categories) if label.lower() == text.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        near = [label for label in categories if text.lower() in label.lower()][:5]
+        hint = f"; did you mean {', '.join(repr(s) for s in near)}?" if near else ""
+        raise UsageError(f"--class {value!r}: no class with that label{hint}")
+    raise UsageError(f"--class {value!r}: this model has no labels; give a class index")
+
+
+# --------------------------------------------------------------------------- the parser
+
+SubparserBuilder = Callable[[Any, argparse.ArgumentParser], argparse.ArgumentParser]
+SUBCOMMANDS: list[SubparserBuilder] = []
+
+
+def subcommand(build: SubparserBuilder) -> SubparserBuilder:
+    """Register ``build(subparsers, common) -> parser`` (its command name must match a ``commands`` function)."""
+    SUBCOMMANDS.append(build)
+    return build
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="registered model name (default: the embedded EfficientNet-Lite0)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the model runs (auto: CUDA, then MPS, then CPU)")
+
+
+@subcommand
+def _predict(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = sub.add_parser("predict", parents=[common], help="top-k classes per image, one JSON line each",
+                       description="Classify images; one JSON object per image on stdout.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    _model_args(p)
+    p.add_argument("--top", type=positive_int, default=5, help="how many classes (default 5)")
+    return p
+
+
+@subcommand
+def _explain(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from cam_core.registry import METHODS
+    from cam_core.render import COLORMAPS
+
+    p = sub.add_parser("explain", parents=[common], help="heat maps: overlay PNG + .npy per image and method",
+                       description="Explain images; writes <stem>_<method>[_c<class>]_overlay.png and "
+                                   "_heatmap.npy (the image's own height × width) and prints one JSON "
+                                   "object per image and method. Long methods show progress on stderr.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    _model_args(p)
+    p.add_argument("--method", action="append", metavar="M",
+                   help=f"method, repeatable or comma-separated (default {DEFAULT_METHOD}): "
+                        f"{', '.join(METHODS)}; see `{p.prog.rsplit(' ', 1)[0]} methods`")
+    p.add_argument("--layer", default=None, help="target layer, dotted name (default: the model's CAM layer)")
+    p.add_argument("--channel", type=int, default=None,
+                   help="with --layer, a feature-map target for pixel methods (Zeiler & Fergus projection)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--class", dest="target_class", default=None, metavar="C",
+                        help="class index or exact label (default: the top class)")
+    target.add_argument("--top", type=positive_int, default=None, metavar="K",
+                        help="explain each of the top-K classes")
+    p.add_argument("--alpha", type=unit_interval, default=0.5, help="heat-map opacity in [0, 1] (default 0.5)")
+    p.add_argument("--colormap", choices=list(COLORMAPS), default="jet", help="(default jet)")
+    p.add_argument("--out", default="out", help="output folder (default ./out)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="method parameter, repeatable, e.g. --param patch=32 --param stride=16")
+    p.add_argument("--report", action="store_true",
+                   help="also write a self-contained HTML report per map (<...>_report.html)")
+    return p
+
+
+@subcommand
+def _methods(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = sub.add_parser("methods", parents=[common], help="the explanation methods and their parameters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+@subcommand
+def _layers(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = sub.add_parser("layers", parents=[common], help="candidate target layers with output shapes")
+    _model_args(p)
+    p.add_argument("--image", default=None, help="image that sets the input size (default: a sample photo)")
+    p.add_argument("--all", action="store_true", help="list every spatial module, not only the blocks")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser (method and model names are checked after parsing, against the registries)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks instead of one-line errors")
+
+    parser = Parser(prog=prog, description="CAM Explorer: classify images and explain the decisions.")
+    parser.add_argument("--debug", action="store_true", default=False, help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    sub.required = True
+    names = [build(sub, common).prog.split()[-1] for build in SUBCOMMANDS]
+    sub.metavar = "{" + ",".join(names) + "}"
+    return parser
