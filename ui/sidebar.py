@@ -282,12 +282,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def client_is_local() -> bool:
-    """True when the browser runs on the server's own machine (loopback): then a server path means something."""
+    """True when the browser runs on the server's own machine (a loopback connection to a loopback host name):
+    only then is a server path something the person can open."""
     try:
-        ip = st.context.ip_address
-    except Exception:  # pragma: no cover - an older Streamlit
+        host = (st.context.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        remote = st.context.ip_address  # None for a loopback connection (and outside a server)
+    except Exception:  # pragma: no cover - an older Streamlit, or no request
         return False
-    return ip in ("127.0.0.1", "::1", "localhost")
+    return remote is None and host in ("localhost", "127.0.0.1", "::1")
 
 
 def _weights_problem(exc: Any) -> Problem:

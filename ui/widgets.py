@@ -74,6 +74,17 @@ def remembered_select(label: str, options: Sequence[Any], view_key: str, *, defa
     return choice
 
 
+def reset_when_changed(view_key: str, *depends_on: Any) -> None:
+    """Drop the view entry ``view_key`` when what it was chosen for changed (e.g. a channel when the layer
+    changes), so that its widget starts from its default; a value that came with a link is kept."""
+    v = state.view()
+    marks: dict[str, Any] = v.setdefault("_chosen_for", {})
+    sig = repr(depends_on)
+    if marks.get(view_key, sig) != sig:
+        v.pop(view_key, None)
+    marks[view_key] = sig
+
+
 def set_remembered(view_key: str, value: Any, depends_on: tuple[Any, ...] = ()) -> None:
     """Set a remembered widget's value from code (e.g. a click on a chart), before the widget is drawn."""
     state.remember(view_key, value)

@@ -148,6 +148,9 @@ def test_model_without_weights_shows_one_card_and_a_way_back(page, app_url, scre
     text = card.inner_text()
     assert "ResNet-18 needs its weight file" in text and "resnet18-f37072fd.pth" in text
     assert "offline" in text and "$TORCH_HOME/hub/checkpoints" in text
+    from models.torchvision_zoo import checkpoint_dir
+
+    assert f"here that is {checkpoint_dir()}" in text  # this browser is on the server's machine
     assert page.locator(f"{MAIN} .st-key-problem_model").count() == 1
     assert page.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]').count() == 0
     assert page.locator(MAIN).get_by_text("Choose a model", exact=False).count() == 0
