@@ -10,10 +10,10 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import cache, state
+from ui import cache
 from ui.sidebar import start_page
 from ui.pickers import top_class_picker
-from ui.widgets import remembered_radio, remembered_select, remembered_slider, show_error
+from ui.widgets import remembered_radio, remembered_select, remembered_slider, reset_when_changed, show_error
 
 THUMBS = 7
 #: Per transformation: slider bounds, default range, step, and how its value is written.
@@ -85,10 +85,7 @@ def main() -> None:
         kind = remembered_radio("Transformation", list(TRANSFORMS), "inv_kind", default=list(TRANSFORMS)[0],
                                 horizontal=True, format_func=str.capitalize)
     spec = RANGES[kind]
-    view = state.view()
-    if view.get("_inv_range_kind", kind) != kind:  # another transformation: its own default range
-        view.pop("inv_range", None)
-    view["_inv_range_kind"] = kind
+    reset_when_changed("inv_range", kind)  # another transformation: its own default range
     with r:
         low, high = remembered_slider(spec["title"], "inv_range", min_value=spec["lo"], max_value=spec["hi"],
                                       default=spec["default"], step=spec["step"], format=spec["fmt"],
