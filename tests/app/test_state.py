@@ -2,6 +2,8 @@
 a model without weights replaces the results with a card; links carry every page's view, never a photo."""
 from __future__ import annotations
 
+import pytest
+
 from tests.app.conftest import keyed, png_bytes
 
 LAYERS, OCCLUSION, COMPARE = "pages/layers.py", "pages/occlusion.py", "pages/compare.py"
@@ -22,6 +24,7 @@ def _headline(at) -> str:
     return at.main.get("subheader")[0].value
 
 
+@pytest.mark.slow
 def test_class_menu_follows_each_new_upload(app):
     at = app.run()
     _ok(at)
@@ -42,6 +45,7 @@ def test_class_menu_follows_each_new_upload(app):
     assert _class_label(at).startswith("top-1 prediction: ")
 
 
+@pytest.mark.slow
 def test_a_class_picked_on_one_photo_is_not_carried_to_the_next(app):
     at = app.run()
     keyed(at, "selectbox", "class").set_value(967).run()  # espresso, on the cat
@@ -52,6 +56,7 @@ def test_a_class_picked_on_one_photo_is_not_carried_to_the_next(app):
     assert "class" not in at.query_params
 
 
+@pytest.mark.slow
 def test_layers_menus_follow_the_photo(app):
     at = app.run()
     at.switch_page(LAYERS).run()
@@ -81,12 +86,14 @@ def test_link_made_on_an_upload_says_so_and_drops_its_class(app):
     assert not at.main.warning  # the person chose: the notice goes
 
 
+@pytest.mark.slow
 def test_link_after_an_upload_names_the_upload(app):
     at = app.run()
     at.sidebar.file_uploader[0].set_value(("cup.png", png_bytes("coffee"), "image/png")).run()
     assert at.query_params["image"] == "upload:cup.png"
 
 
+@pytest.mark.slow
 def test_links_carry_every_page_s_view(app):
     app.query_params.update({"compare_methods": "gradcam,saliency", "feature_layer": "blocks.1", "channel": "5",
                              "layers_top_n": "8", "occ_patch": "160", "occ_stride": "160", "occ_fill": "black",
@@ -117,6 +124,7 @@ def test_links_carry_every_page_s_view(app):
         assert at.query_params[key] == text, key
 
 
+@pytest.mark.slow
 def test_learn_has_no_pickers_and_batch_has_one_uploader(app):
     at = app.run()
     at.switch_page(LEARN).run()
