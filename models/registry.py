@@ -33,6 +33,12 @@ def weights_ready(name: str) -> bool:
     return spec.source == "embedded" or torchvision_zoo.is_cached(name)
 
 
+def weights_present(name: str) -> bool:
+    """True when ``name``'s weights are on this machine (embedded, or the torchvision file is downloaded);
+    the same as ``weights_ready``, the name the app's model picker uses."""
+    return weights_ready(name)
+
+
 def load(
     name: str = DEFAULT_MODEL,
     device: torch.device | str | None = None,

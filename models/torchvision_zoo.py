@@ -22,6 +22,23 @@ from models.spec import BackboneSpec
 
 Progress = bool | Callable[[int, int], None]
 
+#: How the weights folder is named to a person who cannot see the server's disk: the setting, not a path.
+FOLDER_SETTING = "$TORCH_HOME/hub/checkpoints"
+FOLDER_DEFAULT = "~/.cache/torch/hub/checkpoints"
+
+
+class WeightsUnavailable(CamError):
+    """A torchvision weight file that is not on disk and could not be downloaded (e.g. an offline machine).
+
+    Carries the pieces an app needs to say what to do: ``model``, ``filename``, ``folder`` (this machine's
+    resolved ``$TORCH_HOME/hub/checkpoints``), ``url`` and the download's ``reason``.
+    """
+
+    def __init__(self, model: str, filename: str, folder: str, url: str, reason: str) -> None:
+        self.model, self.filename, self.folder, self.url, self.reason = model, filename, folder, url, reason
+        super().__init__(f"{model}: cannot download the weight file {filename} ({reason}); with no network, put "
+                         f"{filename} in the folder {folder} (download it from {url})")
+
 # name -> (weights enum member, display, default layer, cam_head, final Linear)
 _ZOO: dict[str, tuple[tvm.WeightsEnum, str, str, tuple[str, str] | None, str]] = {
     "resnet18": (tvm.ResNet18_Weights.IMAGENET1K_V1, "ResNet-18", "layer4", ("layer4", "fc"), "fc"),
@@ -69,6 +86,12 @@ def is_cached(name: str) -> bool:
     return os.path.isfile(cached_path(name))
 
 
+def file_size_mb(name: str) -> float | None:
+    """Size of ``name``'s weight file in MB as torchvision records it (``None`` when unknown)."""
+    size = weights_of(name).meta.get("_file_size")
+    return float(size) if size else None
+
+
 def load_pretrained(name: str, progress: Progress = True) -> nn.Module:
     """Build ``name`` with its pretrained weights (CPU, eval mode), downloading the file on first use.
 
@@ -93,10 +116,7 @@ def load_pretrained(name: str, progress: Progress = True) -> nn.Module:
                 "delete it to download it again"
             ) from None
         if isinstance(exc, (OSError, RuntimeError)):
-            raise CamError(
-                f"{name}: cannot download the weight file {filename} ({_reason(exc)}); with no network, put "
-                f"{filename} in the folder {folder} (download it from {weights.url})"
-            ) from None
+            raise WeightsUnavailable(name, filename, folder, weights.url, _reason(exc)) from None
         raise
     return model.eval()
 

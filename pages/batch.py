@@ -7,13 +7,15 @@ others go on. Downloads: a ZIP of overlay PNGs and a CSV of predictions. Each im
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import streamlit as st
 
 from ui import state
 from ui.pickers import layer_picker, method_picker, overlay_controls
-from ui.sidebar import IMAGE_TYPES, render_sidebar
+from ui.sidebar import IMAGE_TYPES, start_page
+from ui.samples import DEFAULT_SAMPLE
 from ui.widgets import param_inputs, show_error
 
 PER_ROW = 4
@@ -118,12 +120,10 @@ def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tupl
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Batch", anchor=False)
-    st.caption("Many photos, one method: each is explained for its top-1 class. A file that cannot be read "
-               "shows its error in its own tile; the others go on.")
-    if ctx.backbone is None:
-        st.info("Choose a model in the sidebar (see the message there).")
+    # One uploader only, the page's own: the sidebar has the model and the device, no photo picker.
+    ctx = start_page("Batch", "Many photos, one method: each is explained for its top-1 class. A file that cannot "
+                              "be read shows its error in its own tile; the others go on.", image=False)
+    if ctx is None:
         return
     from cam_core.batch import MAX_ITEMS
     from cam_core.registry import METHODS
@@ -139,7 +139,9 @@ def main() -> None:
     with opts:
         method = method_picker()
         spec = METHODS[method]
-        layer = layer_picker(ctx, spec.needs_layer) if ctx.image is not None else None
+        # Layer names come from one sample's forward; their shapes differ from image to image, so none is shown.
+        probe = replace(ctx, image=state.sample_ref(DEFAULT_SAMPLE))
+        layer = layer_picker(probe, spec.needs_layer, show_shapes=False)
         params: dict[str, Any] = {}
         if spec.params:
             with st.expander(f"{spec.display} parameters"):

@@ -13,7 +13,7 @@ import streamlit as st
 from ui import cache, state
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
-from ui.sidebar import render_sidebar
+from ui.sidebar import start_page
 from ui.widgets import param_inputs, predictions_or_error, show_error
 
 def _details(exp: Any, ctx: Any) -> None:
@@ -98,15 +98,9 @@ def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
 
 
 def main() -> None:
-    ctx = render_sidebar()
-    st.title("Inspect", anchor=False)
-    st.caption("Why did the classifier decide what it decided? Pick a method and a class: the map shows "
-               "where the evidence is.")
-    if ctx.image is None:
-        st.info("Upload a photo or pick a sample in the sidebar.")
-        return
-    if ctx.backbone is None:
-        st.info("Choose a model in the sidebar (see the message there).")
+    ctx = start_page("Inspect", "Why did the classifier decide what it decided? Pick a method and a class: the "
+                                "map shows where the evidence is.")
+    if ctx is None:
         return
     preds = predictions_or_error(ctx)
     if preds is None:

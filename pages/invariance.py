@@ -12,7 +12,8 @@ import streamlit as st
 
 from ui import cache
 from ui.sidebar import start_page
-from ui.widgets import remembered_select, show_error
+from ui.pickers import top_class_picker
+from ui.widgets import remembered_radio, remembered_select, remembered_slider, reset_when_changed, show_error
 
 THUMBS = 7
 #: Per transformation: slider bounds, default range, step, and how its value is written.
@@ -77,32 +78,35 @@ def main() -> None:
     except Exception as exc:
         show_error(exc, context="prediction")
         return
+    # Every setting lives in the shareable view (and the URL); the range is per transformation, the layer
+    # menu is keyed to the model and the photo (its options), the class to the photo (its top-5).
     t, r, n = st.columns([2, 4, 2])
     with t:
-        kind = st.radio("Transformation", list(TRANSFORMS), horizontal=True, key="w_inv_kind",
-                        format_func=str.capitalize)
+        kind = remembered_radio("Transformation", list(TRANSFORMS), "inv_kind", default=list(TRANSFORMS)[0],
+                                horizontal=True, format_func=str.capitalize)
     spec = RANGES[kind]
+    reset_when_changed("inv_range", kind)  # another transformation: its own default range
     with r:
-        low, high = st.slider(spec["title"], spec["lo"], spec["hi"], spec["default"], step=spec["step"],
-                              format=spec["fmt"], key=f"w_inv_range_{kind}")
+        low, high = remembered_slider(spec["title"], "inv_range", min_value=spec["lo"], max_value=spec["hi"],
+                                      default=spec["default"], step=spec["step"], format=spec["fmt"],
+                                      depends_on=(kind,))
     with n:
-        steps = st.slider("Steps", 3, 25, 9, key="w_inv_steps", help="Values evenly spaced over the range "
-                                                                       "(the unchanged photo is always added)")
+        steps = remembered_slider("Steps", "inv_steps", min_value=3, max_value=25, default=9, step=1,
+                                  help="Values evenly spaced over the range (the unchanged photo is always added)")
     layer_names = [i.name for i in infos]
     a, b, c = st.columns([4, 3, 2])
     with a:
         default = ctx.backbone.spec.default_layer
         layer = remembered_select("Layer for the feature distance", layer_names, "feature_layer",
                                   default=default if default in layer_names else layer_names[-1],
+                                  depends_on=(ctx.model_key,),
                                   help="Distance = ‖f(transformed) − f(original)‖ / ‖f(original)‖ with f the "
                                        "layer's whole flattened activation (its feature vector)")
-    probs = {p.class_idx: p.prob for p in preds}
     with b:
-        class_idx = st.selectbox("Class", list(probs), key="w_inv_class",
-                                 format_func=lambda k: f"{ctx.backbone.categories[k]} ({k}) — {probs[k]:.1%}")
+        class_idx = top_class_picker(ctx, preds, "Class")
     with c:
-        edge = st.selectbox("Uncovered area", list(EDGES), key="w_inv_edge",
-                            format_func=lambda e: "grey" if e == "grey" else "mirrored")
+        edge = remembered_select("Uncovered area", list(EDGES), "inv_edge", default=list(EDGES)[0],
+                                 format_func=lambda e: "grey" if e == "grey" else "mirrored")
     values = tuple(default_values(kind, float(low), float(high), int(steps)))
     try:
         result = _sweep(ctx.model_key, str(ctx.device), ctx.image.digest, kind, values, layer, int(class_idx),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ui import cache
 from ui.sidebar import start_page
-from ui.widgets import remembered_select, show_error
+from ui.widgets import remembered_select, remembered_slider, reset_when_changed, show_error
 
 PER_ROW = 8
 TILE_PX = 176
@@ -146,6 +146,7 @@ def _layer_select(ctx: Any, infos: list[Any]) -> str:
 
     default = ctx.backbone.spec.default_layer if ctx.backbone.spec.default_layer in shapes else options[-1]
     return remembered_select("Layer", options, "feature_layer", default=default, format_func=label,
+                             depends_on=(ctx.model_key, ctx.image.digest),
                              help="Every layer with a spatial output; type to search")
 
 
@@ -207,7 +208,8 @@ def main() -> None:
     with l:
         layer = _layer_select(ctx, infos)
     with n:
-        top_n = st.slider("Channels shown (top-N by mean)", 4, 64, 16, step=4, key="w_layers_top_n")
+        top_n = remembered_slider("Channels shown (top-N by mean)", "layers_top_n", min_value=4, max_value=64,
+                                  default=16, step=4)
     with m:
         cmap = remembered_select("Colormap", list(COLORMAP_NAMES), "feature_cmap", default="viridis")
     try:
@@ -227,9 +229,11 @@ def main() -> None:
 
     st.subheader("One channel, enlarged and projected to pixels", anchor=False)
     order = [int(c) for c in fm.order]
-    channel = st.selectbox("Channel", order, index=0, key=f"w_layers_channel_{layer}",
-                           format_func=lambda c: f"ch {c} · mean {fm.mean[c]:.3f} (rank {order.index(c) + 1})",
-                           help="Ordered by mean activation; type a number to find any channel")
+    reset_when_changed("channel", ctx.model_key, layer)  # (and a new photo: "channel" is image-bound)
+    channel = remembered_select("Channel", order, "channel", default=order[0],
+                                depends_on=(ctx.model_key, layer, ctx.image.digest),
+                                format_func=lambda c: f"ch {c} · mean {fm.mean[c]:.3f} (rank {order.index(c) + 1})",
+                                help="Ordered by mean activation; type a number to find any channel")
     _selected_channel(ctx, fm, layer, int(channel), cmap)
 
     st.subheader("Mean activation per channel", anchor=False)

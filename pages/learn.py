@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.sidebar import render_sidebar
-
 KIND_WORDS = {
     "cam": "class activation map at a layer",
     "pixel": "pixel-space gradient",
@@ -38,7 +36,7 @@ def _section(spec, highlighted: bool) -> None:
 def main() -> None:
     from cam_core.registry import METHODS
 
-    render_sidebar()
+    # No photo or model pickers here: this page uses neither (the navigation stays in the sidebar).
     st.title("Learn", anchor=False)
     st.write("How each method turns a classifier's decision into a picture. Notation: input $x$, class score "
              "$y^c$ (before softmax), activations $A^k$ of feature map $k$ at the target layer, "

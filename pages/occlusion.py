@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 from ui import cache
 from ui.figures import top_k_bar
 from ui.sidebar import start_page
-from ui.widgets import predictions_or_error, remembered_select, show_error
+from ui.pickers import top_class_picker
+from ui.widgets import predictions_or_error, remembered_select, remembered_slider, set_remembered, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -130,7 +131,7 @@ def _draw_maps(where: Any, ctx: Any, exp: Any, label: str, note: str, interactiv
     return event
 
 
-def _apply_click(event: Any) -> None:
+def _apply_click(event: Any, digest: str) -> None:
     """A click on the probability map moves the probe sliders there (before they are drawn)."""
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
         getattr(getattr(event, "selection", None), "points", None) or []
@@ -140,7 +141,8 @@ def _apply_click(event: Any) -> None:
     marker = (round(float(pt["x"])), round(float(pt["y"])))
     if st.session_state.get("_occ_last_click") != marker:
         st.session_state["_occ_last_click"] = marker
-        st.session_state["w_occ_x"], st.session_state["w_occ_y"] = marker
+        set_remembered("occ_x", marker[0], (digest,))
+        set_remembered("occ_y", marker[1], (digest,))
 
 
 def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: int, base: list[Any]) -> None:
@@ -149,12 +151,11 @@ def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: i
     in_h, in_w = x.shape[-2:]
     st.subheader("Patch at one spot", anchor=False)
     st.caption("Click a cell of the probability map, or move the sliders (photo pixels).")
-    for key, hi in (("w_occ_x", w - 1), ("w_occ_y", h - 1)):
-        if key in st.session_state:
-            st.session_state[key] = int(min(max(int(st.session_state[key]), 0), hi))
-    a, b = st.columns(2)
-    cx = a.slider("Patch centre x", 0, w - 1, w // 2, key="w_occ_x")
-    cy = b.slider("Patch centre y", 0, h - 1, h // 2, key="w_occ_y")
+    a, b = st.columns(2)  # keyed to the photo: its size is the sliders' range
+    cx = remembered_slider("Patch centre x", "occ_x", min_value=0, max_value=w - 1, default=w // 2, step=1,
+                           where=a, depends_on=(ctx.image.digest,))
+    cy = remembered_slider("Patch centre y", "occ_y", min_value=0, max_value=h - 1, default=h // 2, step=1,
+                           where=b, depends_on=(ctx.image.digest,))
     top = int(min(max(round(cy * in_h / h - patch / 2), 0), max(in_h - patch, 0)))
     left = int(min(max(round(cx * in_w / w - patch / 2), 0), max(in_w - patch, 0)))
     try:
@@ -191,16 +192,14 @@ def main() -> None:
     if preds is None:
         return
     p, s, f, k = st.columns([2, 2, 2, 3])
-    patch = int(p.slider("Patch size (input px)", 8, 160, 48, step=8, key="w_occ_patch",
-                         help="Side of the occluding square in the model's input pixels"))
-    stride = int(s.slider("Stride (input px)", 4, 160, 24, step=4, key="w_occ_stride",
-                          help="Step between positions of the fine pass; smaller is finer and slower"))
+    patch = remembered_slider("Patch size (input px)", "occ_patch", min_value=8, max_value=160, default=48, step=8,
+                              where=p, help="Side of the occluding square in the model's input pixels")
+    stride = remembered_slider("Stride (input px)", "occ_stride", min_value=4, max_value=160, default=24, step=4,
+                               where=s, help="Step between positions of the fine pass; smaller is finer and slower")
     with f:
         fill_name = remembered_select("Fill", list(FILLS), "occ_fill", default="grey")
-    probs = {q.class_idx: q.prob for q in preds}
     with k:
-        class_idx = st.selectbox("Target class", list(probs), key="w_occ_class",
-                                 format_func=lambda c: f"{ctx.backbone.categories[c]} ({c}) — {probs[c]:.1%}")
+        class_idx = top_class_picker(ctx, preds, "Target class")
     fill = _fill_value(ctx.backbone, fill_name)
     label = ctx.backbone.categories[class_idx]
     params = {"patch": patch, "stride": stride, "fill": fill}
@@ -222,7 +221,7 @@ def main() -> None:
     note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · {exp.elapsed_ms / 1000:,.1f} s · "
             f"p({label}) without occlusion: {exp.extras['base_prob']:.1%}")
     event = _draw_maps(maps, ctx, exp, label, note, interactive=True)
-    _apply_click(event)
+    _apply_click(event, ctx.image.digest)
     _probe_section(ctx, patch, fill, fill_name, class_idx, preds)
 
 

@@ -3,11 +3,11 @@
 A page is a short script::
 
     from ui import cache
-    from ui.sidebar import render_sidebar
+    from ui.sidebar import start_page
     from ui.widgets import show_error
 
-    ctx = render_sidebar()                  # call once, first: image, model, device (ui.state.Context)
-    if not ctx.ready: st.info(...); st.stop()
+    ctx = start_page(title, caption)        # sidebar + title; None after a card (bad photo, missing weights)
+    if ctx is None: return
     preds = cache.predict_cached(ctx)       # top-5, cached per model + image hash
     try:
         exp = cache.explain_cached(ctx, "gradcam", layer, class_idx, params)   # cached map
@@ -16,6 +16,6 @@ A page is a short script::
 
 Modules: ``state`` (Context, ImageRef, the shareable view ↔ ``st.query_params``), ``sidebar``,
 ``cache`` (get_backbone, explain_cached, predict_cached, layers_cached, display_image, ENGINE_CALLS),
-``pickers`` (method / layer / class / alpha+colormap widgets), ``widgets`` (show_error, remembered
-widgets, parameter inputs from a ParamSpec), ``figures`` (Plotly top-k bar, heat map), ``samples``.
+``pickers`` (method / layer / class / alpha+colormap widgets), ``widgets`` (show_error, problem_card,
+remembered widgets keyed to what their options depend on, parameter inputs from a ParamSpec), ``figures`` (Plotly top-k bar, heat map), ``samples``.
 """

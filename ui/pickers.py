@@ -5,11 +5,14 @@ from typing import Any
 
 import streamlit as st
 
-from . import cache
+from . import cache, state
 from .widgets import remembered_select, show_error
 
 #: The layer choice meaning "the model's default layer".
 AUTO = "auto"
+#: The class choice meaning "the image's top-1 prediction" (a sentinel, not ``None``: Streamlit draws a
+#: ``None`` value as an empty "Choose an option" box).
+TOP1 = -1
 LEARN_PAGE = "pages/learn.py"
 
 
@@ -26,11 +29,13 @@ def method_picker(default: str = "gradcam") -> str:
     return method
 
 
-def layer_picker(ctx: Any, needs_layer: bool = True) -> str | None:
+def layer_picker(ctx: Any, needs_layer: bool = True, show_shapes: bool = True) -> str | None:
     """Target layer selectbox: "auto (model default: …)" first, then every spatial layer with its shape.
 
     Returns the dotted layer name to pass to the engine (the model's default for "auto"), or ``None``
-    when ``needs_layer`` is false (pixel and perturbation methods; the widget is then disabled).
+    when ``needs_layer`` is false (pixel and perturbation methods; the widget is then disabled). Keyed to
+    the model and the input's size (the shapes in the labels); ``show_shapes=False`` leaves the shapes out
+    (Batch: the shapes differ from image to image).
     """
     default = ctx.backbone.spec.default_layer
     try:
@@ -45,11 +50,15 @@ def layer_picker(ctx: Any, needs_layer: bool = True) -> str | None:
         if name == AUTO:
             return f"auto (model default: {default})"
         info = shapes[name]
+        if not show_shapes:
+            return f"{name}  ·  {info.kind}"
         c, h, w = info.shape
         return f"{name}  ·  {info.kind} {c}×{h}×{w}"
 
+    depends = (ctx.model_key, infos[0].shape if infos and show_shapes else None,
+               ctx.image.digest if show_shapes and ctx.image is not None else None)
     choice = remembered_select("Target layer", options, "layer", default=AUTO, format_func=label,
-                               disabled=not needs_layer,
+                               disabled=not needs_layer, depends_on=depends,
                                help="Where in the network the map is taken; type to search"
                                if needs_layer else "This method works in pixel space: it uses no layer")
     if not needs_layer:
@@ -57,23 +66,51 @@ def layer_picker(ctx: Any, needs_layer: bool = True) -> str | None:
     return default if choice == AUTO else choice
 
 
+def class_depends(ctx: Any) -> tuple[Any, ...]:
+    """What a class menu's options and labels depend on: the image and the model."""
+    return (ctx.image.digest, ctx.model_key)
+
+
 def class_picker(ctx: Any, preds: list[Any]) -> int | None:
-    """Class selectbox: "top-1 prediction" (``None``, follows the image), the top-5 with probabilities,
-    then every other label (type to search all of them)."""
+    """Class selectbox: "top-1 prediction" (returns ``None``: follows the image), the top-5 with
+    probabilities, then every other label (type to search all of them).
+
+    Keyed to the image and the model: a new photo shows its own top-1 and top-5, and a class picked on
+    another photo is not carried over (``state.IMAGE_BOUND``)."""
+    state.bind_image(ctx.image.identity)
     categories = ctx.backbone.categories
     probs = {p.class_idx: p.prob for p in preds}
     top_ids = [p.class_idx for p in preds]
-    options: list[int | None] = [None, *top_ids, *(i for i in range(len(categories)) if i not in probs)]
+    options: list[int] = [TOP1, *top_ids, *(i for i in range(len(categories)) if i not in probs)]
 
-    def label(idx: int | None) -> str:
-        if idx is None:
+    def label(idx: int) -> str:
+        if idx == TOP1:
             return f"top-1 prediction: {preds[0].label} — {preds[0].prob:.1%}"
         if idx in probs:
             return f"{categories[idx]} ({idx}) — {probs[idx]:.1%}"
         return f"{categories[idx]} ({idx})"
 
-    return remembered_select("Class", options, "class", default=None, format_func=label,
-                             help="The top-5 come first; type to search all labels")
+    choice = remembered_select("Class", options, "class", default=TOP1, format_func=label,
+                               depends_on=class_depends(ctx), help="The top-5 come first; type to search all labels")
+    if choice == TOP1:
+        state.remember("class", None)
+        return None
+    return int(choice)
+
+
+def top_class_picker(ctx: Any, preds: list[Any], label: str = "Class", where: Any = None) -> int:
+    """A class selectbox over the top-5 only (Occlusion, Invariance), sharing the view's class with Inspect:
+    the class picked there when it is in the top-5, else the top-1. Keyed to the image and the model."""
+    state.bind_image(ctx.image.identity)
+    categories = ctx.backbone.categories
+    probs = {p.class_idx: p.prob for p in preds}
+    stored = state.view().get("class")
+    choice = remembered_select(label, list(probs), "class", default=preds[0].class_idx, where=where,
+                               format_func=lambda c: f"{categories[c]} ({c}) — {probs[c]:.1%}",
+                               depends_on=class_depends(ctx))
+    if stored is None and choice == preds[0].class_idx:
+        state.remember("class", None)  # still "the top-1", so that Inspect keeps following the image
+    return int(choice)
 
 
 def overlay_controls(where_alpha: Any = None, where_cmap: Any = None) -> tuple[float, str]:

@@ -15,8 +15,8 @@ from models.own_weights import MAX_LABEL_BYTES, MAX_WEIGHT_BYTES
 from . import state
 from .cache import get_backbone, get_own_backbone
 from .samples import DEFAULT_SAMPLE, SAMPLES
-from .state import Context, ImageRef
-from .widgets import remembered_select, show_error
+from .state import Context, ImageRef, Problem
+from .widgets import problem_card, remembered_select, show_error
 
 log = logging.getLogger("cam_explorer.ui")
 
@@ -31,34 +31,63 @@ WEIGHTS_UPLOAD_MB = MAX_WEIGHT_BYTES >> 20
 LABELS_UPLOAD_MB = MAX_LABEL_BYTES >> 20
 
 
-def start_page(title: str, caption: str) -> Context | None:
-    """Sidebar, title and caption of a page that needs a model and an image: the context, or ``None`` after
-    saying what is missing."""
-    ctx = render_sidebar()
+def start_page(title: str, caption: str, *, image: bool = True) -> Context | None:
+    """Sidebar, title and caption of a page that needs a model (and, with ``image``, a photo): the context,
+    or ``None`` after showing, in the main area, a card for what is missing (a photo that could not be
+    read, a model whose weights cannot be had)."""
+    ctx = render_sidebar(image=image)
     st.title(title, anchor=False)
     st.caption(caption)
-    if not ctx.ready:
+    show_notices(ctx)
+    if ctx.problems:
+        for problem in ctx.problems:
+            problem_card(problem)
+        return None
+    if ctx.backbone is None or (image and ctx.image is None):
         st.info("Choose a model and an image in the sidebar.")
         return None
     return ctx
 
 
-def render_sidebar() -> Context:
+def show_notices(ctx: Context) -> None:
+    """The context's notices, in the main area above the results."""
+    for notice in ctx.notices:
+        st.warning(notice, icon=":material/link_off:")
+
+
+def render_sidebar(*, image: bool = True, model: bool = True) -> Context:
     """Draw the sidebar and return the current model, device and image (see ``ui.state.Context``).
 
-    Problems (a broken upload, weights that cannot be downloaded) are shown in the sidebar with
-    ``st.error``; the page still gets a context (a sample image, or ``backbone=None``).
+    ``image=False`` leaves the photo picker out (Batch has its own uploader); ``model=False`` leaves the
+    model and device out. What stops a page (a photo that cannot be read, a model whose weights cannot be
+    had) comes back in ``Context.problems`` for the page to show in its main area (``start_page``).
     """
     _ensure_entrypoint()
+    problems: list[Problem] = []
+    notices: list[str] = []
+    ref: ImageRef | None = None
+    model_key, backbone = state.view().get("model", "none"), None
+    import torch
+
+    device, label = torch.device("cpu"), "CPU"
     with st.sidebar:
         image_box, model_box, device_box = st.container(), st.container(), st.container()
-        with device_box:
-            device, label = _device_section()
-        with model_box:
-            model_key, backbone = _model_section(device)
-        with image_box:
-            image = _image_section()
-    return Context(model_key=model_key, backbone=backbone, device=device, device_label=label, image=image)
+        if model:
+            with device_box:
+                device, label = _device_section()
+            with model_box:
+                model_key, backbone, problem = _model_section(device)
+                if problem is not None:
+                    problems.append(problem)
+        if image:
+            with image_box:
+                ref, problem, notice = _image_section()
+                if problem is not None:
+                    problems.insert(0, problem)
+                if notice:
+                    notices.append(notice)
+    return Context(model_key=model_key, backbone=backbone, device=device, device_label=label, image=ref,
+                   problems=tuple(problems), notices=tuple(notices))
 
 
 def _ensure_entrypoint() -> None:
@@ -77,107 +106,219 @@ def _ensure_entrypoint() -> None:
         st.rerun()
 
 
-def _image_section() -> ImageRef | None:
+def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
     st.subheader("Image", anchor=False)
     ss = st.session_state
     key = f"upload_{ss.setdefault('_upload_nonce', 0)}"
     st.file_uploader("Upload a photo", type=IMAGE_TYPES, key=key, on_change=_on_upload, args=(key,),
                      max_upload_size=IMAGE_UPLOAD_MB, help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)")
-    if ss.get(_UPLOAD_ERROR):
-        st.error(ss[_UPLOAD_ERROR], icon=":material/broken_image:")
+    failed = ss.get(_UPLOAD_ERROR)
+    if failed:
+        st.caption(f":material/broken_image: {failed[0]} could not be read — see the main area.")
     default = state.view().get("image", DEFAULT_SAMPLE)
     sample = remembered_select("…or a sample photo", list(SAMPLES), "sample", default=default,
                                format_func=lambda n: SAMPLES[n].caption, on_change=_drop_upload)
+    if failed:
+        name, reason = failed
+        return None, Problem(
+            kind="image", title=f"Could not read {name}", why=f"{name}: {reason}",
+            todo="upload a photo in one of these formats: JPEG, PNG, WebP, BMP, TIFF or GIF (up to "
+                 f"{IMAGE_UPLOAD_MB} MB), or pick a sample photo in the sidebar. The previous photo's results "
+                 "are hidden until then.", icon=":material/broken_image:"), None
     image: ImageRef | None = ss.get(_UPLOADED)
     if image is None:
         try:
             image = state.sample_ref(sample)
         except Exception as exc:  # a broken scikit-image install: say so, keep the page alive
             show_error(exc, context=f"sample {sample}")
-            return None
-    state.remember("image", image.sample)
+            return None, None, None
+    state.bind_image(image.identity)
+    state.remember("image", image.url_name)
     st.image(image.image, caption=f"{image.name} — {image.image.width}×{image.image.height}", width="stretch")
-    return image
+    notice = None
+    link_upload = ss.get(state.LINK_UPLOAD)
+    if link_upload and image.sample is not None:
+        notice = (f"This link was made on an uploaded photo ({link_upload}); a link cannot carry a photo, so "
+                  f"the sample “{SAMPLES[image.sample].caption}” is shown instead, with its own classes (the "
+                  f"link's class is not applied to it). Upload {link_upload} in the sidebar to see the "
+                  "linked view.")
+    return image, None, notice
 
 
 # The uploaded image lives in session state, set only when the person changes the uploader: a page
 # switch (which may drop the uploader's widget state) keeps it; clearing the uploader or picking a
-# sample drops it.
+# sample drops it. A failed upload is kept as (file name, reason) until a good image is chosen.
 _UPLOADED = "_uploaded_image"
 _UPLOAD_ERROR = "_upload_error"
 
 
 def _on_upload(key: str) -> None:
-    """The person uploaded (or removed) a file: decode it once, or keep its one-line error."""
+    """The person uploaded (or removed) a file: decode it once, or keep why it failed."""
     ss = st.session_state
     upload = ss.get(key)
     ss[_UPLOAD_ERROR] = None
+    ss[_UPLOADED] = None
     if upload is None:
-        ss[_UPLOADED] = None
         return
+    ss[state.LINK_UPLOAD] = None
     decoded = _decode_upload(upload)
-    if isinstance(decoded, str):
-        ss[_UPLOAD_ERROR] = decoded  # the previous image stays
+    if isinstance(decoded, tuple):
+        ss[_UPLOAD_ERROR] = decoded  # no image until a good one is chosen: old results are not current
     else:
         ss[_UPLOADED] = decoded
 
 
 def _drop_upload() -> None:
-    """Picking a sample replaces an uploaded photo: a new uploader key empties the uploader."""
+    """Picking a sample replaces an uploaded photo (or a failed one): a new uploader key empties it."""
     ss = st.session_state
     ss["_upload_nonce"] = ss.get("_upload_nonce", 0) + 1
     ss[_UPLOADED] = None
     ss[_UPLOAD_ERROR] = None
+    ss[state.LINK_UPLOAD] = None
 
 
-def _decode_upload(upload: Any) -> ImageRef | str:
-    """The uploaded file decoded, or its one-line error (tracebacks go to the server log only)."""
-    from cam_core.errors import CamError
+def _decode_upload(upload: Any) -> ImageRef | tuple[str, str]:
+    """The uploaded file decoded, or ``(file name, reason)`` (tracebacks go to the server log only)."""
+    from cam_core.errors import CamError, ImageLoadError
     from cam_core.imaging import load_image
 
     data = upload.getvalue()
     try:
         return ImageRef(upload.name, load_image(data, name=upload.name), state.digest_of(data), data)
+    except ImageLoadError as exc:
+        log.warning("upload refused: %s", exc, exc_info=exc)
+        return exc.name, exc.reason
     except CamError as exc:
         log.warning("upload refused: %s", exc, exc_info=exc)
-        return str(exc)
+        return upload.name, str(exc)
     except Exception:  # a decoder bug: one line on the page, the traceback in the log
         log.exception("decoding %s failed", upload.name)
-        return f"{upload.name}: cannot read this image (details in the server log)"
+        return upload.name, "cannot read this image (details in the server log)"
 
 
 def _model_label(name: str) -> str:
     if name == OWN:
         return "Own weights…"
     import models
-    from models.registry import weights_ready
+    from models import torchvision_zoo
+    from models.registry import weights_present
 
     spec = models.SPECS[name]
-    if spec.source == "torchvision" and not weights_ready(name):
-        return f"{spec.display.split(' (')[0]} (downloads weights on first use)"
+    short = spec.display.split(" (")[0]
+    if spec.source == "torchvision" and not weights_present(name):
+        size = torchvision_zoo.file_size_mb(name)
+        return f"{short} — needs download" + (f" ({size:.0f} MB)" if size else "")
     if spec.source == "torchvision":
-        return f"{spec.display.split(' (')[0]} (torchvision)"
+        return f"{short} (torchvision)"
     return spec.display
 
 
-def _model_section(device: Any) -> tuple[str, Any | None]:
+#: Per model name: the ``WeightsUnavailable`` of its last failed download in this session (not retried on
+#: every rerun; choosing the model again retries).
+_WEIGHTS_FAILED = "_weights_failed"
+
+
+def _model_changed() -> None:
+    st.session_state[_WEIGHTS_FAILED] = {}
+
+
+def _back_to_embedded() -> None:
     import models
+
+    st.session_state[state.widget_key("model")] = models.DEFAULT_MODEL
+    state.remember("model", models.DEFAULT_MODEL)
+
+
+def _model_section(device: Any) -> tuple[str, Any | None, Problem | None]:
+    import models
+    from models.registry import weights_present
+    from models.torchvision_zoo import WeightsUnavailable
 
     st.subheader("Model", anchor=False)
     names = models.available()
     names = sorted(names, key=lambda n: (n != models.DEFAULT_MODEL, models.SPECS[n].source != "embedded"))
     choice = remembered_select("Classifier", [*names, OWN], "model", default=models.DEFAULT_MODEL,
-                               format_func=_model_label)
+                               format_func=_model_label, on_change=_model_changed)
     if choice == OWN:
         return _own_weights(names, device)
+    failed: dict[str, Any] = st.session_state.setdefault(_WEIGHTS_FAILED, {})
+    if not weights_present(choice) and choice in failed:
+        state.remember("model", None)  # a model that cannot load is not written into the URL
+        return choice, None, _weights_problem(failed[choice])
     try:
-        return choice, get_backbone(choice, str(device))
+        return choice, get_backbone(choice, str(device)), None
+    except WeightsUnavailable as exc:
+        log.warning("%s", exc)
+        failed[choice] = exc
+        state.remember("model", None)
+        return choice, None, _weights_problem(exc)
     except Exception as exc:
-        show_error(exc)
-        return choice, None
+        _log_failure(exc, f"loading {choice}")
+        state.remember("model", None)
+        return choice, None, Problem(kind="model", title=f"Could not load {choice}", why=_one_line(exc),
+                                     todo="choose another model in the sidebar.",
+                                     action=(_embedded_label(), _back_to_embedded))
 
 
-def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None]:
+def _embedded_label() -> str:
+    import models
+
+    return f"Use {models.SPECS[models.DEFAULT_MODEL].display.split(' (')[0]} (embedded, works offline)"
+
+
+def _log_failure(exc: BaseException, what: str) -> None:
+    """A failure shown as a card: the traceback goes to the server log (a warning for the person's errors)."""
+    from cam_core.errors import CamError
+
+    if isinstance(exc, CamError):
+        log.warning("%s: %s", what, exc, exc_info=exc)
+    else:
+        log.exception("%s: unexpected %s", what, type(exc).__name__, exc_info=exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def client_is_local() -> bool:
+    """True when the browser runs on the server's own machine (a loopback connection to a loopback host name):
+    only then is a server path something the person can open."""
+    try:
+        host = (st.context.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        remote = st.context.ip_address  # None for a loopback connection (and outside a server)
+    except Exception:  # pragma: no cover - an older Streamlit, or no request
+        return False
+    return remote is None and host in ("localhost", "127.0.0.1", "::1")
+
+
+def _weights_problem(exc: Any) -> Problem:
+    """The card for a torchvision model whose weight file is missing and cannot be downloaded.
+
+    The folder is named as its setting, ``$TORCH_HOME/hub/checkpoints``: a person at another machine
+    cannot use the server's own path. When the browser is on the server's machine the resolved folder is
+    added (there it is a place the person can open).
+    """
+    import models
+    from models import torchvision_zoo
+
+    spec = models.SPECS.get(exc.model)
+    display = spec.display.split(" (")[0] if spec is not None else exc.model
+    size = torchvision_zoo.file_size_mb(exc.model)
+    where = (f"`{torchvision_zoo.FOLDER_SETTING}` on the machine that runs the app (TORCH_HOME defaults to "
+             f"`~/.cache/torch`, so the folder is `{torchvision_zoo.FOLDER_DEFAULT}` unless the server sets it)")
+    if client_is_local():
+        where += f"; here that is `{exc.folder}`"
+    return Problem(
+        kind="model", title=f"{display} needs its weight file",
+        why=(f"The weight file {exc.filename}" + (f" ({size:.0f} MB)" if size else "") + " is not on this "
+             f"machine, and this machine is offline: the download failed ({exc.reason})."),
+        todo=(f"place `{exc.filename}` (from {exc.url}) in {where}, then choose {display} again — or go on with "
+              "the embedded model, which needs no download."),
+        icon=":material/cloud_off:", action=(_embedded_label(), _back_to_embedded))
+
+
+def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None, Problem | None]:
     arch = remembered_select("Architecture", names, "own_arch", default=names[0],
                              format_func=lambda n: _model_label(n).split(" (")[0])
     weights = st.file_uploader("Weights (.safetensors, .pth, .pt)", type=["safetensors", "pth", "pt"],
@@ -187,7 +328,11 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None]:
                               max_upload_size=LABELS_UPLOAD_MB)
     if weights is None:
         st.info("Upload a weights file for this architecture.", icon=":material/upload:")
-        return OWN, None
+        return OWN, None, Problem(kind="model", title="Own weights: no file yet", icon=":material/upload:",
+                                  why="“Own weights…” is chosen, but no weights file has been uploaded.",
+                                  todo="upload a .safetensors, .pth or .pt file for the chosen architecture in "
+                                       "the sidebar, or go back to the embedded model.",
+                                  action=(_embedded_label(), _back_to_embedded))
     wdata = weights.getvalue()
     ldata = labels.getvalue() if labels is not None else None
     wdigest = _digest_once(weights, wdata)
@@ -197,10 +342,13 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None]:
         backbone = get_own_backbone(arch, wdigest, ldigest, str(device), wdata, weights.name, ldata,
                                     labels.name if labels is not None else None)
     except Exception as exc:
-        show_error(exc)
-        return key, None
+        _log_failure(exc, f"loading own weights {weights.name}")
+        return key, None, Problem(kind="model", title=f"Could not load {weights.name}", why=_one_line(exc),
+                                  todo="upload weights saved from the chosen architecture (a state dict), or "
+                                       "go back to the embedded model.",
+                                  action=(_embedded_label(), _back_to_embedded))
     st.caption(f"{backbone.num_classes} classes")
-    return key, backbone
+    return key, backbone, None
 
 
 def _digest_once(upload: Any, data: bytes) -> str:

@@ -1,8 +1,11 @@
 """Session state shared by every page: the current model/device/image (``Context``) and the shareable view.
 
-The *view* (model, method, layer, class, alpha, colormap, sample image) lives in one dict in
-``st.session_state``; it is read from ``st.query_params`` on the session's first run and written back
-to them whenever it changes, so a copied URL reopens the same view. Widgets keep their value across
+The *view* (model, method, layer, class, alpha, colormap, sample image, and every page's own settings:
+``URL_KEYS``, plus each method's parameters as ``p.METHOD.NAME``) lives in one dict in ``st.session_state``;
+it is read from ``st.query_params`` on the session's first run and written back to them whenever it changes,
+so a copied URL reopens the same view. A link made from an uploaded photo says so (``image=upload:NAME``):
+the photo is not in the link, so the session opens on the default sample with a notice, and the entries
+chosen on that photo (``IMAGE_BOUND``: class, channel, probe) are not applied to another image. Widgets keep their value across
 pages by reading their default from the view (``ui.widgets``) rather than from widget state, which
 Streamlit drops for widgets a page does not draw.
 """
@@ -19,10 +22,34 @@ from PIL import Image
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-#: View entries that travel in the URL, with how to parse each from its query-string text.
-URL_KEYS: dict[str, type] = {
+def _text_list(raw: str) -> list[str]:
+    return [t for t in str(raw).split(",") if t]
+
+
+def _float_pair(raw: str) -> tuple[float, float]:
+    lo, hi = (float(t) for t in str(raw).split(","))
+    return (lo, hi)
+
+
+#: View entries that travel in the URL, with how to parse each from its query-string text. The whole view
+#: of every page is here, so a copied link reopens any page as it was.
+URL_KEYS: dict[str, Any] = {
+    # shared: model, image, method, layer, class, overlay
     "model": str, "method": str, "layer": str, "class": int, "alpha": float, "cmap": str, "image": str,
+    # Compare
+    "compare_methods": _text_list,
+    # Layers (feature_layer is shared with Invariance)
+    "feature_layer": str, "channel": int, "layers_top_n": int, "feature_cmap": str,
+    # Occlusion: settings and the probe (patch centre in photo pixels)
+    "occ_patch": int, "occ_stride": int, "occ_fill": str, "occ_x": int, "occ_y": int,
+    # Invariance
+    "inv_kind": str, "inv_range": _float_pair, "inv_steps": int, "inv_edge": str,
 }
+#: View entries that belong to one image: they are dropped when the image they were chosen on is not the one
+#: shown (a new upload, another sample, or a link made from an uploaded photo, which the link cannot carry).
+IMAGE_BOUND = ("class", "channel", "occ_x", "occ_y")
+#: How the URL names a photo that was uploaded (``image=upload:NAME``); the photo itself is never in a link.
+UPLOAD_PREFIX = "upload:"
 
 _VIEW = "view"
 _LOADED = "_view_loaded_from_url"
@@ -42,6 +69,16 @@ class ImageRef:
     data: bytes = field(repr=False)
     sample: str | None = None
 
+    @property
+    def identity(self) -> str:
+        """What image-bound choices are tied to: the sample's name, or ``upload:DIGEST``."""
+        return self.sample or f"{UPLOAD_PREFIX}{self.digest}"
+
+    @property
+    def url_name(self) -> str:
+        """How the URL names this image: the sample's name, or ``upload:FILENAME`` (the photo is not sent)."""
+        return self.sample or f"{UPLOAD_PREFIX}{self.name}"
+
 
 @dataclass(frozen=True)
 class Context:
@@ -57,11 +94,33 @@ class Context:
     device: "torch.device"
     device_label: str
     image: ImageRef | None
+    #: What stops the page, each shown as a card in the main area (a photo that could not be read, a model
+    #: whose weights cannot be had); empty when all is well.
+    problems: tuple["Problem", ...] = ()
+    #: Things the person should know but that do not stop the page (e.g. a link's photo is not in the link).
+    notices: tuple[str, ...] = ()
 
     @property
     def ready(self) -> bool:
         """True when there is both a model and an image to work on."""
         return self.backbone is not None and self.image is not None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a page cannot show results, as a card: what failed, why, and what to do.
+
+    ``kind`` ("image", "model") names the card (its container's key is ``problem_KIND``).
+    ``action`` is an optional button (label, callback) that fixes it, e.g. back to the embedded model.
+    """
+
+    kind: str
+    title: str
+    why: str
+    todo: str
+    icon: str = ":material/error:"
+    action: tuple[str, Any] | None = None
+    details: str = ""
 
 
 def digest_of(data: bytes) -> str:
@@ -87,8 +146,44 @@ def view() -> dict[str, Any]:
         state[_VIEW] = {}
     if not state.get(_LOADED):
         state[_LOADED] = True
-        state[_VIEW].update(parse_query_params(dict(st.query_params)))
+        loaded = parse_query_params(dict(st.query_params))
+        image = loaded.get("image", "")
+        if image.startswith(UPLOAD_PREFIX):
+            # The link was made on an uploaded photo, which a link cannot carry: say so, and do not apply
+            # what was chosen on that photo to the sample shown instead.
+            state[LINK_UPLOAD] = image[len(UPLOAD_PREFIX):] or "an uploaded photo"
+            for key in (*IMAGE_BOUND, "image"):
+                loaded.pop(key, None)
+        if "image" in loaded:
+            bind_image(loaded["image"], loaded)
+        state[_VIEW].update(loaded)
     return state[_VIEW]
+
+
+#: Session-state key holding the file name of the uploaded photo a link was made from (see ``view()``).
+LINK_UPLOAD = "_link_upload_name"
+_BOUND_TO = "_bound_to"
+
+
+def bind_image(identity: str, v: dict[str, Any] | None = None) -> None:
+    """Tie the image-bound view entries to the image ``identity``; when the entries belong to another
+    image, drop them first (a new image starts from its own defaults: its top-1 class, its strongest
+    channel, a centred probe)."""
+    v = view() if v is None else v
+    if v.get(_BOUND_TO) not in (None, identity):
+        for key in IMAGE_BOUND:
+            v.pop(key, None)
+    v[_BOUND_TO] = identity
+
+
+def widget_key(view_key: str, depends_on: tuple[Any, ...] = ()) -> str:
+    """The widget key of the view entry ``view_key`` drawn for ``depends_on`` (e.g. image digest, model,
+    layer): a change of what the options depend on is a new widget, so it can never keep the old options'
+    labels or value."""
+    if not depends_on:
+        return f"w_{view_key}"
+    sig = hashlib.sha256(repr(tuple(depends_on)).encode()).hexdigest()[:10]
+    return f"w_{view_key}@{sig}"
 
 
 def parse_query_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +199,39 @@ def parse_query_params(params: dict[str, Any]) -> dict[str, Any]:
             out[key] = kind(raw)
         except (TypeError, ValueError):
             continue
+    method_params = _parse_method_params(params)
+    if method_params:
+        out["params"] = method_params
     if "alpha" in out and not 0.0 <= out["alpha"] <= 1.0:
         del out["alpha"]
+    return out
+
+
+def _parse_method_params(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``p.METHOD.NAME=VALUE`` entries, typed by the method's ``ParamSpec`` (unknown ones dropped)."""
+    from cam_core.registry import METHODS
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, raw in params.items():
+        if not key.startswith("p.") or key.count(".") != 2:
+            continue
+        _, method, name = key.split(".")
+        spec = METHODS.get(method)
+        p = spec.params.get(name) if spec is not None else None
+        if isinstance(raw, list):
+            raw = raw[-1] if raw else None
+        if p is None or raw in (None, ""):
+            continue
+        try:
+            if p.type is bool:
+                value: Any = raw in ("1", "true", "True")
+            elif p.type in (int, float):
+                value = p.type(raw)
+            else:  # a choice or an occluder fill, stored as its label
+                value = str(raw)
+        except (TypeError, ValueError):
+            continue
+        out.setdefault(method, {})[name] = value
     return out
 
 
@@ -122,9 +248,13 @@ def sync_query_params() -> None:
     """Write the view's URL entries into ``st.query_params``, touching only those that changed."""
     v = view()
     wanted = {k: _as_text(v[k]) for k in URL_KEYS if v.get(k) is not None}
+    for method, values in (v.get("params") or {}).items():
+        for name, value in values.items():
+            if value is not None:
+                wanted[f"p.{method}.{name}"] = _as_text(value)
     current = dict(st.query_params)
-    for key in URL_KEYS:
-        if key not in wanted and key in current:
+    for key in current:
+        if key not in wanted and (key in URL_KEYS or key.startswith("p.")):
             del st.query_params[key]
     for key, text in wanted.items():
         if current.get(key) != text:
@@ -132,6 +262,10 @@ def sync_query_params() -> None:
 
 
 def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_as_text(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

@@ -46,37 +46,118 @@ def predictions_or_error(ctx: Any, top: int = 5) -> list[Any] | None:
 
 
 def remembered_select(label: str, options: Sequence[Any], view_key: str, *, default: Any = None,
-                      format_func: Callable[[Any], str] = str, where: Any = None, **kwargs: Any) -> Any:
+                      format_func: Callable[[Any], str] = str, where: Any = None,
+                      depends_on: tuple[Any, ...] = (), **kwargs: Any) -> Any:
     """A selectbox whose value lives in the shareable view under ``view_key`` (so it survives page
     switches and travels in the URL when ``view_key`` is one of ``state.URL_KEYS``).
 
-    The stored value is used when it is one of ``options``, else ``default`` (else the first option).
+    ``depends_on`` names what the options (or their labels) depend on — image digest, model, layer: the
+    widget is keyed to it (``state.widget_key``), so after a change it shows the new options, never the
+    old ones' labels. The stored value is used when it is one of ``options``, else ``default`` (else the
+    first option).
     """
     options = list(options)
+    key = state.widget_key(view_key, depends_on)
     current = state.view().get(view_key, default)
     if current not in options:
         current = default if default in options else (options[0] if options else None)
-    index = options.index(current) if options else None
+    ss = st.session_state
+    if key in ss and ss[key] not in options:
+        del ss[key]  # a value set for other options: start from the view's value
     target = where if where is not None else st
-    choice = target.selectbox(label, options, index=index, format_func=format_func,
-                              key=f"w_{view_key}", **kwargs)
+    if key in ss:  # the widget's own (or a callback's) value wins; passing a default too makes Streamlit warn
+        choice = target.selectbox(label, options, format_func=format_func, key=key, **kwargs)
+    else:
+        choice = target.selectbox(label, options, index=options.index(current) if options else None,
+                                  format_func=format_func, key=key, **kwargs)
     state.remember(view_key, choice)
     return choice
 
 
-def remembered_slider(label: str, view_key: str, *, min_value: float, max_value: float, default: float,
-                      step: float, where: Any = None, **kwargs: Any) -> float:
-    """A float slider whose value lives in the shareable view under ``view_key``."""
-    value = state.view().get(view_key, default)
+def reset_when_changed(view_key: str, *depends_on: Any) -> None:
+    """Drop the view entry ``view_key`` when what it was chosen for changed (e.g. a channel when the layer
+    changes), so that its widget starts from its default; a value that came with a link is kept."""
+    v = state.view()
+    marks: dict[str, Any] = v.setdefault("_chosen_for", {})
+    sig = repr(depends_on)
+    if marks.get(view_key, sig) != sig:
+        v.pop(view_key, None)
+    marks[view_key] = sig
+
+
+def set_remembered(view_key: str, value: Any, depends_on: tuple[Any, ...] = ()) -> None:
+    """Set a remembered widget's value from code (e.g. a click on a chart), before the widget is drawn."""
+    state.remember(view_key, value)
+    st.session_state[state.widget_key(view_key, depends_on)] = value
+
+
+def remembered_slider(label: str, view_key: str, *, min_value: Any, max_value: Any, default: Any,
+                      step: Any, where: Any = None, depends_on: tuple[Any, ...] = (), **kwargs: Any) -> Any:
+    """A slider (one number, or a ``(low, high)`` range when ``default`` is a pair) whose value lives in the
+    shareable view under ``view_key``; ints stay ints. Keyed to ``depends_on`` like ``remembered_select``."""
+    cast = type(min_value)
+    key = state.widget_key(view_key, depends_on)
+
+    def clamp(v: Any) -> Any:
+        return min(max(cast(v), min_value), max_value)
+
+    stored = state.view().get(view_key, default)
     try:
-        value = min(max(float(value), min_value), max_value)
+        value = tuple(clamp(v) for v in stored) if isinstance(default, tuple) else clamp(stored)
+        if isinstance(default, tuple) and (len(value) != 2 or value[0] > value[1]):
+            raise ValueError(stored)
     except (TypeError, ValueError):
         value = default
+    ss = st.session_state
+    if key in ss:  # keep a value set from code (or by the widget) inside the range
+        try:
+            ss[key] = tuple(clamp(v) for v in ss[key]) if isinstance(default, tuple) else clamp(ss[key])
+        except (TypeError, ValueError):
+            del ss[key]
     target = where if where is not None else st
-    choice = target.slider(label, min_value=min_value, max_value=max_value, value=value, step=step,
-                           key=f"w_{view_key}", **kwargs)
-    state.remember(view_key, float(choice))
-    return float(choice)
+    if key in ss:
+        choice = target.slider(label, min_value=min_value, max_value=max_value, step=step, key=key, **kwargs)
+    else:
+        choice = target.slider(label, min_value=min_value, max_value=max_value, value=value, step=step, key=key,
+                               **kwargs)
+    choice = tuple(cast(v) for v in choice) if isinstance(default, tuple) else cast(choice)
+    state.remember(view_key, choice)
+    return choice
+
+
+def remembered_radio(label: str, options: Sequence[Any], view_key: str, *, default: Any = None, where: Any = None,
+                     **kwargs: Any) -> Any:
+    """A radio whose value lives in the shareable view under ``view_key``."""
+    options = list(options)
+    key = state.widget_key(view_key)
+    current = state.view().get(view_key, default)
+    if current not in options:
+        current = default if default in options else options[0]
+    ss = st.session_state
+    if key in ss and ss[key] not in options:
+        del ss[key]
+    target = where if where is not None else st
+    if key in ss:
+        choice = target.radio(label, options, key=key, **kwargs)
+    else:
+        choice = target.radio(label, options, index=options.index(current), key=key, **kwargs)
+    state.remember(view_key, choice)
+    return choice
+
+
+def problem_card(problem: Any, where: Any = None) -> None:
+    """A ``state.Problem`` as one card in the main area: what failed, why, what to do (and a button)."""
+    target = where if where is not None else st
+    with target.container(border=True, key=f"problem_{problem.kind}"):
+        st.markdown(f"#### {problem.title}")
+        st.error(problem.why, icon=problem.icon)
+        st.markdown(f"**What to do:** {problem.todo}")
+        if problem.details:
+            st.caption(problem.details)
+        if problem.action is not None:
+            label, callback = problem.action
+            st.button(label, on_click=callback, type="primary", icon=":material/undo:",
+                      key=f"problem_action_{problem.kind}")
 
 
 def param_inputs(method: str, backbone: Any, where: Any = None) -> dict[str, Any]:

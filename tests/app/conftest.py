@@ -25,3 +25,11 @@ def png_bytes(sample: str) -> bytes:
     from ui.samples import sample_png
 
     return sample_png(sample)
+
+
+def keyed(at, kind: str, view_key: str):
+    """The one ``kind`` widget ("selectbox", "slider", …) drawn for the view entry ``view_key``, whatever it
+    depends on (its key is ``w_VIEWKEY`` or ``w_VIEWKEY@SIGNATURE``, see ``ui.state.widget_key``)."""
+    found = [w for w in at.get(kind) if w.key == f"w_{view_key}" or (w.key or "").startswith(f"w_{view_key}@")]
+    assert len(found) == 1, f"{len(found)} {kind} widgets for {view_key!r}: {[w.key for w in at.get(kind)]}"
+    return found[0]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from models.labels import IMAGENET_CATEGORIES
-from tests.app.conftest import png_bytes
+from tests.app.conftest import keyed, png_bytes
 from ui.cache import ENGINE_CALLS
 
 CAT_LABELS = set(IMAGENET_CATEGORIES[281:286])  # tabby … Egyptian cat
@@ -43,14 +43,21 @@ def test_uploaded_photo_is_classified(app):
     assert _image_captions(at.sidebar) == [f"my_coffee.png — {w}×{h}"]
 
 
-def test_broken_upload_shows_one_line_error_and_page_keeps_working(app):
+def test_broken_upload_replaces_the_results_with_a_card_until_a_good_image(app):
     at = app.run()
+    assert _headline(at).split(" — ")[0] in CAT_LABELS
     at.sidebar.file_uploader[0].set_value(("broken.png", b"\x89PNG\r\n\x1a\n not really", "image/png")).run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [e.value for e in at.main.error]
     assert len(errors) == 1 and errors[0].startswith("broken.png: ") and "\n" not in errors[0]
     assert "Traceback" not in errors[0]
-    assert _headline(at).split(" — ")[0] in CAT_LABELS  # the sample is still explained
+    # The previous photo's results are gone: no headline, no map, a card saying what to do.
+    assert not at.main.get("subheader") and not _image_captions(at.main)
+    assert any("Could not read broken.png" in m.value for m in at.main.markdown)
+    assert any("pick a sample photo" in m.value for m in at.main.markdown)
+    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    _no_problem(at)
+    assert _headline(at).startswith("espresso")
 
 
 def test_gradcam_map_for_the_sample(app):
@@ -85,7 +92,7 @@ def test_moving_alpha_or_colormap_never_recomputes_the_map(app):
 
 def test_choosing_another_class_explains_that_class(app):
     at = app.run()
-    at.selectbox(key="w_class").set_value(967).run()  # espresso, far outside the top-5
+    keyed(at, "selectbox", "class").set_value(967).run()  # espresso, far outside the top-5
     _no_problem(at)
     details = " ".join(m.value for m in at.markdown)
     assert "espresso (967)" in details
@@ -97,7 +104,7 @@ def test_long_method_runs_with_its_parameters(app):
     app.session_state["view"] = {"method": "occlusion", "params": {"occlusion": {"patch": 96, "stride": 96}}}
     at = app.run()
     _no_problem(at)
-    assert at.selectbox(key="w_layer").disabled  # occlusion works on pixels
+    assert keyed(at, "selectbox", "layer").disabled  # occlusion works on pixels
     assert at.slider(key="w_param_occlusion_patch").value == 96
     assert at.slider(key="w_param_occlusion_stride").value == 96
     assert ENGINE_CALLS["explain"] == 1
@@ -110,7 +117,7 @@ def test_long_method_runs_with_its_parameters(app):
 def test_cam_error_is_shown_without_a_traceback(app):
     at = app.run()
     at.selectbox(key="w_method").set_value("cam")
-    at.selectbox(key="w_layer").set_value("conv_stem").run()
+    keyed(at, "selectbox", "layer").set_value("conv_stem").run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and errors[0].startswith("CAM: ")
@@ -125,7 +132,7 @@ def test_url_reopens_the_same_view(app):
     assert at.selectbox(key="w_cmap").value == "viridis"
     assert at.slider(key="w_alpha").value == 0.3
     assert at.sidebar.selectbox(key="w_sample").value == "coffee"
-    assert at.selectbox(key="w_class").value == 967
+    assert keyed(at, "selectbox", "class").value == 967
     assert _headline(at).startswith("espresso")
 
 
@@ -166,12 +173,21 @@ def test_model_that_cannot_download_shows_what_to_do(app, tmp_path, monkeypatch)
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # refuse every connection, even with a network
     at = app.run()
+    assert "needs download" in at.sidebar.selectbox(key="w_model").format_func("resnet18")
     at.sidebar.selectbox(key="w_model").set_value("resnet18").run()
     assert not at.exception
-    errors = [e.value for e in at.sidebar.error]
+    assert not at.sidebar.error  # one card in the main area, nothing in the sidebar
     filename = os.path.basename(torchvision_zoo.cached_path("resnet18"))
-    assert len(errors) == 1 and filename in errors[0] and str(tmp_path) in errors[0]
-    assert "Choose a model" in " ".join(i.value for i in at.info)
+    card = " ".join(m.value for m in at.main.markdown) + " ".join(e.value for e in at.main.error)
+    assert "ResNet-18 needs its weight file" in card and filename in card and "offline" in card
+    assert "$TORCH_HOME/hub/checkpoints" in card
+    assert str(tmp_path) not in card  # the browser is not on the server's machine: no server path
+    assert "model" not in at.query_params  # a model that cannot load is not written into the link
+    assert not at.main.get("subheader")  # no results of another model shown as this one's
+    at.button(key="problem_action_model").click().run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="w_model").value == "efficientnet_lite0"
+    assert at.main.get("subheader") and not at.main.error
 
 
 def test_upload_caps_let_weights_through_and_keep_photos_small(app):

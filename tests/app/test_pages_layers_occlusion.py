@@ -1,7 +1,7 @@
 """Layers and Occlusion pages through AppTest: each renders its main output; a bad input shows st.error."""
 from __future__ import annotations
 
-from tests.app.conftest import png_bytes
+from tests.app.conftest import keyed, png_bytes
 from ui.cache import ENGINE_CALLS
 
 LAYERS = "pages/layers.py"
@@ -21,7 +21,7 @@ def test_layers_shows_top_channels_projection_stages_and_filters(app):
     at.switch_page(LAYERS).run()
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    assert at.selectbox(key="w_feature_layer").value == "bn2"  # the model's default layer
+    assert keyed(at, "selectbox", "feature_layer").value == "bn2"  # the model's default layer
     captions = _captions(at)
     tiles = [c for c in captions if c.startswith("ch ") and " · mean " in c]
     assert len(tiles) == at.slider(key="w_layers_top_n").value == 16
@@ -46,23 +46,24 @@ def test_layers_changing_n_does_not_recompute(app):
 def test_layers_other_layer_and_channel(app):
     at = app.run()
     at.switch_page(LAYERS).run()
-    at.selectbox(key="w_feature_layer").set_value("blocks.1").run()
+    keyed(at, "selectbox", "feature_layer").set_value("blocks.1").run()
     _no_exception(at)
     assert at.main.get("subheader")[0].value.startswith("Top 16 of 24 channels at blocks.1")
-    channel_box = at.selectbox(key="w_layers_channel_blocks.1")
+    channel_box = keyed(at, "selectbox", "channel")
     second = channel_box.options[1]
     channel_box.set_value(int(second.split()[1])).run()
     _no_exception(at)
     assert not at.error
 
 
-def test_layers_broken_upload_shows_error_and_keeps_the_sample(app):
+def test_layers_broken_upload_hides_the_old_photo_s_maps(app):
     at = app.run()
     at.switch_page(LAYERS).run()
+    assert any(c.startswith("ch ") for c in _captions(at))
     at.sidebar.file_uploader[0].set_value(("broken.png", b"\x89PNG\r\n\x1a\n nope", "image/png")).run()
     _no_exception(at)
-    assert any(e.value.startswith("broken.png: ") for e in at.error)
-    assert any(c.startswith("ch ") for c in _captions(at))
+    assert [e.value for e in at.main.error] and at.main.error[0].value.startswith("broken.png: ")
+    assert not any(c.startswith("ch ") for c in _captions(at))  # the sample's maps are not shown as current
 
 
 def _fast_occlusion(app):
@@ -90,7 +91,7 @@ def test_occlusion_probe_moves_without_recomputing_the_maps(app):
     at, _ = _fast_occlusion(app)
     calls = ENGINE_CALLS["explain"]
     probes = ENGINE_CALLS["occlusion_probe"]
-    at.slider(key="w_occ_x").set_value(10).run()
+    keyed(at, "slider", "occ_x").set_value(10).run()
     _no_exception(at)
     assert ENGINE_CALLS["explain"] == calls and ENGINE_CALLS["occlusion_probe"] == probes + 1
     at.selectbox(key="w_occ_fill").set_value("black").run()

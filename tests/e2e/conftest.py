@@ -16,10 +16,24 @@ SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the shared server writes its log (``streamlit-PORT.log``)."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="session")
+def app_url(server_log_dir: Path) -> Iterator[str]:
     """URL of a CAM Explorer server shared by the session's browser tests."""
-    with serve(tmp_path_factory.mktemp("server")) as server:
+    with serve(server_log_dir) as server:
         yield server.url
+
+
+@pytest.fixture()
+def server_log(app_url: str, server_log_dir: Path):
+    """A function returning the shared server's log so far (what it printed to stdout and stderr)."""
+    def read() -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(server_log_dir.glob("streamlit-*.log")))
+    return read
 
 
 @pytest.fixture()

@@ -1,0 +1,257 @@
+"""The app never contradicts itself, in Debian's Chromium, as a person would check it:
+
+- upload photo A, then photo B: the class menu reads B's top-1 (never A's), also after switching method;
+- upload a broken file: the main area says what failed, why and what to do, and shows no old results;
+- pick a model whose weights are not here (offline): one card, no server path in the link, a way back;
+- copy a link (made after an upload, or on Layers/Occlusion/Invariance/Compare) and open it in a new page;
+- the sidebar has no pickers on Learn and one uploader on Batch;
+- and the server log has no Streamlit widget warning after all of it.
+
+Screenshots go to test-output/screenshots/state_*.png.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+MAIN = '[data-testid="stMain"]'
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+def _photo(tmp_path: Path, sample: str, name: str | None = None) -> str:
+    from skimage import data
+
+    path = tmp_path / (name or f"{sample}.png")
+    Image.fromarray(getattr(data, sample)()).convert("RGB").save(path)
+    return str(path)
+
+
+def _wait_idle(page) -> None:
+    """Wait until Streamlit has finished the current script run: no status widget, and nothing on the page
+    greyed out as stale (left over from the previous run). Look twice: a run shows both a moment after it starts."""
+    for _ in range(2):
+        page.wait_for_timeout(700)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+        page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=180_000)
+
+
+def _wait_headline(page, pattern: str) -> str:
+    """Wait until the prediction headline matches ``pattern`` (a regex), then until the run is over."""
+    page.wait_for_function("p => { const h = document.querySelector('[data-testid=stMain] h3');"
+                           " return h && new RegExp(p).test(h.innerText) }", arg=pattern, timeout=180_000)
+    _wait_idle(page)
+    return _headline(page)
+
+
+def _upload(page, path: str, good: bool = True) -> None:
+    """Upload ``path`` with the sidebar's uploader; wait until the app has read it (or refused it)."""
+    page.locator(f'{SIDEBAR} input[type="file"]').first.set_input_files(path)
+    name = Path(path).name
+    seen = f"{name} — " if good else f"{name} could not be read"
+    page.locator(SIDEBAR).get_by_text(seen, exact=False).last.wait_for(timeout=120_000)
+    _wait_idle(page)
+
+
+def _select_text(page, label: str, where: str = MAIN) -> str:
+    """What a select box shows, as a person reads it ("" when it shows its "Choose an option" placeholder)."""
+    return page.locator(where).get_by_role("combobox", name=label, exact=True).first.input_value().strip()
+
+
+def _pick(page, label: str, option: str, where: str = MAIN, typed: str = "") -> None:
+    """Open a select box, optionally type to narrow a long list (as a person would), and click ``option``."""
+    page.locator(where).get_by_role("combobox", name=label, exact=True).click()
+    if typed:
+        page.keyboard.type(typed)
+    page.get_by_role("option", name=option, exact=False).first.click()
+    _wait_idle(page)
+
+
+def _headline(page) -> str:
+    head = page.locator(f'{MAIN} h3').first
+    head.wait_for(timeout=180_000)
+    return head.inner_text().strip()
+
+
+def _shot(page, screenshot_dir: Path, name: str) -> None:
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(screenshot_dir / f"state_{name}.png"), full_page=True)
+
+
+def test_class_menu_follows_each_uploaded_photo(page, app_url, tmp_path, screenshot_dir):
+    page.goto(app_url)
+    top = _headline(page).split(" — ")[0]
+    _wait_idle(page)
+    assert _select_text(page, "Class").startswith(f"top-1 prediction: {top} — ")
+
+    _upload(page, _photo(tmp_path, "coffee"))
+    _wait_headline(page, "^espresso — ")
+    assert _select_text(page, "Class").startswith("top-1 prediction: espresso — ")
+
+    _upload(page, _photo(tmp_path, "astronaut"))
+    top = _wait_headline(page, "^(?!espresso)").split(" — ")[0]
+    assert _select_text(page, "Class").startswith(f"top-1 prediction: {top} — ")
+
+    _pick(page, "Method", "Saliency")  # a method with no layer
+    shown = _select_text(page, "Class")
+    assert shown.startswith(f"top-1 prediction: {top} — ")  # not empty ("Choose an option")
+    _shot(page, screenshot_dir, "class_after_two_uploads")
+
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Compare", exact=True).click()
+    page.get_by_role("heading", name="Compare").wait_for()
+    _wait_idle(page)
+    assert _select_text(page, "Class").startswith(f"top-1 prediction: {top} — ")
+
+
+def test_broken_upload_replaces_the_results_with_a_card(page, app_url, tmp_path, screenshot_dir):
+    page.goto(app_url)
+    _headline(page)
+    _wait_idle(page)
+    broken = tmp_path / "holiday.jpg"
+    broken.write_text("this is a text file, not a JPEG\n")
+    _upload(page, str(broken), good=False)
+    main = page.locator(MAIN)
+    main.get_by_text("Could not read holiday.jpg").wait_for()
+    assert "holiday.jpg: not an image" in main.locator('[data-testid="stAlertContentError"]').first.inner_text()
+    assert main.get_by_text("What to do:", exact=False).count() == 1
+    assert page.locator(f"{MAIN} h3").count() == 0  # no prediction headline (the card title is an h4)
+    assert main.locator('[data-testid="stImage"]').count() == 0  # no map of the previous photo
+    _shot(page, screenshot_dir, "broken_upload")
+
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    _upload(page, str(empty), good=False)
+    main.get_by_text("Could not read empty.png").wait_for()
+    assert main.get_by_text("Could not read holiday.jpg").count() == 0
+
+    _pick(page, "…or a sample photo", "A cup of espresso", where=SIDEBAR)
+    _wait_headline(page, "^espresso — ")
+    assert main.get_by_text("Could not read", exact=False).count() == 0
+
+
+def test_model_without_weights_shows_one_card_and_a_way_back(page, app_url, screenshot_dir):
+    page.goto(app_url)
+    _headline(page)
+    _wait_idle(page)
+    page.locator(SIDEBAR).get_by_role("combobox", name="Classifier", exact=True).click()
+    option = page.get_by_role("option", name="ResNet-18", exact=False).first
+    assert "needs download" in option.inner_text()
+    option.click()
+    _wait_idle(page)
+    card = page.locator(f"{MAIN} .st-key-problem_model")
+    card.wait_for()
+    text = card.inner_text()
+    assert "ResNet-18 needs its weight file" in text and "resnet18-f37072fd.pth" in text
+    assert "offline" in text and "$TORCH_HOME/hub/checkpoints" in text
+    from models.torchvision_zoo import checkpoint_dir
+
+    assert f"here that is {checkpoint_dir()}" in text  # this browser is on the server's machine
+    assert page.locator(f"{MAIN} .st-key-problem_model").count() == 1
+    assert page.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]').count() == 0
+    assert page.locator(MAIN).get_by_text("Choose a model", exact=False).count() == 0
+    assert "model" not in parse_qs(urlparse(page.url).query)
+    _shot(page, screenshot_dir, "offline_model")
+
+    card.get_by_role("button").click()
+    _wait_headline(page, r" — \d+\.\d%$")
+    assert _select_text(page, "Classifier", where=SIDEBAR).startswith("EfficientNet-Lite0")
+
+
+def test_link_made_after_an_upload_opens_with_a_notice(page, browser, app_url, tmp_path, screenshot_dir):
+    page.goto(app_url)
+    _headline(page)
+    _wait_idle(page)
+    _upload(page, _photo(tmp_path, "coffee", "my_cup.png"))
+    _pick(page, "Class", "cup (968)")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('class') === '968'")
+    link = page.url
+    assert parse_qs(urlparse(link).query)["image"] == ["upload:my_cup.png"]
+
+    other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    try:
+        other.set_default_timeout(60_000)
+        other.goto(link)
+        top = _headline(other).split(" — ")[0]
+        _wait_idle(other)
+        notice = other.locator(MAIN).get_by_text("made on an uploaded photo (my_cup.png)", exact=False)
+        notice.wait_for()
+        assert top != "cup"  # the sample is explained, for its own class
+        assert _select_text(other, "Class").startswith(f"top-1 prediction: {top} — ")
+        assert other.get_by_text("Explained class: cup", exact=False).count() == 0
+        _shot(other, screenshot_dir, "link_from_upload")
+    finally:
+        other.context.close()
+
+
+def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
+    page.goto(f"{app_url}/layers")
+    page.get_by_role("heading", name="Layers").wait_for()
+    page.get_by_text("Deconvnet projection to pixel space").wait_for(timeout=180_000)
+    _wait_idle(page)
+    _pick(page, "Layer", "blocks.2 ·", typed="blocks.2")
+    channel_text = _select_text(page, "Channel")
+    options_page = page.locator(MAIN).get_by_role("combobox", name="Channel", exact=True)
+    options_page.click()
+    page.get_by_role("option").nth(2).click()
+    _wait_idle(page)
+    picked = _select_text(page, "Channel")
+    assert picked != channel_text and picked.endswith("(rank 3)")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('channel') !== null")
+    link = page.url
+
+    other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    try:
+        other.set_default_timeout(60_000)
+        other.goto(link)
+        other.get_by_text("Deconvnet projection to pixel space").wait_for(timeout=180_000)
+        _wait_idle(other)
+        assert _select_text(other, "Layer").startswith("blocks.2  ·")
+        assert _select_text(other, "Channel") == picked
+        # Occlusion's settings and probe, Invariance's transformation, Compare's methods ride in a link too.
+        other.goto(f"{app_url}/occlusion?occ_patch=160&occ_stride=160&occ_fill=black&occ_x=120&occ_y=90")
+        other.get_by_text("Patch 160px at x 120, y 90").wait_for(timeout=180_000)
+        _wait_idle(other)
+        assert _select_text(other, "Fill") == "black"
+        _shot(other, screenshot_dir, "occlusion_link")
+        other.goto(f"{app_url}/invariance?inv_kind=rotate&inv_range=-30,30&inv_steps=3")
+        other.get_by_text("Some of the transformed photos").wait_for(timeout=180_000)
+        _wait_idle(other)
+        captions = other.locator(f'{MAIN} [data-testid="stImage"]').all_inner_texts()
+        assert [c.split(" · ")[0] for c in captions] == ["-30°", "0°", "30°"]
+        other.goto(f"{app_url}/compare?compare_methods=gradcam,saliency")
+        other.locator('[data-testid="stCaptionContainer"]').filter(has_text=" ms · ").nth(1).wait_for(timeout=180_000)
+        _wait_idle(other)
+        assert other.locator(MAIN).get_by_text("Saliency (gradient)", exact=True).count() >= 1
+        assert other.locator(MAIN).get_by_text("Grad-CAM++", exact=True).count() == 0
+    finally:
+        other.context.close()
+
+
+def test_sidebar_only_where_it_is_used(page, app_url, screenshot_dir):
+    page.goto(f"{app_url}/learn")
+    page.get_by_role("heading", name="Learn").wait_for()
+    _wait_idle(page)
+    sidebar = page.locator(SIDEBAR)
+    assert sidebar.locator('input[type="file"]').count() == 0
+    assert sidebar.get_by_role("combobox").count() == 0
+    _shot(page, screenshot_dir, "learn_sidebar")
+    page.goto(f"{app_url}/batch")
+    page.get_by_role("heading", name="Batch").wait_for()
+    _wait_idle(page)
+    assert page.locator('input[type="file"]').count() == 1
+    assert sidebar.locator('input[type="file"]').count() == 0
+    assert sidebar.get_by_role("combobox", name="Classifier", exact=True).count() == 1
+
+
+def test_server_log_has_no_widget_warnings(server_log):
+    """After every browser test so far (this file runs last), Streamlit logged no widget warning."""
+    log = server_log()
+    assert "created with a default value but also had its value set" not in log
+    bad = [line for line in log.splitlines() if "streamlit" in line.lower() and "WARNING" in line
+           and "widget" in line.lower()]
+    assert not bad, bad
