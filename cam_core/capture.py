@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .adapters import LayerAdapter, adapter_for, check_input
 from .errors import CamError
 from .hygiene import grad_mode, thread_hooks
 
@@ -21,7 +22,8 @@ class Capture:
     """Scores of one forward pass and the target layer's activation (a leaf that requires grad)."""
 
     logits: torch.Tensor
-    activation: torch.Tensor
+    activation: torch.Tensor  # always N×C×h×w: a token / channels-last layer is kept in its map layout
+    adapter: LayerAdapter | None = None  # how the layer's own output was mapped (None: it was N×C×H×W)
 
 
 def logits_of(output: object) -> torch.Tensor:
@@ -44,16 +46,22 @@ def logits_of(output: object) -> torch.Tensor:
 def forward_from_layer(model: nn.Module, x: torch.Tensor, layer: nn.Module, layer_name: str) -> Capture:
     """Run ``model(x)`` with autograd only from ``layer``'s output on; keep that output as a leaf.
 
-    If the layer runs several times in one forward (a reused module), the last call is kept.
+    If the layer runs several times in one forward (a reused module), the last call is kept. A layer whose
+    output is not N×C×H×W (ViT tokens, Swin's N×h×w×C) goes through its adapter: the leaf is the N×C×h×w
+    map and the model continues with ``adapter.from_map(leaf, output)``.
     """
-    kept: list[torch.Tensor] = []
+    kept: list[tuple[torch.Tensor, LayerAdapter | None]] = []
+    check_input(model, x)
 
     def keep(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
         if not isinstance(output, torch.Tensor):
             raise CamError(f"layer {layer_name!r} does not output a single tensor; pick another layer")
-        leaf = output.detach().requires_grad_(True)
-        kept.append(leaf)
+        adapter = adapter_for(model, layer_name, output, x)
+        leaf = (output if adapter is None else adapter.to_map(output)).detach().requires_grad_(True)
+        kept.append((leaf, adapter))
         torch.set_grad_enabled(True)  # from here on this thread records the graph
+        if adapter is not None:
+            return adapter.from_map(leaf, output)
         return leaf.clone()  # downstream in-place ops (ReLU(inplace=True)) must not touch our leaf
 
     with grad_mode(False), thread_hooks() as add:
@@ -61,7 +69,7 @@ def forward_from_layer(model: nn.Module, x: torch.Tensor, layer: nn.Module, laye
         logits = logits_of(model(x))
     if not kept:
         raise CamError(f"layer {layer_name!r} is not run by the model's forward pass; pick another layer")
-    return Capture(logits=logits, activation=kept[-1])
+    return Capture(logits=logits, activation=kept[-1][0], adapter=kept[-1][1])
 
 
 def class_score(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
