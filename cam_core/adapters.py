@@ -120,8 +120,9 @@ def _token_grid(model: nn.Module, tokens: int, height: int, width: int) -> Token
             prefix = tokens - h * w
             if 0 <= prefix <= MAX_PREFIX and h * w > 0:
                 return TokenGrid((h, w), prefix)
-    # No patch embedding found (or it does not explain the count): the fewest prefix tokens whose
-    # remaining count factors into a grid of the input's shape.
+        return None
+    # No patch embedding found: the fewest prefix tokens whose remaining count factors into a grid of
+    # the input's shape.
     for prefix in range(0, min(MAX_PREFIX, tokens - 1) + 1):
         n = tokens - prefix
         for h in range(1, math.isqrt(n) + 1):

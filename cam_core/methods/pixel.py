@@ -15,6 +15,9 @@ from ..hygiene import grad_mode, thread_hooks
 from .base import MapResult, Target
 
 
+_RELU_NAMES = ("relu", "relu_", "relu6", "hardtanh", "hardtanh_")
+
+
 class _StopForward(Exception):
     """Raised by a hook once the target layer has run: nothing after it is needed."""
 
@@ -61,9 +64,10 @@ def input_gradient(target: Target, rule: str | None) -> MapResult:
             output, seed = class_score(logits, target.classes_for(logits)), None
         else:
             output, seed, extras = _feature_seed(target, x)
-    if rule is not None and not counts:
-        raise CamError(f"{'guided backprop' if rule == GUIDED else 'deconvnet'} needs ReLU-like activations, "
-                       "and this model's forward ran none; its result would be plain gradients — use saliency")
+    if rule is not None and not any(name in _RELU_NAMES for name in counts):  # e.g. GELU-only transformers
+        ran = f" (it uses {', '.join(sorted(counts))})" if counts else ""
+        raise CamError(f"{'guided backprop' if rule == GUIDED else 'deconvnet'} is defined at ReLUs, and this "
+                       f"model's forward ran none{ran}; use saliency or SmoothGrad")
     (gradient,) = torch.autograd.grad(output, x, grad_outputs=seed)
     gradient = gradient[0].detach()
     saliency = gradient.abs().amax(dim=0)
@@ -78,7 +82,7 @@ def input_gradient(target: Target, rule: str | None) -> MapResult:
 def _rule_notes(rule: str | None, counts: dict) -> list[str]:
     if rule is None:
         return []
-    smooth = sorted(name for name in counts if name not in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_"))
+    smooth = sorted(name for name in counts if name not in _RELU_NAMES)
     if rule == GUIDED and smooth:
         return [f"non-ReLU activations ({', '.join(smooth)}) pass the positive part of their gradient"]
     return []
