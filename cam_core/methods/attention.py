@@ -52,8 +52,8 @@ def _projections(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, 
         return (module.in_proj_weight, module.in_proj_bias, heads, (module.embed_dim // heads) ** -0.5,
                 module.out_proj)
     norm = getattr(module, "norm", None)
-    if norm is not None and not isinstance(norm, nn.Identity):
-        raise CamError("this attention layer normalises its output before projecting it; not supported")
+    if (norm is not None and not isinstance(norm, nn.Identity)) or getattr(module, "gate", None) is not None:
+        raise CamError("this attention layer normalises or gates its output before projecting it; not supported")
     heads = module.num_heads
     dim = module.qkv.out_features // 3
     return module.qkv.weight, module.qkv.bias, heads, float(getattr(module, "scale", (dim // heads) ** -0.5)), \
