@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adapters import adapter_for
 from .capture import logits_of
 from .errors import CamError
 from .hygiene import eval_mode, grad_mode, thread_hooks
@@ -31,13 +32,17 @@ def _capture(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[st
     """One no-grad forward keeping the (first) output of each named layer for the first image."""
     modules = [resolve_layer(model, name) for name in names]
     kept: dict[str, torch.Tensor] = {}
+    x = x[:1] if x.dim() == 4 else x[None]
     with eval_mode(model), grad_mode(False), thread_hooks() as add:
         for name, module in modules:
             def keep(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
                 if isinstance(out, torch.Tensor) and name not in kept:
+                    if out.dim() in (3, 4):  # tokens / channels-last seen as C×h×w maps (cam_core.adapters)
+                        adapter = adapter_for(model, name, out, x)
+                        out = out if adapter is None else adapter.to_map(out)
                     kept[name] = out[0].detach().clone()
             add(module, keep)
-        logits_of(model(x[:1] if x.dim() == 4 else x[None]))
+        logits_of(model(x))
     missing = [name for name, _ in modules if name not in kept]
     if missing:
         raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass or outputs no tensor")

@@ -351,3 +351,45 @@ def test_gradcam_leaf_is_in_map_layout_and_flows_back_through_tokens(vit):
     (grad,) = torch.autograd.grad(captured.logits[0, 0], captured.activation)
     assert grad.abs().sum() > 0
     assert F.mse_loss(captured.logits, vit(_x())).item() < 1e-20
+
+
+# ---------------------------------------------------------------- feature maps and ConvNeXt's channels-last layers
+
+
+def test_feature_maps_of_token_and_channels_last_layers_are_c_by_h_by_w(vit, swin):
+    from cam_core import activations
+
+    x = _x()
+    box = {}
+    handle = vit.get_submodule(LAST_LN).register_forward_hook(lambda m, i, o: box.setdefault("t", o))
+    try:
+        with torch.no_grad():
+            vit(x)
+    finally:
+        handle.remove()
+    maps = activations(vit, x, LAST_LN).maps
+    assert maps.shape == (32, 4, 4) and np.allclose(maps[:, 2, 3], box["t"][0, 1 + 2 * 4 + 3].float().numpy())
+    xs = _x(64, 96)
+    with torch.no_grad():
+        nhwc = swin.norm(swin.features(xs))
+    assert np.allclose(activations(swin, xs, "norm").maps, nhwc[0].permute(2, 0, 1).float().numpy(), atol=1e-6)
+
+
+def test_gradcam_inside_a_convnext_block_channels_last_equals_the_formula():
+    import torchvision
+
+    torch.manual_seed(4)
+    net = torchvision.models.convnext_tiny(num_classes=4).double().eval()
+    x, cls, name = _x(64, 64), 1, "features.5.0.block.3"  # a Linear on N×h×w×C inside a CNBlock
+    box = {}
+    handle = net.get_submodule(name).register_forward_hook(lambda m, i, o: box.setdefault("A", o))
+    try:
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(net(x.clone().requires_grad_(True))[0, cls], box["A"])
+    finally:
+        handle.remove()
+    a, g = box["A"][0].detach().permute(2, 0, 1), grad[0].permute(2, 0, 1)
+    expected = (g.mean(dim=(1, 2))[:, None, None] * a).sum(0)
+    result = explain(net, x, "gradcam", name, cls)
+    assert result.raw.shape == (4, 4) and np.allclose(result.raw, expected.numpy(), atol=1e-10)
+    assert _hooks(net) == 0 and all(p.grad is None for p in net.parameters())
