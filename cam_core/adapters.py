@@ -165,11 +165,18 @@ def adapter_for(model: nn.Module, layer_name: str, output: torch.Tensor,
 
 
 def check_input(model: nn.Module, x: torch.Tensor) -> None:
-    """Refuse, in one line, an input size a torchvision ``VisionTransformer`` cannot take.
+    """Refuse, in one line, an input size a fixed-size ViT cannot take (instead of its AssertionError).
 
     torchvision's ViT asserts ``H == W == image_size`` (its position embeddings are fixed); the app's
     registry builds a subclass that interpolates them (``any_input_size = True``) and is left alone.
+    timm's ViTs/DeiTs assert ``patch_embed.img_size`` unless built with ``dynamic_img_size=True``.
     """
+    embed = getattr(model, "patch_embed", None)  # timm: a fixed-size PatchEmbed asserts the same
+    fixed = getattr(embed, "img_size", None) if getattr(embed, "strict_img_size", False) else None
+    if fixed is not None and tuple(fixed) != tuple(x.shape[-2:]):
+        raise CamError(f"this ViT takes {fixed[0]}×{fixed[1]} inputs only (its position embeddings are fixed; timm "
+                       f"models built with dynamic_img_size=True take any size), got {x.shape[-2]}×{x.shape[-1]}; "
+                       f"resize the image to {fixed[0]}×{fixed[1]}")
     image_size = getattr(model, "image_size", None)
     if (isinstance(image_size, int) and hasattr(model, "conv_proj") and hasattr(model, "encoder")
             and not getattr(model, "any_input_size", False)

@@ -300,6 +300,30 @@ def test_transformer_attribution_equals_gradient_times_attention_rollout_by_hand
 def test_transformer_attribution_on_deit(deit):
     result = explain(deit, _x(), "transformer_attribution", target_class=1)
     assert result.raw.shape == (4, 4) and np.isfinite(result.raw).all()
+    with pytest.raises(CamError, match="this ViT takes 64×64 inputs only"):
+        explain(deit, _x(64, 96), "attention_rollout")
+
+
+def test_two_threads_share_one_vit(vit):
+    import threading
+
+    x = _x()
+    alone = {m: explain(vit, x, m, target_class=2).raw for m in ("attention_rollout", "transformer_attribution")}
+    results, errors = {}, []
+
+    def work(method):
+        try:
+            for _ in range(3):
+                results[method] = explain(vit, x, method, target_class=2).raw
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in alone]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and all(np.allclose(results[m], alone[m]) for m in alone) and _hooks(vit) == 0
 
 
 # ---------------------------------------------------------------- methods that do not apply
