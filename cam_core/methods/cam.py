@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..adapters import adapter_for
 from ..capture import logits_of
 from ..errors import CamError
 from ..hygiene import grad_mode, submodules, thread_hooks
@@ -28,7 +29,11 @@ def run_cam(target: Target) -> MapResult:
     linears: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []
 
     def keep_activation(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
-        kept["A"] = output.clone() if isinstance(output, torch.Tensor) else output
+        if isinstance(output, torch.Tensor) and output.dim() in (3, 4):  # tokens / channels-last → N×C×h×w
+            adapter = adapter_for(target.model, target.layer_name, output, target.x)
+            kept["A"] = output.clone() if adapter is None else adapter.to_map(output)
+        else:
+            kept["A"] = output.clone() if isinstance(output, torch.Tensor) else output
 
     def keep_linear(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         linears.append((module, inputs[0], output))

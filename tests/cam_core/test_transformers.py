@@ -232,6 +232,16 @@ def test_swin_gradcam_runs_on_a_non_square_input(swin):
     assert result.raw.shape == (8, 12) and result.heatmap.shape == (64, 96)
 
 
+def test_cam_on_swins_channels_last_norm_equals_the_head_weights_by_hand(swin):
+    x, cls = _x(64, 96), 4
+    with torch.no_grad():
+        a = swin.norm(swin.features(x))[0].permute(2, 0, 1)  # C×h×w
+        assert torch.allclose(swin.head(a.mean(dim=(1, 2)))[None], swin(x))  # the head is GAP → Linear
+    expected = torch.einsum("k,kuv->uv", swin.head.weight[cls].detach(), a)
+    result = explain(swin, x, "cam", "norm", cls)
+    assert np.allclose(result.raw, expected.numpy(), atol=1e-10)
+
+
 # ---------------------------------------------------------------- attention
 
 
@@ -332,7 +342,7 @@ def test_two_threads_share_one_vit(vit):
 def test_methods_that_do_not_apply_raise_one_line(vit, swin):
     x = _x()
     cases = [
-        (vit, x, "cam", "CAM needs"),
+        (vit, x, "cam", "CAM needs the target layer to feed global-average-pool → the final linear layer"),
         (vit, x, "guided_backprop", r"guided backprop is defined at ReLUs, and this model's forward ran none "
                                     r"\(it uses gelu\)"),
         (vit, x, "deconvnet", "deconvnet is defined at ReLUs"),
