@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .adapters import adapter_for, check_input
 from .errors import CamError
 from .hygiene import eval_mode, grad_mode, thread_hooks
 
@@ -18,14 +19,22 @@ _auto_cache: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], str]]" 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A module that produced a spatial (N×C×H×W) output in one forward pass."""
+    """A module whose output is a map in one forward pass: N×C×H×W, or tokens / channels-last seen through
+    its adapter (``cam_core.adapters``). ``shape`` is always C×h×w (``grid`` = (h, w)); ``layout`` says how
+    the module itself lays it out ("nchw", "nhwc", "tokens(cls+h*w)", …)."""
 
     name: str
     kind: str
     shape: tuple[int, int, int]
+    layout: str = "nchw"
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.shape[1], self.shape[2]
 
     def label(self) -> str:
-        return f"{self.name}  ({self.kind}, {self.shape[0]}×{self.shape[1]}×{self.shape[2]})"
+        where = "" if self.layout == "nchw" else f", {self.layout}"
+        return f"{self.name}  ({self.kind}, {self.shape[0]}×{self.shape[1]}×{self.shape[2]}{where})"
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
@@ -45,19 +54,48 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     raise CamError(f"no layer named {layer!r} in this model{hint}")
 
 
-def _spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module, torch.Size]]:
-    """One dry forward (no autograd) recording, in completion order, modules with 4-D outputs."""
+@dataclass(frozen=True)
+class _Seen:
+    name: str
+    module: nn.Module
+    shape: tuple[int, int, int]  # C×h×w
+    layout: str
+    before_attention: int  # how many attention modules had started when this module finished
+
+
+def _spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[_Seen]:
+    """One dry forward (no autograd) recording, in completion order, modules whose output is a map
+    (N×C×H×W, or tokens / channels-last through their adapter)."""
+    from .methods.attention import is_attention  # the one definition of an attention module
+
     names = {module: name for name, module in model.named_modules()}
-    seen: list[tuple[str, nn.Module, torch.Size]] = []
+    seen: list[_Seen] = []
+    started = [0]
 
     def record(module: nn.Module, _inputs: object, output: object) -> None:
-        if isinstance(output, torch.Tensor) and output.dim() == 4:
-            seen.append((names[module], module, output.shape))
+        if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4):
+            return
+        try:
+            adapter = adapter_for(model, names[module], output, x)
+        except CamError:
+            return  # tokens that form no grid: not a map
+        if adapter is None:
+            shape, layout = tuple(output.shape[1:]), "nchw"
+        else:
+            channels = output.shape[-1]
+            shape, layout = (channels, *adapter.grid), adapter.layout
+        seen.append(_Seen(names[module], module, shape, layout, started[0]))
 
+    def attention_starts(_module: nn.Module, _inputs: object) -> None:
+        started[0] += 1
+
+    check_input(model, x)
     with eval_mode(model), grad_mode(False), thread_hooks() as add:
         for module in names:
             if module is not model:
                 add(module, record)
+                if is_attention(module):
+                    add(module, attention_starts, kind="forward_pre")
         model(x[:1])
     return seen
 
@@ -65,8 +103,8 @@ def _spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Mo
 def layers(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
     """Candidate target layers (spatial output), in the model's module order, with C×H×W shapes."""
     found: dict[str, LayerInfo] = {}
-    for name, module, shape in _spatial_outputs(model, x):
-        found.setdefault(name, LayerInfo(name, type(module).__name__, tuple(shape[1:])))
+    for seen in _spatial_outputs(model, x):
+        found.setdefault(seen.name, LayerInfo(seen.name, type(seen.module).__name__, seen.shape, seen.layout))
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return sorted(found.values(), key=lambda info: order[info.name])
 
@@ -74,14 +112,22 @@ def layers(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
 def auto_layer(model: nn.Module, x: torch.Tensor) -> str:
     """The last module to finish with a spatial output larger than 1×1 that is not a pooling/pass-through layer.
 
+    For a token transformer (ViT, DeiT) that would be the final LayerNorm, whose patch tokens never reach
+    the head (only the class token does): there the choice is the last token map finished *before the
+    last attention layer starts* — the LayerNorm in front of the last block's attention, the usual target.
     Found with one dry forward at ``x``'s size, then cached per model and input shape.
     """
     per_model = _auto_cache.setdefault(model, {})
     key = tuple(x.shape[1:])
     if key not in per_model:
-        candidates = [name for name, module, shape in _spatial_outputs(model, x)
-                      if shape[2] * shape[3] > 1 and not isinstance(module, _NOT_TARGETS)]
+        seen = _spatial_outputs(model, x)
+        candidates = [s for s in seen if s.shape[1] * s.shape[2] > 1 and not isinstance(s.module, _NOT_TARGETS)]
         if not candidates:
             raise CamError("this model has no layer with a spatial output: CAM methods need a convolutional layer")
-        per_model[key] = candidates[-1]
+        pick = candidates[-1]
+        if pick.layout.startswith("tokens") and pick.before_attention > 0:
+            last = pick.before_attention - 1  # finished before the last attention layer started
+            before = [s for s in candidates if s.layout.startswith("tokens") and s.before_attention == last]
+            pick = before[-1] if before else pick
+        per_model[key] = pick.name
     return per_model[key]

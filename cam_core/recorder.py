@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
+from .adapters import LayerAdapter, check_input
+from .adapters import adapter_for as find_adapter
 from .errors import CamError
 from .hygiene import grad_mode, thread_hooks
 from .layers import resolve_layer
@@ -26,20 +28,7 @@ from .targets import logits_of
 Edit = Callable[[torch.Tensor], torch.Tensor]  # map-layout activation -> replacement (may grow the batch)
 
 
-class LayerAdapter(Protocol):
-    """Turns a layer's output into an N×C×h×w map and back (tokens of a ViT, N×h×w×C of a Swin)."""
-
-    def to_map(self, output: torch.Tensor) -> torch.Tensor: ...
-
-    def from_map(self, fmap: torch.Tensor, output: torch.Tensor) -> torch.Tensor: ...
-
-
 AdapterFinder = Callable[[nn.Module, str, torch.Tensor, torch.Tensor], "LayerAdapter | None"]
-
-
-def no_adapter(_model: nn.Module, _name: str, _output: torch.Tensor, _x: torch.Tensor) -> LayerAdapter | None:
-    """The default: outputs are used as they are (N×C×H×W for the spatial layers a CAM needs)."""
-    return None
 
 
 class _Stop(Exception):
@@ -53,7 +42,7 @@ class Recording:
     ``calls[name]``: the layer's output (map layout) at each call, in order (a reused module runs several
     times); ``activations[name]`` is the last. With ``grad_from`` these tensors are in the graph that ends in
     ``logits``, so ``torch.autograd.grad(score, recording.activations[name])`` gives ∂score/∂A.
-    ``io[module]``: (first input, output) of the last call of each module in ``keep_io``, in call order.
+    ``io[module]``: (positional inputs, output) of the last call of each module in ``keep_io``, in call order.
     """
 
     logits: torch.Tensor | None
@@ -69,7 +58,7 @@ class Recording:
 def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
            grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
            keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
-           input_grad: bool = False, adapter_for: AdapterFinder = no_adapter) -> Recording:
+           input_grad: bool = False, adapter_for: AdapterFinder = find_adapter) -> Recording:
     """Run ``model(x)`` once, recording ``layers``; see the module docstring.
 
     ``grad_from``: names (among ``layers``) whose activations must be differentiable; autograd starts at the
@@ -94,7 +83,7 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
             if not isinstance(output, torch.Tensor):
                 raise CamError(f"layer {name!r} does not output a single tensor; pick another layer")
             adapter = adapters.get(name)
-            if adapter is None and output.dim() != 4:
+            if adapter is None and output.dim() in (3, 4):
                 adapter = adapter_for(model, name, output, x)
                 if adapter is not None:
                     adapters[name] = adapter
@@ -121,8 +110,9 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
 
     def keep(module: nn.Module, inputs: tuple, output: object) -> None:
         io.pop(module, None)  # the dict's order is the order of last calls
-        io[module] = (inputs[0] if inputs else None, output)
+        io[module] = (inputs, output)
 
+    check_input(model, x)
     logits = None
     with grad_mode(input_grad), thread_hooks() as add:
         for name, module in resolved:

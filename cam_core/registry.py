@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CamError
-from .methods import ablation_cam, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
+from .methods import ablation_cam, attention, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
 from .methods.base import MapResult, Target
 from .methods.layer_cam import EIGENCAM, GRADCAM, GRADCAMPP, HIRESCAM, XGRADCAM
 from .methods.pixel import DECONVNET, GUIDED_BACKPROP, SALIENCY
@@ -305,6 +305,34 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
             "seed": _SEED,
             "chunk": _CHUNK,
         }),
+    MethodSpec(
+        "attention_rollout", "Attention rollout", "attention", attention.run_attention_rollout,
+        "Abnar & Zuidema, Quantifying Attention Flow in Transformers, ACL 2020",
+        "https://arxiv.org/abs/2005.00928",
+        "Follows how much of the class token's information comes from each image patch, by multiplying the "
+        "attention matrices of all layers (each mixed half-and-half with the skip connection).",
+        r"\hat A_l = \mathrm{rownorm}\Big(\tfrac{1}{2}\big(\mathrm{fuse}_h(A_l) + I\big)\Big),\quad "
+        r"R = \hat A_L \cdots \hat A_1,\quad M = R_{\mathrm{cls},\,\mathrm{patches}}",
+        "Vision transformers (ViT, DeiT); no gradients, about one forward pass; shows where the model looks.",
+        "The same map for every class; attention is not attribution; no global attention in Swin, none in CNNs.",
+        aliases=("rollout",),
+        params={
+            "head_fusion": ParamSpec(str, "mean", "how the heads of a layer are combined", choices=("mean", "max", "min")),
+            "discard_ratio": ParamSpec(float, 0.0, "fraction of the weakest attention entries zeroed per layer",
+                                       0.0, 0.99, 0.05),
+        }),
+    MethodSpec(
+        "transformer_attribution", "Transformer attribution (gradient × attention)", "attention",
+        attention.run_transformer_attribution,
+        "Chefer, Gur & Wolf, Transformer Interpretability Beyond Attention Visualization, CVPR 2021 "
+        "(gradient × attention rollout rule of Chefer et al., ICCV 2021)",
+        "https://arxiv.org/abs/2012.09838",
+        "Like attention rollout, but each head's attention is weighted by its gradient for the class and only "
+        "the positive part is kept, so the map is class-specific.",
+        r"\bar A_l = \mathbb E_h\big[(\nabla A_l^h \odot A_l^h)^+\big],\quad R \leftarrow R + \bar A_l R "
+        r"\ (R_0 = I),\quad M = R_{\mathrm{cls},\,\mathrm{patches}}",
+        "Class-discriminative maps for ViT/DeiT at the patch grid; one forward and one backward.",
+        "Patch-coarse (16×16 px); no LRP relevances (the paper's full rule); only global-attention transformers."),
 )}
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from cam_core.errors import CamError
 from models.spec import BackboneSpec
+from models.vit_any_size import AnySizeViT
 
 Progress = bool | Callable[[int, int], None]
 
@@ -56,14 +57,39 @@ _ZOO: dict[str, tuple[tvm.WeightsEnum, str, str, tuple[str, str] | None, str]] =
     "densenet121": (tvm.DenseNet121_Weights.IMAGENET1K_V1, "DenseNet-121", "features", None, "classifier"),
     # ConvNeXt: GAP → LayerNorm2d → Flatten → Linear: the LayerNorm breaks the CAM identity.
     "convnext_tiny": (tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1, "ConvNeXt-Tiny", "features", None, "classifier.2"),
+    # Vision transformers (built as ``AnySizeViT``: whole images of any aspect, see models/vit_any_size.py).
+    # Default layer: the LayerNorm before the last block's attention. The last block's *output* is a poor
+    # target: only its class token reaches the head, so the patch tokens' gradients there are zero; ln_1's
+    # patch tokens still feed the class token through the last attention (the usual choice, e.g.
+    # pytorch-grad-cam's ViT example). torchvision has no DeiT; ViT-B/32 is the second, faster ViT offered.
+    "vit_b_16": (tvm.ViT_B_16_Weights.IMAGENET1K_V1, "ViT-B/16", "encoder.layers.encoder_layer_11.ln_1", None,
+                 "heads.head"),
+    "vit_b_32": (tvm.ViT_B_32_Weights.IMAGENET1K_V1, "ViT-B/32", "encoder.layers.encoder_layer_11.ln_1", None,
+                 "heads.head"),
+    # Swin-T: the final LayerNorm (N×h×w×C, stride 32) feeds permute → global average pool → head, so Grad-CAM
+    # there is the CNN-style last-stage map, and plain CAM applies at `permute` (the same tensor, N×C×h×w).
+    "swin_t": (tvm.Swin_T_Weights.IMAGENET1K_V1, "Swin-T", "norm", ("permute", "head"), "head"),
 }
+_VIT = {"vit_b_16": 16, "vit_b_32": 32}  # patch size; both ViT-B: 12 layers, 12 heads, width 768, MLP 3072
 LICENSE = ("torchvision weights (code BSD-3-Clause); trained on ImageNet-1k, whose terms allow "
            "non-commercial research and education use")
 
 
 def build(name: str, num_classes: int = 1000) -> nn.Module:
-    """The torchvision architecture ``name`` with random weights."""
+    """The torchvision architecture ``name`` with random weights (ViTs as ``AnySizeViT``, same state dict)."""
+    if name in _VIT:
+        return AnySizeViT(image_size=224, patch_size=_VIT[name], num_layers=12, num_heads=12, hidden_dim=768,
+                          mlp_dim=3072, num_classes=num_classes)
     return getattr(tvm, name)(weights=None, num_classes=num_classes)
+
+
+def _pretrained(name: str, weights: tvm.WeightsEnum, progress: bool) -> nn.Module:
+    """torchvision's builder with ``weights``; ViTs are built as ``AnySizeViT`` and given the same file."""
+    if name in _VIT:
+        model = build(name, len(weights.meta["categories"]))
+        model.load_state_dict(weights.get_state_dict(progress=progress, check_hash=True))
+        return model
+    return getattr(tvm, name)(weights=weights, progress=progress)
 
 
 def weights_of(name: str) -> tvm.WeightsEnum:
@@ -106,7 +132,7 @@ def load_pretrained(name: str, progress: Progress = True) -> nn.Module:
     try:
         if callable(progress) and not was_cached:
             _download(weights.url, path, progress)
-        model = getattr(tvm, name)(weights=weights, progress=bool(progress) and not callable(progress))
+        model = _pretrained(name, weights, progress=bool(progress) and not callable(progress))
     except CamError:
         raise
     except Exception as exc:

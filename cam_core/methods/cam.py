@@ -32,7 +32,7 @@ def run_cam(target: Target) -> MapResult:
     last = list(rec.io)[-1] if rec.io else None  # the last linear layer to run
     if last is None or not _same(rec.io[last][1].reshape(logits.shape), logits):
         raise CamError(f"CAM needs a model whose last layer is one linear layer; this one's is not — {_SUGGEST}")
-    pooled = rec.io[last][0].reshape(logits.shape[0], -1)
+    pooled = rec.io[last][0][0].reshape(logits.shape[0], -1)
     notes: list[str] = []
     if _same(activations.mean(dim=(2, 3)), pooled):
         features = activations

@@ -17,6 +17,8 @@ from ..recorder import record
 from ..targets import ClassTarget, logits_of
 from .base import MapResult, Target
 
+_RELU_NAMES = ("relu", "relu_", "relu6", "hardtanh", "hardtanh_")
+
 
 def _feature_seed(target: Target, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Forward to the target layer (no further); return (activation, grad_output seed, extras)."""
@@ -46,10 +48,10 @@ class PixelGradient:
         leaf = x.detach().clone().requires_grad_(True)
         with grad_mode(True), backprop_rule(self.rule) as counts:
             out = _feature_seed(target, leaf) if feature else logits_of(target.model(leaf))
-        if self.rule is not None and not counts:
-            raise CamError(f"{'guided backprop' if self.rule == GUIDED else 'deconvnet'} needs ReLU-like "
-                           "activations, and this model's forward ran none; its result would be plain "
-                           "gradients — use saliency")
+        if self.rule is not None and not any(name in _RELU_NAMES for name in counts):  # e.g. GELU, SiLU only
+            ran = f" (it uses {', '.join(sorted(counts))})" if counts else ""
+            raise CamError(f"{'guided backprop' if self.rule == GUIDED else 'deconvnet'} is defined at ReLUs, "
+                           f"and this model's forward ran none{ran}; use saliency or SmoothGrad")
         return leaf, out, dict(counts)
 
     def attribute_batch(self, target: Target, xs: torch.Tensor, cls: ClassTarget | None = None,
@@ -102,7 +104,7 @@ def channel_max(gradient: torch.Tensor) -> torch.Tensor:
 def _rule_notes(rule: str | None, counts: dict) -> list[str]:
     if rule is None:
         return []
-    smooth = sorted(name for name in counts if name not in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_"))
+    smooth = sorted(name for name in counts if name not in _RELU_NAMES)
     if rule == GUIDED and smooth:
         return [f"non-ReLU activations ({', '.join(smooth)}) pass the positive part of their gradient"]
     return []

@@ -7,7 +7,8 @@ from cam_core import METHODS, CamError, get_method
 def test_every_seed_method_is_registered_once_with_citation_and_formula():
     expected = {"cam", "gradcam", "gradcam++", "saliency", "smoothgrad", "guided_backprop", "deconvnet",
                 "guided_gradcam", "occlusion", "scorecam", "ablationcam", "layercam", "xgradcam", "hirescam",
-                "eigencam", "smoothgradcam++", "integrated_gradients", "rise"}
+                "eigencam", "smoothgradcam++", "integrated_gradients", "rise", "attention_rollout",
+                "transformer_attribution"}
     assert set(METHODS) == expected
     for name, spec in METHODS.items():
         assert spec.name == name and spec.citation and spec.formula and spec.paper_url.startswith("https://")

@@ -12,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 import models
+from cam_core.adapters import adapter_for
 from cam_core.errors import CamError
 from models import torchvision_zoo
 from models.labels import IMAGENET_CATEGORIES
@@ -21,7 +22,7 @@ ZOO = [name for name, spec in models.SPECS.items() if spec.source == "torchvisio
 
 def test_registry_lists_the_zoo():
     assert set(ZOO) >= {"resnet18", "resnet50", "vgg16", "mobilenet_v3_large", "efficientnet_b0", "densenet121",
-                        "convnext_tiny"}
+                        "convnext_tiny", "vit_b_16", "vit_b_32", "swin_t"}
     assert models.available()[0] == models.DEFAULT_MODEL == "efficientnet_lite0"
     for name in ZOO:
         assert list(torchvision_zoo.weights_of(name).meta["categories"]) == list(IMAGENET_CATEGORIES)
@@ -56,7 +57,9 @@ def test_builds_runs_and_layers_resolve(name):
         for h in handles:
             h.remove()
     assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
-    assert captured["layer"].dim() == 4  # a spatial map for CAM methods
+    adapter = adapter_for(model, spec.default_layer, captured["layer"], x)  # ViT tokens, Swin's N×h×w×C
+    fmap = captured["layer"] if adapter is None else adapter.to_map(captured["layer"])
+    assert fmap.dim() == 4 and fmap.shape[2] * fmap.shape[3] > 1  # a spatial map for CAM methods
     if spec.cam_head:
         fc = modules[spec.cam_head[1]]
         assert isinstance(fc, nn.Linear) and fc.in_features == captured["f"].shape[1]
