@@ -29,6 +29,10 @@ from cam_core.layers import resolve_layer  # noqa: E402
 FLOOR = "forward+backward floor (grad everywhere, backward to layer)"
 OCCLUSION = {"patch": 32, "stride": 16, "chunk": 32}
 SMOOTHGRAD = {"samples": 25, "noise": 0.15, "chunk": 25}
+IG = {"steps": 32}
+RISE = {"masks": 500}
+SLOW = {"smoothgrad": SMOOTHGRAD, "occlusion": OCCLUSION, "integrated_gradients": IG, "rise": RISE,
+        "scorecam": {}, "ablationcam": {}}
 
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
@@ -83,16 +87,16 @@ def ours(model, layer, x):
 
     fast = {"forward (no grad)": bare, FLOOR: floor, "cam_core recorder (grad after layer only)": our_floor}
     slow: dict[str, Callable[[], object]] = {}
-    for method in ("gradcam", "gradcam++", "cam", "saliency", "guided_backprop", "deconvnet", "guided_gradcam",
-                   "smoothgrad", "occlusion"):
-        params = {"smoothgrad": SMOOTHGRAD, "occlusion": OCCLUSION}.get(method, {})
+    for method in ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "cam", "saliency",
+                   "guided_backprop", "deconvnet", "guided_gradcam", *SLOW):
+        params = SLOW.get(method, {})
         run = (lambda m, p: lambda: explain(model, x, m, target_layer=layer, target_class=1, **p))(method, params)
         try:
             run()
         except Exception as exc:  # e.g. CAM on a head that is not GAP→FC
             print(f"  ours {method}: skipped ({exc})", file=sys.stderr)
             continue
-        (slow if params else fast)[f"ours: {method}"] = run
+        (slow if method in SLOW else fast)[f"ours: {method}"] = run
     return fast, slow
 
 
@@ -101,17 +105,20 @@ def peers(model, layer, x):
     slow: dict[str, Callable[[], object]] = {}
     _, module = resolve_layer(model, layer)
     try:
-        from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+        import pytorch_grad_cam as pgc
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        for name, cls in (("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus)):
-            cam = cls(model=model, target_layers=[module])
-            fast[f"pytorch-grad-cam: {name}"] = (
+        for name, kind, group in (("gradcam", "GradCAM", fast), ("gradcam++", "GradCAMPlusPlus", fast),
+                                  ("xgradcam", "XGradCAM", fast), ("hirescam", "HiResCAM", fast),
+                                  ("layercam", "LayerCAM", fast), ("eigencam", "EigenCAM", fast),
+                                  ("scorecam", "ScoreCAM", slow), ("ablationcam", "AblationCAM", slow)):
+            cam = getattr(pgc, kind)(model=model, target_layers=[module])
+            group[f"pytorch-grad-cam: {name}"] = (
                 lambda c: lambda: c(input_tensor=x, targets=[ClassifierOutputTarget(1)]))(cam)
     except ImportError:
         print("  pytorch-grad-cam not installed: pip install -r requirements-bench.txt", file=sys.stderr)
     try:
-        from captum.attr import LayerGradCam, NoiseTunnel, Occlusion, Saliency
+        from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
         layer_gc = LayerGradCam(model, module)
         fast["captum: LayerGradCam"] = lambda: layer_gc.attribute(x, target=1)
@@ -126,6 +133,10 @@ def peers(model, layer, x):
         slow["captum: NoiseTunnel(Saliency) smoothgrad"] = lambda: tunnel.attribute(
             x, nt_type="smoothgrad", nt_samples=SMOOTHGRAD["samples"], stdevs=sigma, target=1,
             nt_samples_batch_size=SMOOTHGRAD["chunk"])
+        integrated = IntegratedGradients(model)
+        slow["captum: IntegratedGradients (riemann_trapezoid)"] = lambda: integrated.attribute(
+            x, baselines=0.0, target=1, n_steps=IG["steps"], method="riemann_trapezoid",
+            internal_batch_size=IG["steps"])
     except ImportError:
         print("  captum not installed: pip install -r requirements-bench.txt", file=sys.stderr)
     return fast, slow
