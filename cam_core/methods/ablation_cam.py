@@ -22,7 +22,7 @@ def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def run_ablationcam(target: Target, chunk: int | None = None) -> MapResult:
+def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     name = target.layer_name
     rec = record(target.model, target.x, [name])
     activations = rec.activations[name]

@@ -154,7 +154,7 @@ def rollout(fused: list[torch.Tensor], discard_ratio: float = 0.0) -> torch.Tens
     return result
 
 
-def run_attention_rollout(target: Target, head_fusion: str = "mean", discard_ratio: float = 0.0) -> MapResult:
+def run_attention_rollout(target: Target, head_fusion: str, discard_ratio: float) -> MapResult:
     """Attention rollout of ``target.model`` on ``target.x`` (one forward without autograd)."""
     if not 0.0 <= discard_ratio < 1.0:
         raise CamError(f"discard ratio must be in [0, 1), got {discard_ratio}")

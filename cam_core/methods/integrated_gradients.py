@@ -58,8 +58,8 @@ def make_baseline(x: torch.Tensor, baseline: str, fill: float | Sequence[float])
     raise CamError(f"Integrated Gradients' baseline must be 'fill' or 'blur', got {baseline!r}")
 
 
-def run_integrated_gradients(target: Target, steps: int = 64, baseline: str = "fill",
-                             fill: float | Sequence[float] = 0.0, chunk: int | None = None) -> MapResult:
+def run_integrated_gradients(target: Target, steps: int, baseline: str, fill: float | Sequence[float],
+                             chunk: int | None) -> MapResult:
     x = target.x.detach()
     start = make_baseline(x, baseline, fill)
     clean_logits = batched_forward(target.model, torch.cat([x, start]))  # y(x) and y(x')

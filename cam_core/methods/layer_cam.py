@@ -127,7 +127,7 @@ LAYERCAM = LayerCam(layercam)
 EIGENCAM = LayerCam(eigencam, needs_grad=False)
 
 
-def run_layercam(target: Target, fuse_layers: str = "", gamma: float = 2.0) -> MapResult:
+def run_layercam(target: Target, fuse_layers: str, gamma: float) -> MapResult:
     """LayerCAM at the target layer, or fused with ``fuse_layers`` (comma-separated names; Jiang et al. §III-C):
     each layer's map is scaled to [0, 1] by its maximum, upsampled to the input, passed through tanh(γ·M) and
     the maps are fused by their element-wise maximum (torchcam's reading of the paper). One forward records

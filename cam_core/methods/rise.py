@@ -51,8 +51,7 @@ class RiseMasked:
         torch.mul(self.template, masks[:, None], out=out)
 
 
-def run_rise(target: Target, masks: int = 1000, cells: int = 8, p: float = 0.5, seed: int = 0,
-             chunk: int | None = None) -> MapResult:
+def run_rise(target: Target, masks: int, cells: int, p: float, seed: int, chunk: int | None) -> MapResult:
     if not 0 < p <= 1:
         raise CamError("RISE's mask probability p must be in (0, 1]")
     x = target.x.detach()

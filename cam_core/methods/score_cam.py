@@ -55,7 +55,7 @@ def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch
     return varying, False
 
 
-def run_scorecam(target: Target, max_channels: int = 0, chunk: int | None = None) -> MapResult:
+def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:
     name = target.layer_name
     rec = record(target.model, target.x, [name])
     activations = rec.activations[name]

@@ -56,8 +56,8 @@ class Smooth:
 
     inner: BatchedMethod
 
-    def run(self, target: Target, samples: int, noise: float, squared: bool = False, seed: int = 0,
-            chunk: int | None = None) -> MapResult:
+    def run(self, target: Target, samples: int, noise: float, squared: bool, seed: int,
+            chunk: int | None) -> MapResult:
         if samples < 1:
             raise CamError("SmoothGrad needs at least 1 sample")
         if noise < 0:
