@@ -455,7 +455,7 @@ def sanity(args: argparse.Namespace) -> int:
             result = sanity_check(backbone.model, x, method, opened.fixed_class, target_layer=layer,
                                   mode=args.mode, seed=args.seed, progress=progress, **opened.params[method])
             record: dict[str, Any] = {"image": path, "model": opened.name, **result.as_dict(),
-                                      "label": opened.label(result.class_idx)}
+                                      "class_idx": result.class_idx, "label": opened.label(result.class_idx)}
             if out is not None:
                 base = f"{out.stem_for(path)}_{writers.safe_name(method)}_sanity"
                 record.update(out.sanity_thumbnails(base, img, result, args.alpha, args.colormap))

@@ -65,13 +65,14 @@ def curve_record(curve: Any) -> dict[str, Any]:
 
 
 def metric_record(result: Any) -> dict[str, Any]:
-    """A ``cam_core.metrics.MetricResult`` as JSON: score, direction, class, curve points, details, notes."""
+    """A ``cam_core.metrics.MetricResult`` as JSON: score, direction, class, curve points, details, notes;
+    ``curves`` holds the curves behind the score other than ``curve`` itself (ROAD's MoRF and LeRF)."""
     return {
         "score": finite(float(result.score)),
         "higher_is_better": bool(result.higher_is_better),
         "class_idx": None if result.class_idx is None else int(result.class_idx),
         "curve": None if result.curve is None else curve_record(result.curve),
-        "curves": {name: curve_record(c) for name, c in result.curves.items()},
+        "curves": {name: curve_record(c) for name, c in result.curves.items() if c is not result.curve},
         "details": finite(result.details),
         "notes": [str(n) for n in result.notes],
         "explanation": result.explanation,
@@ -134,7 +135,7 @@ class OutputFolder:
 
     def sanity_thumbnails(self, base: str, image: Any, result: Any, alpha: float, cmap: str) -> dict[str, Any]:
         """A sanity check's maps as small overlays on the image: ``<base>_original.png``, one
-        ``<base>_<i>_<stage>.png`` per stage (i from 1, top-down) and ``<base>_random_class.png``; returns
+        ``<base>_<ii>_<stage>.png`` per stage (01, 02, … top-down) and ``<base>_random_class.png``; returns
         ``{"original_thumbnail", "random_class_thumbnail", "stage_thumbnails": [...]}`` (paths as text)."""
         from cam_core import render
 
@@ -146,7 +147,7 @@ class OutputFolder:
                 return None
             return str(render.save_png(render.overlay(thumb, heat, alpha, cmap), self.path / f"{base}_{label}.png"))
 
-        stages = [write(f"{i}_{safe_name(s.stage)}", s.heatmap) for i, s in enumerate(result.stages, 1)]
+        stages = [write(f"{i:02d}_{safe_name(s.stage)}", s.heatmap) for i, s in enumerate(result.stages, 1)]
         return {"original_thumbnail": write("original", result.original),
                 "random_class_thumbnail": write("random_class", result.random_class_heatmap),
                 "stage_thumbnails": stages}
