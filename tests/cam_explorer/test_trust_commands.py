@@ -77,6 +77,25 @@ def test_box_flag_and_its_mapping_to_the_models_pixels():
     assert got == pytest.approx((35.2, 22.4, 176.0, 112.0))
 
 
+def test_settings_get_the_models_colours_and_std():
+    from cam_explorer.commands import with_model_settings
+
+    class Backbone:  # normalization (v/255 - 0.5) / 0.25 per channel
+        spec = SimpleNamespace(std=(0.25, 0.25, 0.25))
+
+        def fill_value(self, rgb):
+            return [(v / 255 - 0.5) / 0.25 for v in rgb]
+
+    given = parse_settings(["deletion_fill=black"], ["deletion", "road"])
+    got = with_model_settings(given, ["deletion", "road"], Backbone())
+    assert got == {"deletion_fill": [-2.0, -2.0, -2.0], "pixel_std": [0.25, 0.25, 0.25]}
+    assert given == {"deletion_fill": "black"}  # the parsed settings are not changed in place
+    assert with_model_settings({"pixel_std": 0.5}, ["road"], Backbone()) == {"pixel_std": 0.5}  # given wins
+    assert with_model_settings({}, ["deletion"], Backbone()) == {}  # only where a metric reads it
+    with pytest.raises(UsageError, match="--setting deletion_fill=purple"):
+        with_model_settings({"deletion_fill": "purple"}, ["deletion"], Backbone())
+
+
 def test_usage_errors_come_before_any_model_loads(capsys):
     cases = [
         (["evaluate", "a.png", "--metrics", "pointing_game"], "--box"),
