@@ -6,19 +6,22 @@ registry's flags (``needs_layer``, ``long_running``, ``feature_target``), never 
 A failing image gets an ``error`` record and the other images still run. Heavy modules (torch, the
 models) are imported inside the command that needs them.
 
-Adding a command: an ``@command`` function here named like its ``@subcommand`` parser in ``parsing.py``
-(``evaluate IMAGE... --method M --metrics ...`` would be ``def evaluate(args)``, one JSON line per image).
+Adding a command: an ``@command`` function here named like its ``@subcommand`` parser in ``parsing.py``.
+The commands that draw maps (``explain``, ``evaluate``, ``sanity``) share their set-up (``open_model``), their
+image loop (``each_image``) and the run of one method with progress (``explain_one``).
 """
 from __future__ import annotations
 
 import argparse
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import writers
-from .parsing import UsageError, apply_colours, parse_methods, parse_params, resolve_class
+from .parsing import (UsageError, apply_colours, colours_in, parse_methods, parse_metrics, parse_one_method,
+                      parse_params, parse_settings, resolve_class)
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Command] = {}
@@ -43,12 +46,80 @@ def load_backbone(name: str | None, device_pref: str) -> tuple[str, Any]:
     return name, models.load(name, device=device)
 
 
-def _failed(args: argparse.Namespace, record: dict[str, Any], exc: BaseException) -> None:
-    """Report one failed item as a JSON line (``error``: one line); the traceback only with ``--debug``."""
-    if args.debug:
-        traceback.print_exc()
-    record["error"] = writers.one_line(exc)
-    writers.emit(record)
+class Failures:
+    """The failed items of one command: each reported as a JSON line with a one-line ``error`` (the traceback
+    only with ``--debug``), the others going on; ``exit_code`` is 1 once anything failed."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+        self.count = 0
+
+    def report(self, record: dict[str, Any], exc: BaseException) -> None:
+        self.count += 1
+        if self.debug:
+            traceback.print_exc()
+        record["error"] = writers.one_line(exc)
+        writers.emit(record)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count else 0
+
+
+@dataclass
+class Opened:
+    """What a map command sets up once, before its images: the model, its classes, the fixed ``--class``,
+    the default CAM layer, and each method's parameters (colours already in the model's input space)."""
+
+    name: str
+    backbone: Any
+    categories: list[str] | None
+    fixed_class: int | None
+    default_layer: str | None
+    params: dict[str, dict[str, Any]]
+
+    def layer_for(self, method: str, given: str | None) -> str | None:
+        """``--layer``, else the backbone's registered CAM layer for methods that need one (else the engine's)."""
+        from cam_core.registry import METHODS
+
+        if given is None and METHODS[method].needs_layer:
+            return self.default_layer
+        return given
+
+    def label(self, cls: int | None) -> str | None:
+        return _label(self.categories, cls)
+
+
+def open_model(args: argparse.Namespace, methods: list[str]) -> Opened:
+    """Parse ``--param`` for ``methods``, load ``--model`` on ``--device``, check ``--layer`` and ``--class``:
+    every mistake fails here once, not once per image."""
+    from cam_core.layers import resolve_layer
+
+    params = parse_params(args.param, methods)
+    name, backbone = load_backbone(args.model, args.device)
+    if args.layer is not None:
+        resolve_layer(backbone.model, args.layer)
+    categories = list(backbone.categories) if backbone.categories is not None else None
+    fixed_class = resolve_class(args.target_class, categories) if args.target_class is not None else None
+    default_layer = getattr(getattr(backbone, "spec", None), "default_layer", None)
+    apply_colours(params, backbone)
+    return Opened(name, backbone, categories, fixed_class, default_layer, params)
+
+
+def each_image(paths: list[str], backbone: Any, failures: Failures) -> Iterator[tuple[str, Any, Any]]:
+    """``(path, image, x)`` for each file that loads; a file that does not is reported and skipped."""
+    from cam_core.imaging import load_image
+
+    for path in paths:
+        try:
+            img = load_image(path)
+            x = backbone.preprocess(img)
+        except BrokenPipeError:
+            raise
+        except Exception as exc:  # one bad image must not stop the others
+            failures.report({"image": path}, exc)
+            continue
+        yield path, img, x
 
 
 # --------------------------------------------------------------------------- predict
@@ -60,7 +131,7 @@ def predict(args: argparse.Namespace) -> int:
     from cam_core.imaging import load_image
 
     name, backbone = load_backbone(args.model, args.device)
-    failed = 0
+    failures = Failures(args.debug)
     for path in args.images:
         try:
             top = backbone.predict(load_image(path), top=args.top)
@@ -68,9 +139,8 @@ def predict(args: argparse.Namespace) -> int:
         except BrokenPipeError:
             raise
         except Exception as exc:  # one bad image must not stop the others
-            failed += 1
-            _failed(args, {"image": path}, exc)
-    return 1 if failed else 0
+            failures.report({"image": path}, exc)
+    return failures.exit_code
 
 
 # --------------------------------------------------------------------------- explain
@@ -145,6 +215,7 @@ def _class_targets(args: argparse.Namespace, backbone: Any, x: Any, categories: 
 
 
 def _label(categories: list[str] | None, cls: int | None) -> str | None:
+    """The label of class ``cls``, or ``None`` (no labels, no class, out of range)."""
     if categories is None or cls is None or not 0 <= int(cls) < len(categories):
         return None
     return categories[int(cls)]
@@ -168,47 +239,71 @@ def _report_html(args: argparse.Namespace, path: str, name: str, backbone: Any, 
         elapsed_ms=exp.elapsed_ms, notes=exp.notes, version=__version__)
 
 
+def explain_one(opened: Opened, expected: ExpectedTime, what: str, x: Any, method: str, layer: str | None,
+                target: int | None, channel: int | None = None) -> Any:
+    """``cam_core.explain`` for one (image, method, class); a long method announces its expected time and
+    draws progress on stderr (``what`` names the run there)."""
+    from cam_core.explain import explain as run_method
+    from cam_core.registry import METHODS
+
+    params = opened.params[method]
+    progress = writers.Progress(what) if METHODS[method].long_running else None
+    key = ExpectedTime.key(method, params, x)
+    timings: dict[bool, float | None] = {}
+    if progress is not None:
+        estimate, timings = expected.before(key, x)
+        writers.announce(what, estimate)
+    try:
+        exp = run_method(opened.backbone.model, x, method, target_layer=layer, target_class=target,
+                         target_channel=channel, progress=progress, **params)
+    except BaseException:
+        if progress is not None:
+            progress.interrupted()
+        raise
+    if progress is not None:
+        expected.after(key, x, timings, progress.total)
+    return exp
+
+
+def _map_record(opened: Opened, path: str, exp: Any) -> dict[str, Any]:
+    """The fields every per-map JSON line starts with: which image, model, method, layer and class."""
+    cls = exp.class_idx
+    return {
+        "image": path,
+        "model": opened.name,
+        "method": exp.method,
+        "layer": exp.layer,
+        "class_idx": None if cls is None else int(cls),
+        "label": opened.label(cls),
+        "prob": None if exp.prob is None else float(exp.prob),
+    }
+
+
 @command
 def explain(args: argparse.Namespace) -> int:
     """Heat maps per image × method × class: files in ``--out`` and one JSON line each."""
     from cam_core import render
-    from cam_core.explain import explain as run_method
-    from cam_core.imaging import load_image
-    from cam_core.layers import resolve_layer
-    from cam_core.registry import METHODS
 
     methods = parse_methods(args.method)
-    params = parse_params(args.param, methods)
     _check_channel(args, methods)
-    name, backbone = load_backbone(args.model, args.device)
-    if args.layer is not None:
-        resolve_layer(backbone.model, args.layer)  # a wrong name fails once, not once per image
-    categories = list(backbone.categories) if backbone.categories is not None else None
-    fixed_class = resolve_class(args.target_class, categories) if args.target_class is not None else None
-    default_layer = getattr(getattr(backbone, "spec", None), "default_layer", None)
-    apply_colours(params, backbone)
+    opened = open_model(args, methods)
+    backbone = opened.backbone
     out = writers.OutputFolder(args.out)
     expected = ExpectedTime(backbone.model)
+    failures = Failures(args.debug)
 
-    failed = 0
-    for path in args.images:
+    for path, img, x in each_image(args.images, backbone, failures):
         stem = out.stem_for(path)
         try:
-            img = load_image(path)
-            x = backbone.preprocess(img)
-            targets = _class_targets(args, backbone, x, categories, fixed_class)
+            targets = _class_targets(args, backbone, x, opened.categories, opened.fixed_class)
         except BrokenPipeError:
             raise
         except Exception as exc:
-            failed += 1
-            _failed(args, {"image": path}, exc)
+            failures.report({"image": path}, exc)
             continue
 
         for method in methods:
-            spec = METHODS[method]
-            layer = args.layer
-            if layer is None and spec.needs_layer:
-                layer = default_layer  # the backbone's registered CAM layer (else the engine picks one)
+            layer = opened.layer_for(method, args.layer)
             for target in targets:
                 if args.channel is not None:
                     suffix = f"_{writers.safe_name(str(layer))}_ch{args.channel}"
@@ -218,40 +313,23 @@ def explain(args: argparse.Namespace) -> int:
                     suffix = ""
                 base = f"{stem}_{writers.safe_name(method)}{suffix}"
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
-                progress = writers.Progress(what) if spec.long_running else None
-                key = ExpectedTime.key(method, params[method], x)
-                timings: dict[bool, float | None] = {}
-                if progress is not None:
-                    estimate, timings = expected.before(key, x)
-                    writers.announce(what, estimate)
                 try:
-                    exp = run_method(backbone.model, x, method, target_layer=layer, target_class=target,
-                                     target_channel=args.channel, progress=progress, **params[method])
-                    if progress is not None:
-                        expected.after(key, x, timings, progress.total)
+                    exp = explain_one(opened, expected, what, x, method, layer, target, args.channel)
                     heat = render.heatmap_at_image_size(exp, img)
                     overlay = render.overlay(img, heat, args.alpha, args.colormap)
                     npy = out.heatmap(base, heat)
                     png = out.overlay(base, overlay)
                     del heat
-                    cls = exp.class_idx
-                    record: dict[str, Any] = {
-                        "image": path,
-                        "model": name,
-                        "method": method,
-                        "layer": exp.layer,
-                        "class_idx": None if cls is None else int(cls),
-                        "label": _label(categories, cls),
-                        "prob": None if exp.prob is None else float(exp.prob),
-                        "heatmap": str(npy),
-                        "overlay": str(png),
-                    }
+                    record = _map_record(opened, path, exp)
+                    record["heatmap"] = str(npy)
+                    record["overlay"] = str(png)
                     if exp.channel is not None:
                         record["channel"] = int(exp.channel)
                     if exp.gradient is not None:
                         record["gradient"] = str(out.gradient(base, exp.gradient, img.size))
                     if args.report:
-                        html = _report_html(args, path, name, backbone, img, x, overlay, exp, categories)
+                        html = _report_html(args, path, opened.name, backbone, img, x, overlay, exp,
+                                            opened.categories)
                         record["report"] = str(out.report(base, html))
                     if exp.notes:
                         record["notes"] = list(exp.notes)
@@ -262,14 +340,134 @@ def explain(args: argparse.Namespace) -> int:
                 except BrokenPipeError:
                     raise
                 except Exception as exc:
-                    failed += 1
-                    if progress is not None:
-                        progress.interrupted()
                     err: dict[str, Any] = {"image": path, "method": method}
                     if target is not None:
                         err["class_idx"] = target
-                    _failed(args, err, exc)
-    return 1 if failed else 0
+                    failures.report(err, exc)
+    return failures.exit_code
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def box_in_input(box: tuple[float, float, float, float], img: Any, x: Any) -> tuple[float, ...]:
+    """A box in the image file's pixels, in x's pixels: preprocessing resizes the whole image (no crop) to
+    x's height × width, so each axis scales by its own factor (``models/preprocess.py``)."""
+    sx = x.shape[-1] / img.width
+    sy = x.shape[-2] / img.height
+    x0, y0, x1, y1 = box
+    return x0 * sx, y0 * sy, x1 * sx, y1 * sy
+
+
+def check_box(args: argparse.Namespace, metrics: list[str]) -> None:
+    """``--box`` is given exactly when a chosen metric reads a box."""
+    from cam_core.metrics import METRICS
+
+    needs_box = [m for m in metrics if METRICS[m].needs_box]
+    if needs_box and args.box is None:
+        raise UsageError(f"--box x0,y0,x1,y1: {', '.join(needs_box)} need the object's box")
+    if args.box is not None and not needs_box:
+        raise UsageError("--box: no chosen metric uses a box (pointing_game and energy_in_box do)")
+
+
+def with_model_settings(settings: dict[str, Any], metrics: list[str], backbone: Any) -> dict[str, Any]:
+    """``--setting`` values with colours in the model's input space (``deletion_fill=gray``) and ROAD's
+    ``pixel_std`` taken from the model's normalization unless given."""
+    from cam_core.metrics import METRICS
+
+    settings = dict(settings)
+    colours_in(settings, backbone, "--setting")
+    std = getattr(getattr(backbone, "spec", None), "std", None)
+    if std is not None and "pixel_std" not in settings and any("pixel_std" in METRICS[m].settings for m in metrics):
+        settings["pixel_std"] = [float(v) for v in std]
+    return settings
+
+
+@command
+def evaluate(args: argparse.Namespace) -> int:
+    """Metric scores per image × method × class: ``{…, "metrics": {name: {"score", "curve", …}}}`` per line."""
+    from cam_core.metrics import evaluate as score
+
+    methods = parse_methods(args.method)
+    metrics = parse_metrics(args.metrics)
+    settings = parse_settings(args.setting, metrics)
+    check_box(args, metrics)
+    opened = open_model(args, methods)
+    backbone = opened.backbone
+    settings = with_model_settings(settings, metrics, backbone)
+    expected = ExpectedTime(backbone.model)
+    failures = Failures(args.debug)
+
+    for path, img, x in each_image(args.images, backbone, failures):
+        try:
+            targets = _class_targets(args, backbone, x, opened.categories, opened.fixed_class)
+            box = {"box": box_in_input(args.box, img, x)} if args.box is not None else {}
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            failures.report({"image": path}, exc)
+            continue
+        for method in methods:
+            layer = opened.layer_for(method, args.layer)
+            for target in targets:
+                what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
+                try:
+                    exp = explain_one(opened, expected, what, x, method, layer, target)
+                    progress = writers.Progress(f"{what} {'+'.join(metrics)}")
+                    try:
+                        results = score(backbone.model, x, exp, metrics, exp.class_idx, progress=progress,
+                                        **settings, **box)
+                    except BaseException:
+                        progress.interrupted()
+                        raise
+                    record = _map_record(opened, path, exp)
+                    record["metrics"] = {name: writers.metric_record(r) for name, r in results.items()}
+                    record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
+                    writers.emit(record)
+                except BrokenPipeError:
+                    raise
+                except Exception as exc:
+                    err: dict[str, Any] = {"image": path, "method": method}
+                    if target is not None:
+                        err["class_idx"] = target
+                    failures.report(err, exc)
+    return failures.exit_code
+
+
+# --------------------------------------------------------------------------- sanity
+
+
+@command
+def sanity(args: argparse.Namespace) -> int:
+    """The model-randomization check per image: ``SanityResult.as_dict()`` plus the image, model and label."""
+    from cam_core.sanity import sanity_check
+
+    method = parse_one_method(args.method, "sanity")
+    opened = open_model(args, [method])
+    backbone = opened.backbone
+    layer = opened.layer_for(method, args.layer)
+    out = writers.OutputFolder(args.out) if args.out is not None else None
+    failures = Failures(args.debug)
+
+    for path, img, x in each_image(args.images, backbone, failures):
+        progress = writers.Progress(f"{Path(path).name} sanity {method} ({args.mode})")
+        try:
+            result = sanity_check(backbone.model, x, method, opened.fixed_class, target_layer=layer,
+                                  mode=args.mode, seed=args.seed, progress=progress, **opened.params[method])
+            record: dict[str, Any] = {"image": path, "model": opened.name, **result.as_dict(),
+                                      "class_idx": result.class_idx, "label": opened.label(result.class_idx)}
+            if out is not None:
+                base = f"{out.stem_for(path)}_{writers.safe_name(method)}_sanity"
+                record.update(out.sanity_thumbnails(base, img, result, args.alpha, args.colormap))
+                for entry, thumb in zip(record["stages"], record.pop("stage_thumbnails")):
+                    entry["thumbnail"] = thumb
+            writers.emit(record)
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            progress.interrupted()
+            failures.report({"image": path, "method": method}, exc)
+    return failures.exit_code
 
 
 # --------------------------------------------------------------------------- methods

@@ -7,6 +7,7 @@ it can be piped; people read stderr.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -37,11 +38,45 @@ def jsonable(value: Any) -> Any:
     """``value`` with anything JSON cannot hold (types, tensors, …) turned into text."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalars and arrays, tensors
+        return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     return str(value)
+
+
+def finite(value: Any) -> Any:
+    """``value`` made JSON-safe (``jsonable``) with NaN and ±inf as ``null`` (strict JSON has neither)."""
+    value = jsonable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    return value
+
+
+def curve_record(curve: Any) -> dict[str, Any]:
+    """A ``cam_core.metrics.Curve`` as ``{"x_label", "y_label", "x": [...], "y": [...]}``."""
+    return {"x_label": curve.x_label, "y_label": curve.y_label, "x": finite(curve.x), "y": finite(curve.y)}
+
+
+def metric_record(result: Any) -> dict[str, Any]:
+    """A ``cam_core.metrics.MetricResult`` as JSON: score, direction, class, curve points, details, notes;
+    ``curves`` holds the curves behind the score other than ``curve`` itself (ROAD's MoRF and LeRF)."""
+    return {
+        "score": finite(float(result.score)),
+        "higher_is_better": bool(result.higher_is_better),
+        "class_idx": None if result.class_idx is None else int(result.class_idx),
+        "curve": None if result.curve is None else curve_record(result.curve),
+        "curves": {name: curve_record(c) for name, c in result.curves.items() if c is not result.curve},
+        "details": finite(result.details),
+        "notes": [str(n) for n in result.notes],
+        "explanation": result.explanation,
+    }
 
 
 def one_line(exc: BaseException) -> str:
@@ -56,6 +91,9 @@ def one_line(exc: BaseException) -> str:
 def safe_name(text: str) -> str:
     """``text`` reduced to characters that are safe in a file name on every system."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "image"
+
+
+THUMBNAIL = 192  # the longest side of a sanity-check thumbnail, in pixels
 
 
 class OutputFolder:
@@ -94,6 +132,25 @@ class OutputFolder:
 
         img = Image.fromarray(render.gradient_image(grad), "RGB").resize(size, Image.BILINEAR)
         return render.save_png(img, self.path / f"{base}_gradient.png")
+
+    def sanity_thumbnails(self, base: str, image: Any, result: Any, alpha: float, cmap: str) -> dict[str, Any]:
+        """A sanity check's maps as small overlays on the image: ``<base>_original.png``, one
+        ``<base>_<ii>_<stage>.png`` per stage (01, 02, … top-down) and ``<base>_random_class.png``; returns
+        ``{"original_thumbnail", "random_class_thumbnail", "stage_thumbnails": [...]}`` (paths as text)."""
+        from cam_core import render
+
+        thumb = image.convert("RGB")
+        thumb.thumbnail((THUMBNAIL, THUMBNAIL))
+
+        def write(label: str, heat: Any) -> str | None:
+            if heat is None:
+                return None
+            return str(render.save_png(render.overlay(thumb, heat, alpha, cmap), self.path / f"{base}_{label}.png"))
+
+        stages = [write(f"{i:02d}_{safe_name(s.stage)}", s.heatmap) for i, s in enumerate(result.stages, 1)]
+        return {"original_thumbnail": write("original", result.original),
+                "random_class_thumbnail": write("random_class", result.random_class_heatmap),
+                "stage_thumbnails": stages}
 
     def report(self, base: str, html: str) -> Path:
         path = self.path / f"{base}_report.html"

@@ -78,12 +78,12 @@ def test_choices_declared_in_a_paramspec_are_enforced(monkeypatch):
                    params={"mode": ParamSpec(str, "a", "test-only choice", choices=("a", "b"))})
     monkeypatch.setitem(METHODS, "choosy", spec)
     assert parse_params(["mode=b"], ["choosy"])["choosy"] == {"mode": "b"}
-    with pytest.raises(UsageError, match="choose one of a, b"):
+    with pytest.raises(UsageError, match="--param mode=c: .*one of a, b"):
         parse_params(["mode=c"], ["choosy"])
 
 
 def test_every_subcommand_has_its_command_function():
     parser = parsing.build_parser("cam-explorer")
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == set(commands.COMMANDS) == {"predict", "explain", "methods", "layers"}
+    assert set(sub.choices) == set(commands.COMMANDS) == {"predict", "explain", "evaluate", "sanity", "methods", "layers"}
     assert parser.parse_args(["explain", "a.png", "--method", "occlusion"]).command == "explain"
