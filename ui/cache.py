@@ -99,6 +99,53 @@ def layers_cached(ctx: "Context") -> list["LayerInfo"]:
     return _layers(ctx.model_key, str(ctx.device), tuple(x.shape), backbone, x)
 
 
+def class_prediction(ctx: "Context", class_idx: int | None) -> "Prediction | None":
+    """The prediction (label, probability) of any class, e.g. a chosen class outside the top-5.
+
+    One cached forward per (model, device, image) gives every class's probability.
+    """
+    if class_idx is None or ctx.backbone is None:
+        return None
+    top = next((p for p in predict_cached(ctx) if p.class_idx == int(class_idx)), None)
+    if top is not None:
+        return top
+    every = predict_cached(ctx, top=int(ctx.backbone.num_classes))
+    return next((p for p in every if p.class_idx == int(class_idx)), None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _grouped(model_key: str, device: str, input_shape: tuple[int, ...], keep: tuple[str, ...],
+             _infos: list) -> list:
+    from cam_core.layer_groups import grouped_layers
+
+    return grouped_layers(_infos, keep=keep)
+
+
+def layer_choices_cached(ctx: "Context") -> list[Any]:
+    """Target layers a person can read: no pass-through or container entries, grouped by stage
+    (``cam_core.layer_groups.LayerChoice``); the model's default layer always stays in."""
+    assert ctx.image is not None
+    backbone = _backbone_of(ctx)
+    infos = layers_cached(ctx)
+    shape = tuple(backbone.preprocess(ctx.image.image).shape)
+    return _grouped(ctx.model_key, str(ctx.device), shape, (backbone.spec.default_layer,), infos)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _stage_strip(model_key: str, device: str, input_shape: tuple[int, ...], _infos: list) -> list:
+    from cam_core.layer_groups import stage_strip
+
+    return stage_strip(_infos)
+
+
+def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:
+    """~6–8 layers from input to head for the Layers page's stage strip (``cam_core.layer_groups``)."""
+    assert ctx.image is not None
+    infos = layers_cached(ctx)
+    shape = tuple(_backbone_of(ctx).preprocess(ctx.image.image).shape)
+    return _stage_strip(ctx.model_key, str(ctx.device), shape, infos)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _explain(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
              class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any) -> Any:
@@ -146,7 +193,7 @@ def clear_all(models: bool = False) -> None:
 
     Tests call it to start from a clean slate without reloading the model each time.
     """
-    for fn in (_predict, _layers, _explain, _thumbnail):
+    for fn in (_predict, _layers, _grouped, _stage_strip, _explain, _thumbnail, _display):
         fn.clear()
     if models:
         get_backbone.clear()
@@ -172,3 +219,25 @@ def display_image(ref: Any, max_side: int = DISPLAY_SIDE) -> Any:
     if max(ref.image.size) <= max_side:
         return ref.image
     return _thumbnail(ref.digest, max_side, ref.image)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _display(key: tuple, percentile: float, signed: bool, _exp: Any) -> Any:
+    from cam_core.render import display_map
+
+    return display_map(_exp, percentile=percentile, signed=signed)
+
+
+def display_map_cached(exp: "Explanation", percentile: float = 99.0, signed: bool = False) -> Any:
+    """``cam_core.render.display_map`` of an explanation, cached per (map, percentile, signed).
+
+    The key is the explanation's identity (method, class, layer, params, shape and a digest of the heat map),
+    so a rerun that only moves alpha or the colormap does not rescale the map again.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(np.ascontiguousarray(exp.heatmap).tobytes(), digest_size=12).hexdigest()
+    key = (exp.method, exp.class_idx, exp.layer, exp.channel, tuple(np.shape(exp.heatmap)), digest)
+    return _display(key, float(percentile), bool(signed), exp)
