@@ -31,6 +31,7 @@ __all__ = [
     "display_map",
     "signed_map",
     "legend",
+    "end_colours",
     "colorbar_strip",
     "checkerboard_fraction",
     "CHECKERBOARD_NOTE",
@@ -320,13 +321,18 @@ def display_map(source: Any, percentile: float = 99.0, signed: bool = False) -> 
     return DisplayMap(values=values, signed=bool(signed), percentile=q, scale=scale)
 
 
+def end_colours(cmap: str) -> tuple[str, str]:
+    """The colormap's low and high ends in words, e.g. ``("dark blue", "red")`` for jet."""
+    _lut(cmap)
+    return _END_COLOURS.get(cmap, ("low end", "high end"))
+
+
 def legend(cmap: str, target: str, signed: bool = False) -> str:
     """One line saying what the colours mean, e.g. ``"red = evidence for tabby (281) · dark blue = none"``.
 
     ``target`` names what the map explains (a class label, or a channel).
     """
-    _lut(cmap)
-    low, high = _END_COLOURS.get(cmap, ("low end", "high end"))
+    low, high = end_colours(cmap)
     if signed:
         return f"{high} = evidence for {target} · {low} = evidence against · the middle colour = none"
     return f"{high} = strongest evidence for {target} · {low} = none"

@@ -34,23 +34,22 @@ def layer_picker(ctx: Any, needs_layer: bool = True) -> str | None:
     """
     default = ctx.backbone.spec.default_layer
     try:
-        infos = cache.layers_cached(ctx)
+        choices = cache.layer_choices_cached(ctx)  # grouped by stage, no pass-through/container entries
     except Exception as exc:
         show_error(exc, context="listing layers")
-        infos = []
-    shapes = {i.name: i for i in infos}
+        choices = []
+    shapes = {c.name: c for c in choices}
     options = [AUTO, *shapes]
 
     def label(name: str) -> str:
         if name == AUTO:
             return f"auto (model default: {default})"
-        info = shapes[name]
-        c, h, w = info.shape
-        return f"{name}  ·  {info.kind} {c}×{h}×{w}"
+        return shapes[name].label()
 
     choice = remembered_select("Target layer", options, "layer", default=AUTO, format_func=label,
                                disabled=not needs_layer,
-                               help="Where in the network the map is taken; type to search"
+                               help="Where in the network the map is taken, grouped by stage (finest grid "
+                               "first); type to search"
                                if needs_layer else "This method works in pixel space: it uses no layer")
     if not needs_layer:
         return None
