@@ -46,7 +46,7 @@ def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
 
-    a, c, q, g = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
     pct, signed = display_controls(q, g)
     state.sync_query_params()
@@ -73,7 +73,9 @@ def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
     ok = [e for _, e in results if not isinstance(e, BaseException)]
     if ok:
         label = target_label(ok[0], ctx.backbone.categories)
-        legend(None, draw_cmap, label, cache.display_map_cached(ok[0], pct, signed))
+        where = "its maximum" if pct >= 100 else f"its own {pct:g}th percentile"
+        legend(None, draw_cmap, label, cache.display_map_cached(ok[0], pct, signed),
+               scale_note=f"each map scaled to {where}" + (", centred on zero" if signed else ""))
     grads = [(m, e) for m, e in results if not isinstance(e, BaseException) and e.gradient is not None]
     if grads:
         st.markdown("**Signed pixel-space gradients** — grey = 0, brighter/darker colours = ± "

@@ -78,7 +78,7 @@ def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
 
     from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
 
-    a, c, q, g = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
     pct, signed = display_controls(q, g)
     state.sync_query_params()  # a fragment rerun does not reach app.py's sync

@@ -24,7 +24,7 @@ def display_controls(where_scale: Any = None, where_signed: Any = None) -> tuple
         help="The colour scale's top end. A percentile keeps one hot pixel from turning the rest dark; "
              "the maps you download (.npy) stay max-normalised")
     target = where_signed if where_signed is not None else st
-    signed = bool(target.toggle("Signed (− / +)", value=bool(state.view().get("signed", False)), key="w_signed",
+    signed = bool(target.toggle("Signed", value=bool(state.view().get("signed", False)), key="w_signed",
                                 help="Show evidence against the class too, centred on zero with a diverging "
                                      "colormap (blue − · white 0 · red +)"))
     state.remember("signed", signed)
@@ -57,15 +57,16 @@ def _gradient_css(cmap: str, steps: int = 11) -> str:
     return f"linear-gradient(to right, {stops})"
 
 
-def legend(where: Any, cmap: str, label: str, shown: Any) -> None:
+def legend(where: Any, cmap: str, label: str, shown: Any, scale_note: str | None = None) -> None:
     """A colour strip with its meaning and how the map was scaled, e.g.
-    ``red = strongest evidence for tabby (281) · dark blue = none — scaled to its 99th percentile``."""
+    ``red = strongest evidence for tabby (281) · dark blue = none — scaled to its 99th percentile``.
+    ``scale_note`` replaces the scaling part (e.g. for a grid where each map has its own scale)."""
     import html
 
     from cam_core.render import legend as legend_text
 
     target = where if where is not None else st
-    text = f"{legend_text(cmap, label, signed=shown.signed)} — {shown.caption()}"
+    text = f"{legend_text(cmap, label, signed=shown.signed)} — {scale_note or shown.caption()}"
     target.markdown(
         f'<div class="cam-legend" role="img" aria-label="{html.escape(text)}">'
         f'<div style="height:10px;border-radius:2px;background:{_gradient_css(cmap)}"></div>'
