@@ -154,12 +154,14 @@ def test_occlusion_defaults_edges_legends_and_equal_plots(page, app_url, screens
     assert page.get_by_role("slider", name="Patch size (input px)").input_value() == str(params["patch"].default)
     assert page.get_by_role("slider", name="Stride (input px)").input_value() == str(params["stride"].default)
     assert params["fill"].default == 0.0
-    assert "dataset mean" in page.locator('[data-testid="stSelectbox"]').filter(has_text="Fill").inner_text()
+    fill = page.locator('[data-testid="stSelectbox"]').filter(has_text="Fill")
+    assert "dataset mean" in fill.evaluate("e => (e.querySelector('input') || {}).value || e.innerText")
     plots = page.locator(MAIN + " .js-plotly-plot")
     plots.nth(1).wait_for()
     # the cells reach the photo's edges: first edge 0, last edge the photo's width/height
     xs, ys, width, height = plots.nth(0).evaluate(
-        "g => [g.data[0].x, g.data[0].y, g.layout.xaxis.range[1], g.layout.yaxis.range[0]]")
+        "g => [Array.from(g._fullData[0].x), Array.from(g._fullData[0].y), g.layout.xaxis.range[1], "
+        "g.layout.yaxis.range[0]]")
     assert xs[0] == 0 and abs(xs[-1] - width) < 1e-6 and ys[0] == 0 and abs(ys[-1] - height) < 1e-6
     # equal plot areas, and each legend below its own plot, overlapping neither
     areas = [plots.nth(i).locator(".nsewdrag").first.bounding_box() for i in range(2)]
