@@ -76,10 +76,10 @@ def legend(where: Any, cmap: str, label: str, shown: Any, scale_note: str | None
 
 def checkerboard_note(where: Any, exp: Any) -> None:
     """Explain deconvnet's grid pattern where it appears (measured on the map, not assumed from the method)."""
-    from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, checkerboard_fraction
+    from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD
 
-    if exp.gradient is None:
-        return
-    if checkerboard_fraction(exp) > CHECKERBOARD_THRESHOLD:
+    from .cache import checkerboard_cached
+
+    if checkerboard_cached(exp) > CHECKERBOARD_THRESHOLD:
         target = where if where is not None else st
         target.info(CHECKERBOARD_NOTE, icon=":material/grid_4x4:")
