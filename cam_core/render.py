@@ -334,7 +334,8 @@ def legend(cmap: str, target: str, signed: bool = False) -> str:
     """
     low, high = end_colours(cmap)
     if signed:
-        return f"{high} = evidence for {target} · {low} = evidence against · the middle colour = none"
+        mid = {"coolwarm": "light grey", "bwr": "white"}.get(cmap, "the middle colour")
+        return f"{high} = evidence for {target} · {low} = evidence against · {mid} = none"
     return f"{high} = strongest evidence for {target} · {low} = none"
 
 

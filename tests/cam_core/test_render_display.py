@@ -100,7 +100,8 @@ def test_overlay_and_colorize_accept_a_display_map():
 
 def test_legend_names_the_ends_of_the_colormap():
     assert render.legend("jet", "tabby (281)") == "red = strongest evidence for tabby (281) · dark blue = none"
-    assert render.legend("coolwarm", "tabby", signed=True).startswith("red = evidence for tabby · blue = evidence against")
+    assert render.legend("coolwarm", "tabby", signed=True) == \
+        "red = evidence for tabby · blue = evidence against · light grey = none"
     for name in render.COLORMAP_NAMES:
         assert "evidence for x" in render.legend(name, "x")
     with pytest.raises(CamError):

@@ -150,6 +150,7 @@ def test_occlusion_defaults_edges_legends_and_equal_plots(page, app_url, screens
     page.get_by_role("heading", name="Occlusion explorer").wait_for()
     page.get_by_text("positions (patch").wait_for(timeout=300_000)
     _wait_idle(page)
+    page.wait_for_timeout(1000)  # the fine pass's plots replace the coarse ones
     # the registry's defaults (the same as Inspect's): patch, stride and the dataset-mean fill
     assert page.get_by_role("slider", name="Patch size (input px)").input_value() == str(params["patch"].default)
     assert page.get_by_role("slider", name="Stride (input px)").input_value() == str(params["stride"].default)
@@ -173,7 +174,6 @@ def test_occlusion_defaults_edges_legends_and_equal_plots(page, app_url, screens
         other = plots.nth(1 - i).bounding_box()
         assert lb["x"] + lb["width"] <= other["x"] + 1 or lb["x"] >= other["x"] + other["width"] - 1
     assert "wins:" in legends.nth(1).inner_text()
-    plots.nth(0).scroll_into_view_if_needed()
     page.set_viewport_size({"width": 1440, "height": 1300})
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "occlusion_page.png"))
