@@ -213,7 +213,8 @@ def main() -> None:
                     config={"displaylogo": False})
 
     st.subheader("Channel-mean map at each stage", anchor=False)
-    st.caption("From the input to the head: the grid gets coarser and the features more abstract.")
+    st.caption(f"From the input to the head: the grid gets coarser and the features more abstract. Each map is the "
+               f"mean over the layer's channels, scaled to its own range: {high} = strongest, {low} = weakest.")
     _stage_strip(ctx, cmap)
 
     st.subheader("First-layer filters", anchor=False)
