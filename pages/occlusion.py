@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from ui import cache, state
 from ui.figures import colorscale, top_k_bar
 from ui.sidebar import start_page
-from ui.widgets import _fill_choices, predictions_or_error, remembered_select, show_error
+from ui.widgets import _fill_choices, predictions_or_error, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
