@@ -45,7 +45,8 @@ def _pages() -> list[st.Page]:
     return pages
 
 
-st.set_page_config(page_title="CAM Explorer", page_icon=":material/visibility:", layout="wide")
+# A local file: a material-icon favicon is fetched from fonts.gstatic.com on every page load (offline: an error).
+st.set_page_config(page_title="CAM Explorer", page_icon=str(ROOT / "static" / "favicon.png"), layout="wide")
 _setup_logging()
 state.view()  # read the shareable view from the URL on the session's first run
 page = st.navigation(_pages())

@@ -1,6 +1,8 @@
 """Compare: one image, several methods side by side on the same class and layer, each with its time.
 
-Alpha and colormap are shared and live in an ``st.fragment``: moving them never recomputes a map.
+Alpha, colormap and display scale are shared and live in an ``st.fragment``: moving them never recomputes
+a map. Every tile holds one overlay of the same size, so the grid has no holes; pixel-space gradients,
+which only some methods have, sit in their own row of tiles below.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from ui import cache, state
+from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
 from ui.pickers import class_picker, layer_picker, overlay_controls
 from ui.sidebar import start_page
 from ui.widgets import predictions_or_error, show_error, stored_params
@@ -28,32 +31,60 @@ def _method_select() -> list[str]:
     return list(chosen)
 
 
+def _tiles(items: list[tuple[str, Any]], per_row: int) -> None:
+    """``(title, draw)`` pairs in rows of ``per_row`` equal columns (the last row padded, never stretched)."""
+    for start in range(0, len(items), per_row):
+        for col, (title, draw) in zip(st.columns(per_row), items[start:start + per_row]):
+            with col:
+                st.markdown(f"**{title}**")
+                draw()
+
+
 @st.fragment
 def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
-    """The overlays, redrawn alone when alpha or colormap moves (results come from the map cache)."""
+    """The overlays, redrawn alone when alpha, colormap or display scale moves (maps come from the cache)."""
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
 
-    a, c, _ = st.columns([2, 2, 3])
+    a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
+    pct, signed = display_controls(q, g)
     state.sync_query_params()
+    draw_cmap = map_cmap(cmap, signed)
     thumb = cache.display_image(ctx.image)
     per_row = max(1, min(len(results), PER_ROW))
-    for start in range(0, len(results), per_row):
-        row = results[start:start + per_row]
-        for col, (method, exp) in zip(st.columns(per_row), row):
-            with col:
-                st.markdown(f"**{METHODS[method].display}**")
-                if isinstance(exp, BaseException):
-                    show_error(exp)
-                    continue
-                st.image(overlay(thumb, exp.heatmap, alpha, cmap), width="stretch")
-                where = f" · layer {exp.layer}" if exp.layer else " · pixel space"
-                st.caption(f"{exp.elapsed_ms:,.0f} ms{where}")
-                if exp.gradient is not None:  # pixel-space methods: the signed gradient says more
-                    st.image(gradient_image(exp.gradient), caption="signed pixel-space gradient", width="stretch")
-                for note in exp.notes:
-                    st.info(note, icon=":material/info:")
+    label = None
+
+    def tile(method: str, exp: Any) -> Any:
+        def draw() -> None:
+            if isinstance(exp, BaseException):
+                show_error(exp)
+                return
+            shown = cache.display_map_cached(exp, pct, signed)
+            st.image(overlay(thumb, shown, alpha, draw_cmap), width="stretch")
+            where = f" · layer {exp.layer}" if exp.layer else " · pixel space"
+            st.caption(f"{exp.elapsed_ms:,.0f} ms{where}")
+            for note in exp.notes:
+                st.info(note, icon=":material/info:")
+            checkerboard_note(None, exp)
+        return draw
+
+    _tiles([(METHODS[m].display, tile(m, e)) for m, e in results], per_row)
+    ok = [e for _, e in results if not isinstance(e, BaseException)]
+    if ok:
+        label = target_label(ok[0], ctx.backbone.categories)
+        where = "its maximum" if pct >= 100 else f"its own {pct:g}th percentile"
+        legend(None, draw_cmap, label, cache.display_map_cached(ok[0], pct, signed),
+               scale_note=f"each map scaled to {where}" + (", centred on zero" if signed else ""))
+    grads = [(m, e) for m, e in results if not isinstance(e, BaseException) and e.gradient is not None]
+    if grads:
+        st.markdown("**Signed pixel-space gradients** — grey = 0, brighter/darker colours = ± "
+                    "(each scaled to its 99th percentile of |gradient|)")
+
+        def grad_tile(exp: Any) -> Any:
+            return lambda: st.image(gradient_image(exp.gradient), width="stretch")
+
+        _tiles([(METHODS[m].display, grad_tile(e)) for m, e in grads], per_row)
 
 
 def main() -> None:
@@ -66,9 +97,8 @@ def main() -> None:
         return
     from cam_core.registry import METHODS
 
-    m, l, k = st.columns([3, 2, 2])
-    with m:
-        methods = _method_select()
+    methods = _method_select()  # full width: the methods' names are never cut
+    l, k = st.columns(2)
     with l:
         layer = layer_picker(ctx, needs_layer=True)
     with k:

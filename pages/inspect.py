@@ -27,7 +27,7 @@ def _details(exp: Any, ctx: Any) -> None:
                 + (f"**Score:** {exp.score:.3f} · **probability:** {exp.prob:.1%}" if exp.score is not None else ""))
 
 
-def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str) -> None:
+def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, shown: Any) -> None:
     import io
 
     import numpy as np
@@ -41,7 +41,7 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str) ->
     base = f"{stem}_{exp.method}"
 
     def overlay_png() -> bytes:
-        return to_png_bytes(overlay(image.image, exp.heatmap, alpha, cmap))
+        return to_png_bytes(overlay(image.image, shown, alpha, cmap))  # what the page shows
 
     def heatmap_npy() -> bytes:
         buf = io.BytesIO()
@@ -53,11 +53,11 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str) ->
 
         spec = METHODS[exp.method]
         return build_report(
-            original=image.image, overlay=overlay(image.image, exp.heatmap, alpha, cmap), image_name=image.name,
+            original=image.image, overlay=overlay(image.image, shown, alpha, cmap), image_name=image.name,
             model=ctx.backbone.display, method=spec.display, method_citation=spec.citation, layer=exp.layer,
             class_idx=exp.class_idx,
             class_label=ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else None,
-            params={**exp.params, "alpha": alpha, "colormap": cmap}, top=preds, score=exp.score, prob=exp.prob,
+            params={**exp.params, "alpha": alpha, "colormap": cmap, "display": shown.caption()}, top=preds, score=exp.score, prob=exp.prob,
             elapsed_ms=exp.elapsed_ms, notes=exp.notes, created=datetime.now(timezone.utc), version=__version__)
 
     c1, c2, c3 = st.columns(3)
@@ -72,29 +72,37 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str) ->
 
 @st.fragment
 def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
-    """Everything that depends on alpha/colormap; reruns alone when they move (the map is not recomputed)."""
+    """Everything that depends on alpha/colormap/display scale; reruns alone when they move (the map is
+    not recomputed)."""
     from cam_core.render import colorize, gradient_image, heatmap_at_image_size, overlay
 
-    a, c, _ = st.columns([2, 2, 3])
+    from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
+
+    a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
+    pct, signed = display_controls(q, g)
     state.sync_query_params()  # a fragment rerun does not reach app.py's sync
 
+    shown = cache.display_map_cached(exp, pct, signed)
+    draw = map_cmap(cmap, signed)
     thumb = cache.display_image(ctx.image)
-    panels = [("Original", thumb), ("Heat map", colorize(heatmap_at_image_size(exp.heatmap, thumb), cmap)),
-              ("Overlay", overlay(thumb, exp.heatmap, alpha, cmap))]
+    panels = [("Original", thumb), ("Heat map", colorize(heatmap_at_image_size(shown, thumb), draw)),
+              ("Overlay", overlay(thumb, shown, alpha, draw))]
     if exp.gradient is not None:
         panels.append(("Pixel-space gradient", gradient_image(exp.gradient)))
     for col, (title, img) in zip(st.columns(len(panels)), panels):
         col.image(img, caption=title, width="stretch")
+    legend(None, draw, target_label(exp, ctx.backbone.categories), shown)
+    checkerboard_note(None, exp)
 
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Interactive heat map** (hover for values)")
-        st.plotly_chart(heatmap_figure(exp.heatmap, cmap, ctx.image.image.size), width="stretch",
+        st.plotly_chart(heatmap_figure(shown, draw, ctx.image.image.size, values=exp.heatmap), width="stretch",
                         key="heatmap_plot", config={"displaylogo": False})
     with right:
         _details(exp, ctx)
-    _downloads(ctx, exp, preds, alpha, cmap)
+    _downloads(ctx, exp, preds, alpha, draw, shown)
 
 
 def main() -> None:
@@ -119,7 +127,8 @@ def main() -> None:
         class_idx = class_picker(ctx, preds)
         params = param_inputs(method, ctx.backbone) if spec.params else {}
     with chart:
-        st.plotly_chart(top_k_bar(preds, highlight=class_idx if class_idx is not None else best.class_idx),
+        st.plotly_chart(top_k_bar(preds, highlight=class_idx if class_idx is not None else best.class_idx,
+                                  chosen=cache.class_prediction(ctx, class_idx)),
                         width="stretch", key="top5", config={"displayModeBar": False})
 
     try:

@@ -74,7 +74,7 @@ def main() -> None:
 
     try:
         preds = cache.predict_cached(ctx, top=5)
-        infos = cache.layers_cached(ctx)
+        choices = cache.layer_choices_cached(ctx)  # grouped by stage, no pass-through/container entries
     except Exception as exc:
         show_error(exc, context="prediction")
         return
@@ -93,13 +93,15 @@ def main() -> None:
     with n:
         steps = remembered_slider("Steps", "inv_steps", min_value=3, max_value=25, default=9, step=1,
                                   help="Values evenly spaced over the range (the unchanged photo is always added)")
-    layer_names = [i.name for i in infos]
+    layer_names = [c.name for c in choices]
+    labels = {c.name: c.label() for c in choices}
     a, b, c = st.columns([4, 3, 2])
     with a:
         default = ctx.backbone.spec.default_layer
         layer = remembered_select("Layer for the feature distance", layer_names, "feature_layer",
                                   default=default if default in layer_names else layer_names[-1],
                                   depends_on=(ctx.model_key,),
+                                  format_func=lambda name: labels[name],
                                   help="Distance = ‖f(transformed) − f(original)‖ / ‖f(original)‖ with f the "
                                        "layer's whole flattened activation (its feature vector)")
     with b:

@@ -20,9 +20,6 @@ from ui.widgets import remembered_select, remembered_slider, reset_when_changed,
 PER_ROW = 8
 TILE_PX = 176
 MAX_STAGES = 8
-#: Layer kinds that only pool, drop or pass through: never a stage of the strip.
-_PASS_THROUGH = {"Identity", "Dropout", "Dropout2d", "Flatten", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-                 "AvgPool2d", "MaxPool2d"}
 
 
 # --- cached engine calls ---------------------------------------------------------------------------------
@@ -37,14 +34,15 @@ def _features(model_key: str, device: str, digest: str, layer: str, _backbone: A
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _projection(model_key: str, device: str, digest: str, layer: str, channel: int, _backbone: Any,
-                _image: Any) -> np.ndarray:
+                _image: Any) -> tuple[np.ndarray, float]:
+    """The deconvnet projection as an image, and its checkerboard share (``render.checkerboard_fraction``)."""
     from cam_core.explain import explain
-    from cam_core.render import gradient_image
+    from cam_core.render import checkerboard_fraction, gradient_image
 
     cache.ENGINE_CALLS["deconvnet"] += 1
     exp = explain(_backbone.model, _backbone.preprocess(_image), "deconvnet", target_layer=layer,
                   target_channel=channel)
-    return gradient_image(exp.gradient)
+    return gradient_image(exp.gradient), checkerboard_fraction(exp.gradient)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -64,32 +62,6 @@ def _filters(model_key: str, device: str, _backbone: Any) -> np.ndarray:
 
 
 # --- pure helpers (display only) ---------------------------------------------------------------------------
-
-def stage_layers(infos: list[Any], max_stages: int = MAX_STAGES) -> list[Any]:
-    """~6–8 layers spread from input to head: the shallowest modules with spatial output, a container
-    replaced by its children when they change shape, runs of equal shape reduced to their last layer."""
-    usable = [i for i in infos if i.kind not in _PASS_THROUGH and i.shape[1] * i.shape[2] > 1]
-    chosen: list[Any] = []
-    for depth in range(4):
-        pool = [i for i in usable if i.name.count(".") <= depth]
-        expanded = {i.name for i in pool
-                    if len({j.shape for j in pool if j.name.startswith(i.name + ".")}) >= 2}
-        keep = [i for i in pool if i.name not in expanded
-                and not any(i.name.startswith(j.name + ".") and j.name not in expanded for j in pool)]
-        collapsed: list[Any] = []
-        for info in keep:
-            if collapsed and collapsed[-1].shape == info.shape:
-                collapsed[-1] = info
-            else:
-                collapsed.append(info)
-        chosen = collapsed
-        if len(chosen) >= 6:
-            break
-    if len(chosen) > max_stages:
-        idx = np.unique(np.linspace(0, len(chosen) - 1, max_stages).round().astype(int))
-        chosen = [chosen[i] for i in idx]
-    return chosen
-
 
 def _unit(a: np.ndarray) -> np.ndarray:
     """Min–max scaled to [0, 1] (a flat map becomes zeros)."""
@@ -136,22 +108,19 @@ def _mean_chart(fm: Any, top: list[int], selected: int) -> go.Figure:
 
 # --- page ----------------------------------------------------------------------------------------------------
 
-def _layer_select(ctx: Any, infos: list[Any]) -> str:
-    shapes = {i.name: i for i in infos if i.kind not in _PASS_THROUGH}
-    options = list(shapes)
-
-    def label(name: str) -> str:
-        c, h, w = shapes[name].shape
-        return f"{name}  ·  {shapes[name].kind} {c}×{h}×{w}"
-
-    default = ctx.backbone.spec.default_layer if ctx.backbone.spec.default_layer in shapes else options[-1]
-    return remembered_select("Layer", options, "feature_layer", default=default, format_func=label,
+def _layer_select(ctx: Any, choices: list[Any]) -> str:
+    by_name = {c.name: c for c in choices}
+    options = list(by_name)
+    default = ctx.backbone.spec.default_layer if ctx.backbone.spec.default_layer in by_name else options[-1]
+    return remembered_select("Layer", options, "feature_layer", default=default,
+                             format_func=lambda name: by_name[name].label(),
                              depends_on=(ctx.model_key, ctx.image.digest),
-                             help="Every layer with a spatial output; type to search")
+                             help="Grouped by stage (one stage per grid size, finest first); pass-through and "
+                                  "container modules are left out. Type to search")
 
 
 def _selected_channel(ctx: Any, fm: Any, layer: str, channel: int, cmap: str) -> None:
-    from cam_core.render import colorize, heatmap_at_image_size, overlay
+    from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, colorize, heatmap_at_image_size, overlay
 
     thumb = cache.display_image(ctx.image)
     unit = _unit(fm.maps[channel])
@@ -162,15 +131,18 @@ def _selected_channel(ctx: Any, fm: Any, layer: str, channel: int, cmap: str) ->
     with c:
         try:
             with st.spinner("Projecting to pixels (deconvnet)…"):
-                proj = _projection(ctx.model_key, str(ctx.device), ctx.image.digest, layer, channel, ctx.backbone,
-                                   ctx.image.image)
+                proj, board = _projection(ctx.model_key, str(ctx.device), ctx.image.digest, layer, channel,
+                                          ctx.backbone, ctx.image.image)
             st.image(proj, width="stretch", caption="Deconvnet projection to pixel space")
+            st.caption("Signed: grey = 0, each colour channel's ± scaled to the 99th percentile of |value|.")
+            if board > CHECKERBOARD_THRESHOLD:
+                st.info(CHECKERBOARD_NOTE, icon=":material/grid_4x4:")
         except Exception as exc:
             show_error(exc, context="deconvnet projection")
 
 
-def _stage_strip(ctx: Any, infos: list[Any], cmap: str) -> None:
-    stages = stage_layers(infos)
+def _stage_strip(ctx: Any, cmap: str) -> None:
+    stages = cache.stage_strip_cached(ctx)
     if not stages:
         st.info("This model has no layer with a spatial output to show.")
         return
@@ -197,16 +169,16 @@ def main() -> None:
     from cam_core.render import COLORMAP_NAMES
 
     try:
-        infos = cache.layers_cached(ctx)
+        choices = cache.layer_choices_cached(ctx)
     except Exception as exc:
         show_error(exc, context="listing layers")
         return
-    if not infos:
+    if not choices:
         st.error("This model has no layer with a spatial output: there are no feature maps to show.")
         return
     l, n, m = st.columns([4, 2, 2])
     with l:
-        layer = _layer_select(ctx, infos)
+        layer = _layer_select(ctx, choices)
     with n:
         top_n = remembered_slider("Channels shown (top-N by mean)", "layers_top_n", min_value=4, max_value=64,
                                   default=16, step=4)
@@ -222,7 +194,11 @@ def main() -> None:
     top = fm.top(top_n)
     k, u, v = fm.maps.shape
     st.subheader(f"Top {len(top)} of {k} channels at {layer} ({u}×{v} each)", anchor=False)
-    st.caption("Ranked by mean activation over the image; each map scaled to its own range.")
+    from cam_core.render import end_colours
+
+    low, high = end_colours(cmap)
+    st.caption(f"Ranked by mean activation over the image; each map scaled to its own range: {high} = the "
+               f"channel's strongest activation, {low} = its weakest.")
     for start in range(0, len(top), PER_ROW):
         for col, ch in zip(st.columns(PER_ROW), top[start:start + PER_ROW]):
             col.image(_tile(fm.maps[ch], cmap), width="stretch", caption=f"ch {ch} · mean {fm.mean[ch]:.3f}")
@@ -241,8 +217,9 @@ def main() -> None:
                     config={"displaylogo": False})
 
     st.subheader("Channel-mean map at each stage", anchor=False)
-    st.caption("From the input to the head: the grid gets coarser and the features more abstract.")
-    _stage_strip(ctx, infos, cmap)
+    st.caption(f"From the input to the head: the grid gets coarser and the features more abstract. Each map is the "
+               f"mean over the layer's channels, scaled to its own range: {high} = strongest, {low} = weakest.")
+    _stage_strip(ctx, cmap)
 
     st.subheader("First-layer filters", anchor=False)
     try:

@@ -1,10 +1,14 @@
-"""Occlusion explorer (Zeiler & Fergus 2014, fig. 7): slide a grey square over the photo and watch the
+"""Occlusion explorer (Zeiler & Fergus 2014, fig. 7): slide a square over the photo and watch the
 classifier. Two maps over the occluder positions: the target class's probability, and the class that
-wins. A coarse pass (stride = patch) shows first, then the fine pass runs with a progress bar; click the
-map (or move the sliders) to see the top-5 with the patch at that spot.
+wins. A coarse pass shows first, then the fine pass runs with a progress bar; click the map (or move the
+sliders) to see the top-5 with the patch at that spot.
+
+Patch, stride and fill are the method's own parameters (defaults from ``cam_core.registry``, values shared
+with Inspect); the schedule and the geometry come from ``cam_core.occlusion_view``. The page lays out.
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -12,25 +16,19 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from ui import cache
-from ui.figures import top_k_bar
+from ui import cache, state
+from ui.figures import colorscale, top_k_bar
 from ui.sidebar import start_page
 from ui.pickers import top_class_picker
-from ui.widgets import predictions_or_error, remembered_select, remembered_slider, set_remembered, show_error
+from ui.widgets import _fill_choices, predictions_or_error, remembered_slider, set_remembered, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
-FILLS = ("dataset mean", "grey", "black")
-
-
-def _fill_value(backbone: Any, name: str) -> Any:
-    """The occluder colour in the model's normalized space (0 is the dataset mean)."""
-    if name == "grey":
-        return tuple(backbone.fill_value((128, 128, 128)))
-    if name == "black":
-        return tuple(backbone.fill_value((0, 0, 0)))
-    return 0.0
+#: Both maps are drawn at this height with the same margins and no in-figure legend: equal plot areas.
+MAP_HEIGHT = 420
+PROB_CMAP = "coolwarm"  # reversed: red where hiding the square makes the probability collapse
+SLIDER = {"patch": (8, 160, 4), "stride": (4, 160, 4)}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -45,13 +43,13 @@ def _probe(model_key: str, device: str, digest: str, patch: int, fill: Any, top:
     return predict(_backbone.model, occlude(x, top, left, patch, fill_tensor(fill, x)), _backbone.categories, top=5)
 
 
-def _centres(exp: Any, image_size: tuple[int, int], input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Occluder centres in the photo's own pixels: (xs for columns, ys for rows)."""
-    e = exp.extras
-    sx, sy = image_size[0] / input_hw[1], image_size[1] / input_hw[0]
-    xs = (np.asarray(e["cols"]) + e["patch"] / 2) * sx
-    ys = (np.asarray(e["rows"]) + e["patch"] / 2) * sy
-    return xs, ys
+def _fill_rgb(backbone: Any, fill: Any) -> tuple[int, int, int]:
+    """The occluder's colour on screen: the fill (normalized space) mapped back to 0–255 per channel."""
+    lo = np.asarray(backbone.fill_value((0, 0, 0)), dtype=np.float64)
+    hi = np.asarray(backbone.fill_value((255, 255, 255)), dtype=np.float64)
+    v = np.broadcast_to(np.asarray(fill, dtype=np.float64), lo.shape)
+    rgb = np.clip(np.rint((v - lo) / (hi - lo) * 255.0), 0, 255).astype(int)
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
 
 
 def _base_figure(thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
@@ -61,73 +59,103 @@ def _base_figure(thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
                          layer="below")
     fig.update_xaxes(range=[0, w], showgrid=False, constrain="domain", zeroline=False)
     fig.update_yaxes(range=[h, 0], showgrid=False, scaleanchor="x", constrain="domain", zeroline=False)
-    fig.update_layout(height=440, margin=dict(l=8, r=8, t=32, b=8), dragmode=False, clickmode="event+select")
+    fig.update_layout(height=MAP_HEIGHT, margin=dict(l=8, r=8, t=8, b=8), dragmode=False,
+                      clickmode="event+select", showlegend=False)
     return fig
 
 
-def _prob_figure(exp: Any, thumb: Image.Image, size: tuple[int, int], input_hw: tuple[int, int],
-                 label: str) -> go.Figure:
-    xs, ys = _centres(exp, size, input_hw)
-    grid = exp.extras["prob_grid"]
+def _prob_top(exp: Any) -> float:
+    return max(float(np.max(exp.extras["prob_grid"])), float(exp.extras["base_prob"]), 1e-6)
+
+
+def _prob_figure(exp: Any, grid: Any, thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
+    values = exp.extras["prob_grid"]
     fig = _base_figure(thumb, size)
-    fig.add_trace(go.Heatmap(z=grid, x=xs, y=ys, zmin=0.0, zmax=max(float(grid.max()), exp.extras["base_prob"]),
-                             colorscale="RdBu", opacity=0.65,
-                             colorbar=dict(title=dict(text=f"p({label[:18]})", side="right"), thickness=12),
-                             hovertemplate="patch centred at x %{x:.0f}, y %{y:.0f}<br>p = %{z:.3f}<extra></extra>"))
-    gx, gy = np.meshgrid(xs, ys)
-    # Invisible markers on the grid: clicking one selects that occluder position.
+    # x/y are cell edges (one more than the grid): the cells tile the photo from edge to edge.
+    fig.add_trace(go.Heatmap(z=values, x=grid.x_edges, y=grid.y_edges, zmin=0.0, zmax=_prob_top(exp),
+                             colorscale=colorscale(PROB_CMAP, reverse=True), opacity=0.65, showscale=False,
+                             hovertemplate="p = %{z:.3f}<extra></extra>"))
+    gx, gy = np.meshgrid(grid.x_centres, grid.y_centres)
+    # Invisible markers at the window centres: clicking one selects that occluder position.
     fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", marker=dict(size=14, opacity=0.0),
-                             hoverinfo="none", showlegend=False, name="positions"))
+                             hovertemplate="patch centred at x %{x:.0f}, y %{y:.0f}<extra></extra>",
+                             showlegend=False, name="positions"))
     return fig
 
 
-def _top_class_figure(exp: Any, thumb: Image.Image, size: tuple[int, int], input_hw: tuple[int, int],
-                      categories: list[str]) -> go.Figure:
-    xs, ys = _centres(exp, size, input_hw)
+def _classes(exp: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Classes that win somewhere, most frequent first, and the grid as indices into them."""
     grid = np.asarray(exp.extras["top_class_grid"])
     classes, counts = np.unique(grid, return_counts=True)
-    classes = classes[np.argsort(-counts, kind="stable")]  # most frequent first (first colours, first in legend)
+    classes = classes[np.argsort(-counts, kind="stable")]
     index = {int(c): i for i, c in enumerate(classes)}
-    z = np.vectorize(lambda c: index[int(c)])(grid)
+    return classes, np.vectorize(lambda c: index[int(c)])(grid)
+
+
+def _top_class_figure(exp: Any, grid: Any, thumb: Image.Image, size: tuple[int, int],
+                      categories: list[str]) -> go.Figure:
+    classes, z = _classes(exp)
     n = len(classes)
-    colours = [PALETTE[i % len(PALETTE)] for i in range(n)]
     scale = []
-    for i, colour in enumerate(colours):  # a stepped colorscale: value i ↦ colour i
+    for i in range(n):  # a stepped colorscale: value i ↦ colour i
+        colour = PALETTE[i % len(PALETTE)]
         scale += [[i / n, colour], [(i + 1) / n, colour]]
-    text = np.vectorize(lambda c: f"{categories[int(c)]} ({int(c)})")(grid)
+    text = np.vectorize(lambda c: f"{categories[int(c)]} ({int(c)})")(exp.extras["top_class_grid"])
     fig = _base_figure(thumb, size)
-    fig.add_trace(go.Heatmap(z=z, x=xs, y=ys, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
-                             opacity=0.7, text=text,
-                             hovertemplate="patch centred at x %{x:.0f}, y %{y:.0f}<br>%{text}<extra></extra>"))
-    for i, c in enumerate(classes[:12]):  # legend entries (the 12 most frequent)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{categories[int(c)]} ({int(c)})",
-                                 marker=dict(size=12, symbol="square", color=colours[i])))
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0,
-                                                  title=dict(text="wins:")))
+    fig.add_trace(go.Heatmap(z=z, x=grid.x_edges, y=grid.y_edges, zmin=-0.5, zmax=n - 0.5, colorscale=scale,
+                             showscale=False, opacity=0.7, text=text,
+                             hovertemplate="%{text}<extra></extra>"))
     return fig
+
+
+def _prob_legend(exp: Any, label: str) -> str:
+    from cam_core.render import COLORMAPS
+
+    lut = COLORMAPS[PROB_CMAP][::-1]
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in (lut[round(i * 255 / 10)] for i in range(11)))
+    return (f'<div class="cam-legend"><div style="height:10px;border-radius:2px;'
+            f'background:linear-gradient(to right, {stops})"></div>'
+            f'<div style="display:flex;justify-content:space-between;font-size:0.8rem;opacity:0.75">'
+            f'<span>red: p = 0 (hiding this square removes the evidence for {html.escape(label)})</span>'
+            f'<span>blue: p = {_prob_top(exp):.2f}</span></div></div>')
+
+
+def _class_legend(exp: Any, categories: list[str], most: int = 12) -> str:
+    classes, _ = _classes(exp)
+    chips = [f'<span style="white-space:nowrap;margin-right:0.9rem"><span style="display:inline-block;width:0.8rem;'
+             f'height:0.8rem;background:{PALETTE[i % len(PALETTE)]};margin-right:0.3rem;vertical-align:-0.1rem">'
+             f'</span>{html.escape(categories[int(c)])} ({int(c)})</span>' for i, c in enumerate(classes[:most])]
+    more = f" … and {len(classes) - most} more" if len(classes) > most else ""
+    return (f'<div class="cam-legend" style="font-size:0.8rem;line-height:1.6">'
+            f'<b>wins:</b> {"".join(chips)}{more}</div>')
 
 
 def _draw_maps(where: Any, ctx: Any, exp: Any, label: str, note: str, interactive: bool) -> Any:
-    """Both maps side by side in ``where``; returns the probability chart's selection event when interactive."""
+    """Both maps side by side in ``where``, each with its legend underneath (never over the other plot);
+    returns the probability chart's selection event when interactive."""
+    from cam_core.occlusion_view import photo_grid
+
     thumb = cache.display_image(ctx.image, 768)
     size = ctx.image.image.size
-    input_hw = exp.heatmap.shape
+    grid = photo_grid(exp.extras, exp.heatmap.shape, size)
     event = None
     with where.container():
         st.caption(note)
         left, right = st.columns(2)
         with left:
             st.markdown(f"**Probability of {label}** with the patch at each position")
-            fig = _prob_figure(exp, thumb, size, input_hw, label)
+            fig = _prob_figure(exp, grid, thumb, size)
             if interactive:
                 event = st.plotly_chart(fig, width="stretch", key="occ_prob", on_select="rerun",
                                         selection_mode="points", config={"displaylogo": False})
             else:
                 st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+            st.markdown(_prob_legend(exp, label), unsafe_allow_html=True)
         with right:
             st.markdown("**Top class** with the patch at each position")
-            st.plotly_chart(_top_class_figure(exp, thumb, size, input_hw, ctx.backbone.categories),
+            st.plotly_chart(_top_class_figure(exp, grid, thumb, size, ctx.backbone.categories),
                             width="stretch", config={"displaylogo": False})
+            st.markdown(_class_legend(exp, ctx.backbone.categories), unsafe_allow_html=True)
     return event
 
 
@@ -145,7 +173,9 @@ def _apply_click(event: Any, digest: str) -> None:
         set_remembered("occ_y", marker[1], (digest,))
 
 
-def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: int, base: list[Any]) -> None:
+def _probe_section(ctx: Any, patch: int, fill: Any, class_idx: int, base: list[Any]) -> None:
+    from cam_core.occlusion_view import window_at
+
     w, h = ctx.image.image.size
     x = ctx.backbone.preprocess(ctx.image.image)
     in_h, in_w = x.shape[-2:]
@@ -156,8 +186,7 @@ def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: i
                            where=a, depends_on=(ctx.image.digest,))
     cy = remembered_slider("Patch centre y", "occ_y", min_value=0, max_value=h - 1, default=h // 2, step=1,
                            where=b, depends_on=(ctx.image.digest,))
-    top = int(min(max(round(cy * in_h / h - patch / 2), 0), max(in_h - patch, 0)))
-    left = int(min(max(round(cx * in_w / w - patch / 2), 0), max(in_w - patch, 0)))
+    top, left = window_at(cx, cy, (w, h), (in_h, in_w), patch)
     try:
         preds = _probe(ctx.model_key, str(ctx.device), ctx.image.digest, patch, fill, top, left, ctx.backbone,
                        ctx.image.image)
@@ -167,8 +196,8 @@ def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: i
     thumb = cache.display_image(ctx.image, 768).copy()
     s = thumb.width / in_w
     box = [left * s, top * s, (left + patch) * s - 1, (top + patch) * s - 1]
-    colour = {"black": (0, 0, 0), "grey": (128, 128, 128)}.get(fill_name, (127, 127, 127))
-    ImageDraw.Draw(thumb).rectangle(box, fill=colour, outline=(255, 0, 0), width=max(1, round(2 * s)))
+    ImageDraw.Draw(thumb).rectangle(box, fill=_fill_rgb(ctx.backbone, fill), outline=(255, 0, 0),
+                                    width=max(1, round(2 * s)))
     pic, bars = st.columns([2, 3])
     pic.image(thumb, width="stretch", caption=f"Patch {patch}px at x {cx}, y {cy}")
     with bars:
@@ -182,7 +211,39 @@ def _probe_section(ctx: Any, patch: int, fill: Any, fill_name: str, class_idx: i
                         config={"displayModeBar": False})
 
 
+def _params(ctx: Any) -> tuple[int, int, str, Any]:
+    """Patch, stride and fill: the registry's defaults, shared with Inspect's occlusion parameters."""
+    from cam_core.occlusion_view import defaults
+
+    d = defaults()
+    stored: dict[str, Any] = state.view().setdefault("params", {}).setdefault("occlusion", {})
+    p, s, f = st.columns([2, 2, 2])
+    values = {}
+    for name, col, label, help_text in (
+            ("patch", p, "Patch size (input px)", "Side of the occluding square in the model's input pixels"),
+            ("stride", s, "Stride (input px)", "Step between positions of the fine pass; smaller is finer, slower")):
+        lo, hi, step = SLIDER[name]
+        current = int(min(max(int(stored.get(name, d[name])), lo), hi))
+        key = f"w_occ_{name}"
+        if key in st.session_state:
+            st.session_state[key] = int(min(max(int(st.session_state[key]), lo), hi))
+            current = st.session_state[key]
+        values[name] = int(col.slider(label, lo, hi, current, step=step, key=key, help=help_text))
+        stored[name] = values[name]
+    fills = _fill_choices(ctx.backbone)
+    default_fill = next((k for k, v in fills.items() if v == d["fill"]), next(iter(fills)))
+    stored_fill = stored.get("fill", default_fill)
+    with f:
+        fill_name = st.selectbox("Fill", list(fills), index=list(fills).index(stored_fill)
+                                 if stored_fill in fills else 0, key="w_occ_fill",
+                                 help="The occluder's colour (the model's dataset mean by default)")
+    stored["fill"] = fill_name
+    return values["patch"], values["stride"], fill_name, fills[fill_name]
+
+
 def main() -> None:
+    from cam_core.occlusion_view import passes
+
     ctx = start_page("Occlusion explorer",
                      "Hide one square of the photo at a time (Zeiler & Fergus 2014): where does the probability "
                      "of the class collapse, and which class wins instead?")
@@ -191,26 +252,22 @@ def main() -> None:
     preds = predictions_or_error(ctx)
     if preds is None:
         return
-    p, s, f, k = st.columns([2, 2, 2, 3])
-    patch = remembered_slider("Patch size (input px)", "occ_patch", min_value=8, max_value=160, default=48, step=8,
-                              where=p, help="Side of the occluding square in the model's input pixels")
-    stride = remembered_slider("Stride (input px)", "occ_stride", min_value=4, max_value=160, default=24, step=4,
-                               where=s, help="Step between positions of the fine pass; smaller is finer and slower")
-    with f:
-        fill_name = remembered_select("Fill", list(FILLS), "occ_fill", default="grey")
+    controls, k = st.columns([6, 3])
+    with controls:
+        patch, stride, fill_name, fill = _params(ctx)
     with k:
         class_idx = top_class_picker(ctx, preds, "Target class")
-    fill = _fill_value(ctx.backbone, fill_name)
     label = ctx.backbone.categories[class_idx]
     params = {"patch": patch, "stride": stride, "fill": fill}
     done: set = st.session_state.setdefault("_occ_done", set())
     fine_key = (ctx.model_key, ctx.image.digest, class_idx, patch, stride, fill)
     maps = st.empty()
+    schedule = passes(patch, stride)
     try:
-        if stride < patch and fine_key not in done:
-            coarse = cache.explain_cached(ctx, "occlusion", None, class_idx, {**params, "stride": patch})
-            _draw_maps(maps, ctx, coarse, label, f"Coarse pass (stride {patch}) — refining with stride {stride}…",
-                       interactive=False)
+        if len(schedule) > 1 and fine_key not in done:
+            coarse = cache.explain_cached(ctx, "occlusion", None, class_idx, {**params, "stride": schedule[0]})
+            _draw_maps(maps, ctx, coarse, label, f"Coarse pass (stride {schedule[0]}) — refining with stride "
+                       f"{stride}…", interactive=False)
         exp = cache.explain_cached(ctx, "occlusion", None, class_idx, params)
     except Exception as exc:
         maps.empty()
@@ -218,11 +275,11 @@ def main() -> None:
         return
     done.add(fine_key)
     rows, cols = len(exp.extras["rows"]), len(exp.extras["cols"])
-    note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · {exp.elapsed_ms / 1000:,.1f} s · "
-            f"p({label}) without occlusion: {exp.extras['base_prob']:.1%}")
+    note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · fill {fill_name} · windows reach every "
+            f"edge · {exp.elapsed_ms / 1000:,.1f} s · p({label}) without occlusion: {exp.extras['base_prob']:.1%}")
     event = _draw_maps(maps, ctx, exp, label, note, interactive=True)
     _apply_click(event, ctx.image.digest)
-    _probe_section(ctx, patch, fill, fill_name, class_idx, preds)
+    _probe_section(ctx, patch, fill, class_idx, preds)
 
 
 main()

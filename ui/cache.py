@@ -83,20 +83,75 @@ def predict_cached(ctx: "Context", top: int = 5) -> list["Prediction"]:
     return _predict(ctx.model_key, str(ctx.device), ctx.image.digest, top, _backbone_of(ctx), ctx.image.image)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _layers(model_key: str, device: str, input_shape: tuple[int, ...], _backbone: Any, _x: Any) -> list:
+@st.cache_data(max_entries=64, show_spinner=False)
+def _input_shape(model_key: str, device: str, image_digest: str, _backbone: Any, _image: Any) -> tuple[int, ...]:
+    return tuple(_backbone.preprocess(_image).shape)
+
+
+def input_shape(ctx: "Context") -> tuple[int, ...]:
+    """The model input's shape for the context's image (1×3×H×W), without preprocessing it on every rerun."""
+    assert ctx.image is not None
+    return _input_shape(ctx.model_key, str(ctx.device), ctx.image.digest, _backbone_of(ctx), ctx.image.image)
+
+
+# Layer lists are lists of frozen dataclasses, never changed by a caller: st.cache_resource hands back the
+# same list without the copy (pickle round trip) that st.cache_data makes — 20–60 ms a rerun on 262 entries.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _layers(model_key: str, device: str, input_shape: tuple[int, ...], _backbone: Any, _image: Any) -> list:
     from cam_core.layers import layers
 
     ENGINE_CALLS["layers"] += 1
-    return layers(_backbone.model, _x)
+    return layers(_backbone.model, _backbone.preprocess(_image))
 
 
 def layers_cached(ctx: "Context") -> list["LayerInfo"]:
-    """Candidate target layers (spatial outputs, with C×H×W shapes) for the context's image size."""
+    """Candidate target layers (spatial outputs, with C×H×W shapes) for the context's image size (read-only)."""
+    assert ctx.image is not None
+    return _layers(ctx.model_key, str(ctx.device), input_shape(ctx), _backbone_of(ctx), ctx.image.image)
+
+
+def class_prediction(ctx: "Context", class_idx: int | None) -> "Prediction | None":
+    """The prediction (label, probability) of any class, e.g. a chosen class outside the top-5.
+
+    One cached forward per (model, device, image) gives every class's probability.
+    """
+    if class_idx is None or ctx.backbone is None:
+        return None
+    top = next((p for p in predict_cached(ctx) if p.class_idx == int(class_idx)), None)
+    if top is not None:
+        return top
+    every = predict_cached(ctx, top=int(ctx.backbone.num_classes))
+    return next((p for p in every if p.class_idx == int(class_idx)), None)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _grouped(model_key: str, device: str, input_shape: tuple[int, ...], keep: tuple[str, ...],
+             _infos: list) -> list:
+    from cam_core.layer_groups import grouped_layers
+
+    return grouped_layers(_infos, keep=keep)
+
+
+def layer_choices_cached(ctx: "Context") -> list[Any]:
+    """Target layers a person can read: no pass-through or container entries, grouped by stage
+    (``cam_core.layer_groups.LayerChoice``); the model's default layer always stays in."""
     assert ctx.image is not None
     backbone = _backbone_of(ctx)
-    x = backbone.preprocess(ctx.image.image)
-    return _layers(ctx.model_key, str(ctx.device), tuple(x.shape), backbone, x)
+    return _grouped(ctx.model_key, str(ctx.device), input_shape(ctx), (backbone.spec.default_layer,),
+                    layers_cached(ctx))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _stage_strip(model_key: str, device: str, input_shape: tuple[int, ...], _infos: list) -> list:
+    from cam_core.layer_groups import stage_strip
+
+    return stage_strip(_infos)
+
+
+def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:
+    """~6–8 layers from input to head for the Layers page's stage strip (``cam_core.layer_groups``)."""
+    assert ctx.image is not None
+    return _stage_strip(ctx.model_key, str(ctx.device), input_shape(ctx), layers_cached(ctx))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -146,7 +201,7 @@ def clear_all(models: bool = False) -> None:
 
     Tests call it to start from a clean slate without reloading the model each time.
     """
-    for fn in (_predict, _layers, _explain, _thumbnail):
+    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _thumbnail, _display, _checkerboard):
         fn.clear()
     if models:
         get_backbone.clear()
@@ -172,3 +227,43 @@ def display_image(ref: Any, max_side: int = DISPLAY_SIDE) -> Any:
     if max(ref.image.size) <= max_side:
         return ref.image
     return _thumbnail(ref.digest, max_side, ref.image)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _display(key: tuple, percentile: float, signed: bool, _exp: Any) -> Any:
+    from cam_core.render import display_map
+
+    return display_map(_exp, percentile=percentile, signed=signed)
+
+
+def display_map_cached(exp: "Explanation", percentile: float = 99.0, signed: bool = False) -> Any:
+    """``cam_core.render.display_map`` of an explanation, cached per (map, percentile, signed).
+
+    The key is the explanation's identity (method, class, layer, params, shape and a digest of the heat map),
+    so a rerun that only moves alpha or the colormap does not rescale the map again.
+    """
+    return _display(_map_key(exp), float(percentile), bool(signed), exp)
+
+
+def _map_key(exp: "Explanation") -> tuple:
+    """An explanation's identity for the display caches: what it explains and a digest of its heat map."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(np.ascontiguousarray(exp.heatmap).tobytes(), digest_size=12).hexdigest()
+    return (exp.method, exp.class_idx, exp.layer, exp.channel, tuple(np.shape(exp.heatmap)), digest)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _checkerboard(key: tuple, _exp: Any) -> float:
+    from cam_core.render import checkerboard_fraction
+
+    return checkerboard_fraction(_exp)
+
+
+def checkerboard_cached(exp: "Explanation") -> float:
+    """``cam_core.render.checkerboard_fraction`` of a pixel-space explanation (0 for the others), cached."""
+    if exp.gradient is None:
+        return 0.0
+    return _checkerboard(_map_key(exp), exp)

@@ -39,27 +39,27 @@ def layer_picker(ctx: Any, needs_layer: bool = True, show_shapes: bool = True) -
     """
     default = ctx.backbone.spec.default_layer
     try:
-        infos = cache.layers_cached(ctx)
+        choices = cache.layer_choices_cached(ctx)  # grouped by stage, no pass-through/container entries
     except Exception as exc:
         show_error(exc, context="listing layers")
-        infos = []
-    shapes = {i.name: i for i in infos}
+        choices = []
+    shapes = {c.name: c for c in choices}
     options = [AUTO, *shapes]
 
     def label(name: str) -> str:
         if name == AUTO:
             return f"auto (model default: {default})"
-        info = shapes[name]
+        choice = shapes[name]
         if not show_shapes:
-            return f"{name}  ·  {info.kind}"
-        c, h, w = info.shape
-        return f"{name}  ·  {info.kind} {c}×{h}×{w}"
+            return f"{name}  ·  {choice.info.kind}"
+        return choice.label()
 
-    depends = (ctx.model_key, infos[0].shape if infos and show_shapes else None,
+    depends = (ctx.model_key, choices[0].info.shape if choices and show_shapes else None,
                ctx.image.digest if show_shapes and ctx.image is not None else None)
     choice = remembered_select("Target layer", options, "layer", default=AUTO, format_func=label,
                                disabled=not needs_layer, depends_on=depends,
-                               help="Where in the network the map is taken; type to search"
+                               help="Where in the network the map is taken, grouped by stage (finest grid "
+                               "first); type to search"
                                if needs_layer else "This method works in pixel space: it uses no layer")
     if not needs_layer:
         return None

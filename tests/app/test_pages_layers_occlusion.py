@@ -46,9 +46,15 @@ def test_layers_changing_n_does_not_recompute(app):
 def test_layers_other_layer_and_channel(app):
     at = app.run()
     at.switch_page(LAYERS).run()
-    keyed(at, "selectbox", "feature_layer").set_value("blocks.1").run()
+    box = keyed(at, "selectbox", "feature_layer")
+    # no pass-through (Identity: timm's .aa/.se/.drop) or container (Sequential) entries; grouped by stage
+    assert "blocks.1" not in box.options and "blocks.1.1.aa" not in box.options
+    assert not any(o.split(" │ ")[1].split(" · ")[1].startswith(("Identity", "Sequential")) for o in box.options)
+    stages = [int(o.split(" · ")[0].split()[1]) for o in box.options]
+    assert stages == sorted(stages)
+    box.set_value("blocks.1.1").run()
     _no_exception(at)
-    assert at.main.get("subheader")[0].value.startswith("Top 16 of 24 channels at blocks.1")
+    assert at.main.get("subheader")[0].value.startswith("Top 16 of 24 channels at blocks.1.1")
     channel_box = keyed(at, "selectbox", "channel")
     second = channel_box.options[1]
     channel_box.set_value(int(second.split()[1])).run()
