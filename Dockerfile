@@ -1,6 +1,7 @@
 # CAM Explorer in a container: CPU-only PyTorch, non-root, Streamlit on port 8501.
 #   docker build -t cam-explorer .
 #   docker run --rm -p 8501:8501 cam-explorer      # then open http://localhost:8501
+#   docker run --rm -v "$PWD:/data" cam-explorer cam-explorer explain /data/photo.jpg --method gradcam --out /data/out
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +18,8 @@ RUN pip install -r requirements.txt
 
 RUN useradd --create-home --uid 1000 app
 COPY --chown=app:app . .
+# The project itself (no dependencies: all pinned above): puts the `cam-explorer` command on the PATH.
+RUN pip install --no-deps -e .
 USER app
 
 EXPOSE 8501
