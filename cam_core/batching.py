@@ -77,9 +77,13 @@ _lock = threading.Lock()
 _learned: dict[tuple, _Timing] = {}
 
 
-def _key(model: nn.Module, template: torch.Tensor, grad: bool) -> tuple:
+def timing_key(model: nn.Module, template: torch.Tensor, grad: bool = False) -> tuple:
+    """What a learned timing is remembered by: architecture, size, input shape, dtype, device, gradient."""
     params = sum(p.numel() for p in model.parameters())
     return (type(model).__qualname__, params, tuple(template.shape[1:]), template.dtype, str(template.device), grad)
+
+
+_key = timing_key
 
 
 def memory_cap(template: torch.Tensor, per_item_factor: int = 96) -> int:

@@ -24,7 +24,7 @@ from ..errors import CamError
 from ..hygiene import submodules
 from ..targets import logits_of
 from .engine import Prepared, geometry, run_chunk
-from .plan import build_plan
+from .plan import build_plan, has_hooks
 
 __all__ = ["incremental_windows", "summary"]
 
@@ -45,6 +45,8 @@ def _stamp(model: nn.Module, x: torch.Tensor) -> tuple | None:
 
 def prepare(model: nn.Module, x: torch.Tensor) -> Prepared | None:
     """The clean pass of ``x`` through ``model``'s plan (cached for the last image per model), or ``None``."""
+    if has_hooks(model):  # hooks expect whole tensors (and may be another thread's): plain forwards
+        return None
     stamp = _stamp(model, x)
     with _lock:
         hit = _prepared.get(model)

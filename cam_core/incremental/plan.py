@@ -138,11 +138,10 @@ def slide_of(m: nn.Module, in_shape: torch.Size) -> Slide | None:
     return None
 
 
-def _has_hooks(model: nn.Module) -> bool:
+def has_hooks(model: nn.Module) -> bool:
     from torch.nn.modules import module as mod
 
-    if any(getattr(mod, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks",
-                                                   "_global_module_registration_hooks")):
+    if any(getattr(mod, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")):
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in submodules(model))
 
@@ -189,7 +188,7 @@ def _mutates(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
 
 def build_plan(model: nn.Module) -> Plan | None:
     """Classify every node of the traced model; ``None`` when no exact incremental plan exists."""
-    if _has_hooks(model):
+    if has_hooks(model):
         return None
     gm = trace(model)
     if gm is None:

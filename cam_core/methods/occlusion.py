@@ -13,13 +13,14 @@ forwards (``cam_core.batching``) otherwise; both give the same probabilities.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..batching import Progress, _key, batched_forward, estimate_seconds
+from ..batching import Progress, batched_forward, estimate_seconds, timing_key
 from ..errors import CamError
 from ..hygiene import eval_mode
 from ..targets import logits_of
@@ -159,31 +160,47 @@ def _check(x: torch.Tensor, patch: int, stride: int) -> tuple[int, int]:
     return patch, stride
 
 
-# seconds per window measured by earlier runs, per (model, input, engine, patch, stride)
+# seconds per window measured by earlier runs, per (model, input, engine, patch): the changed region, and so
+# the incremental engine's cost per window, depends on the patch, hardly on the stride
 _speed_lock = threading.Lock()
 _speed: dict[tuple, float] = {}
+_ROUGH_BATCH_GAIN = 0.5  # a window in a batch costs about half a single forward (measured: 0.3–0.7)
 
 
-def _speed_key(model: nn.Module, x: torch.Tensor, engine: str, patch: int, stride: int) -> tuple:
-    return (_key(model, x, False), engine, patch, stride)
+def _speed_key(model: nn.Module, x: torch.Tensor, engine: str, patch: int) -> tuple:
+    return (timing_key(model, x), engine, patch)
+
+
+def window_count(x: torch.Tensor, patch: int, stride: int, coarse_only: bool = False) -> int:
+    """How many windows a run (or its coarse first map) has."""
+    rows, cols = window_starts(x.shape[-2], patch, stride), window_starts(x.shape[-1], patch, stride)
+    if coarse_only:
+        return len(coarse_indices(len(rows), patch, stride)) * len(coarse_indices(len(cols), patch, stride))
+    return len(rows) * len(cols)
 
 
 def estimate_occlusion_seconds(model: nn.Module, x: torch.Tensor, patch: int, stride: int,
-                               engine: str = "auto", coarse_only: bool = False) -> float | None:
-    """Seconds a run of ``occlusion_windows`` (or its coarse first map) will take; ``None`` if unknown yet.
+                               engine: str = "auto", coarse_only: bool = False,
+                               measure: bool = False) -> float | None:
+    """Seconds a run of ``occlusion_windows`` (or, ``coarse_only``, its first map) will take, up front.
 
-    From what this process measured before: the same settings' last run, else plain forwards' per-item
-    time (an upper bound when the incremental engine applies).
+    From what this process measured before: the last run with this model, input size, engine and patch;
+    else plain batched forwards' per-item time (an upper bound when the incremental engine applies); else,
+    with ``measure``, a rough figure from timing one forward of ``x`` now; else ``None``.
     """
     patch, stride = _check(x, patch, stride)
-    rows, cols = window_starts(x.shape[-2], patch, stride), window_starts(x.shape[-1], patch, stride)
-    count = len(coarse_indices(len(rows), patch, stride)) * len(coarse_indices(len(cols), patch, stride)) \
-        if coarse_only else len(rows) * len(cols)
+    count = window_count(x, patch, stride, coarse_only)
     with _speed_lock:
-        per_window = _speed.get(_speed_key(model, x, engine, patch, stride))
+        per_window = _speed.get(_speed_key(model, x, engine, patch))
     if per_window is not None:
         return per_window * count
-    return estimate_seconds(model, x, count)
+    known = estimate_seconds(model, x, count)
+    if known is not None or not measure:
+        return known
+    with eval_mode(model), torch.inference_mode():
+        began = time.perf_counter()
+        model(x)
+        return (time.perf_counter() - began) * count * _ROUGH_BATCH_GAIN
 
 
 def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int, int]], patch: int,
@@ -192,15 +209,22 @@ def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int
     """Softmax probabilities (len(positions)×K, x's dtype) of ``x`` with each window filled by ``value``."""
     if engine not in ENGINES:
         raise CamError(f"occlusion engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    began = time.perf_counter()
+    probs = None
     if engine != "full":
         from ..incremental import incremental_windows  # imported late: torch.fx is only needed here
 
         probs = incremental_windows(model, x, positions, patch, value, chunk=chunk, progress=progress,
                                     required=engine == "incremental")
-        if probs is not None:
-            return probs
-    return batched_forward(model, WindowVariants(x, positions, patch, value), chunk=chunk, progress=progress,
-                           keep_dtype=True, head=lambda logits: logits.softmax(dim=1))
+    if probs is None:
+        probs = batched_forward(model, WindowVariants(x, positions, patch, value), chunk=chunk,
+                                progress=progress, keep_dtype=True, head=lambda logits: logits.softmax(dim=1))
+    if len(positions) >= 8:  # a per-window time worth remembering for the next estimate
+        per_window = (time.perf_counter() - began) / len(positions)
+        key = _speed_key(model, x, engine, patch)
+        with _speed_lock:
+            _speed[key] = per_window
+    return probs
 
 
 def coarse_indices(n: int, patch: int, stride: int) -> list[int]:
@@ -235,17 +259,10 @@ def occlusion_windows(model: nn.Module, x: torch.Tensor, patch: int, stride: int
     x = x.detach()
     patch, stride = _check(x, patch, stride)
     value = fill_tensor(fill, x)
-    import time
-
     with eval_mode(model):
         grid = _empty_grid(model, x, patch, stride)
-        positions = grid.positions
-        began = time.perf_counter()
-        grid.probs = run_windows(model, x, positions, patch, value, chunk, progress, engine)
-        elapsed = time.perf_counter() - began
+        grid.probs = run_windows(model, x, grid.positions, patch, value, chunk, progress, engine)
     grid.done = torch.ones_like(grid.done)
-    with _speed_lock:
-        _speed[_speed_key(model, x, engine, patch, stride)] = elapsed / max(1, len(positions))
     return grid
 
 

@@ -118,3 +118,13 @@ def test_first_call_learns_chunk_and_layout():
     with torch.no_grad():
         assert got == pytest.approx(net(items), abs=1e-5)
     assert estimate_seconds(net, items[:1], 10) is not None
+
+
+@pytest.mark.parametrize("engine", ["full", "incremental"])
+def test_float32_maps_equal_the_float64_plain_loop_after_normalization(engine):
+    net64 = seeded(GapNet(), seed=7)
+    cls = 3
+    expected = plain_map(net64, X, cls, 4, 3)
+    net32 = seeded(GapNet(), seed=7).float()
+    got = occlusion_map(occlusion_windows(net32, X.float(), 4, 3, engine=engine), cls).double()
+    assert float((got - expected).abs().max() / expected.abs().max()) <= 1e-5
