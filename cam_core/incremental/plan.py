@@ -120,7 +120,10 @@ def slide_of(m: nn.Module, in_shape: torch.Size) -> Slide | None:
         else:
             p = _pair(m.padding)
             t, b, l, r = p[0], p[0], p[1], p[1]
-        weight, bias, groups = m.weight, m.bias, m.groups
+        # patches are channels_last; a weight in the same layout spares oneDNN a reorder on every call
+        # (a copy: the model's own weight is left as it is)
+        weight = m.weight.detach().contiguous(memory_format=torch.channels_last)
+        bias, groups = m.bias, m.groups
         return Slide(k, s, d, (t, b, l, r), 0.0,
                      lambda z: F.conv2d(z, weight, bias, s, 0, d, groups))
     if type(m) is nn.MaxPool2d:

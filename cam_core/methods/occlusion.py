@@ -134,7 +134,23 @@ def occlusion_map(grid: OcclusionGrid, class_idx: int | None = None) -> torch.Te
     cols = _cover(width, grid.cols, grid.patch, probs)
     total = rows @ drop @ cols.T
     count = rows @ done.view(grid.shape) @ cols.T
-    return total / count.clamp(min=1)
+    out = total / count.clamp(min=1)
+    gaps = count == 0
+    if bool(gaps.any()) and bool(grid.done.any()):
+        out[gaps] = _nearest_window(grid, drop, gaps)
+    return out
+
+
+def _nearest_window(grid: OcclusionGrid, drop: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+    """For pixels no done window covers (a preview's sparse windows): the drop of the nearest done window."""
+    half = (grid.patch - 1) / 2
+    r = torch.as_tensor(grid.rows, dtype=torch.float64, device=drop.device) + half
+    c = torch.as_tensor(grid.cols, dtype=torch.float64, device=drop.device) + half
+    centres = torch.stack(torch.meshgrid(r, c, indexing="ij"), dim=-1).view(-1, 2)[grid.done]
+    values = drop.flatten()[grid.done]
+    pixels = gaps.nonzero().to(torch.float64)
+    nearest = torch.cdist(pixels, centres).argmin(dim=1)
+    return values[nearest]
 
 
 class WindowVariants:

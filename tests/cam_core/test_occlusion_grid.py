@@ -128,3 +128,14 @@ def test_float32_maps_equal_the_float64_plain_loop_after_normalization(engine):
     net32 = seeded(GapNet(), seed=7).float()
     got = occlusion_map(occlusion_windows(net32, X.float(), 4, 3, engine=engine), cls).double()
     assert float((got - expected).abs().max() / expected.abs().max()) <= 1e-5
+
+
+def test_preview_comes_first_covers_every_pixel_and_the_end_is_the_direct_map():
+    net = Counting(seeded(GapNet(), seed=8))
+    x = torch.randn(1, 3, 24, 22, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    steps = list((s.stage, s.done, s.map(0).clone()) for s in progressive_occlusion(net, x, 3, 1, preview=4,
+                                                                                    engine="full"))
+    assert [s[0] for s in steps[:2]] == ["preview", "coarse"]
+    assert steps[0][1] <= 4 and torch.isfinite(steps[0][2]).all()
+    assert net.seen == 1 + steps[-1][1]
+    assert steps[-1][2] == pytest.approx(plain_map(net.net, x, 0, 3, 1), abs=1e-12)
