@@ -189,6 +189,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
             "stride": ParamSpec(int, 16, "step between positions in input pixels", 1, 512, 1),
             "fill": _FILL,
             "chunk": _CHUNK,
+            "engine": ParamSpec(str, "auto", "incremental (recompute only what each window changes) where the "
+                                "network allows it, else plain forwards; same map", choices=("auto", "incremental", "full")),
         }),
     MethodSpec(
         "scorecam", "Score-CAM", "perturbation", score_cam.run_scorecam,

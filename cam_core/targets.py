@@ -59,7 +59,7 @@ class ClassTarget:
 
     def prob(self, logits: torch.Tensor) -> torch.Tensor:
         """Each item's softmax probability of the (resolved) class."""
-        return _at_least_float32(logits).softmax(dim=1)[:, self.index]
+        return at_least_float32(logits).softmax(dim=1)[:, self.index]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,6 @@ class ChannelTarget:
     channel: int
 
 
-def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32, or in its own dtype when that is wider (float64 models keep their precision)."""
     return t.to(torch.promote_types(t.dtype, torch.float32))

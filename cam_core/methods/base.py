@@ -34,11 +34,6 @@ class Target:
     def cls(self) -> ClassTarget:
         return ClassTarget(self.class_idx)
 
-    def classes_for(self, logits: torch.Tensor) -> torch.Tensor:
-        """The target class as a 1-element tensor (legacy helper: new methods use ``cls.resolved``)."""
-        self.class_idx = self.cls.index_for(logits)
-        return torch.tensor([self.class_idx], device=logits.device)
-
     def report(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
