@@ -6,7 +6,13 @@ this file only registers the pages (the later ones only once their file exists) 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+
+# Before torch is first imported: OpenMP threads that wait by sleeping, not spinning. Several browser sessions
+# share the server's cores; spinning threads then stall each other (one batched forward measured 1.27 s
+# spinning vs 0.076 s passive on 2 busy cores, bench notes in docs/benchmarks.md). A value you set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
