@@ -146,8 +146,11 @@ def clear_all(models: bool = False) -> None:
 
     Tests call it to start from a clean slate without reloading the model each time.
     """
+    from . import trust
+
     for fn in (_predict, _layers, _explain, _thumbnail):
         fn.clear()
+    trust.clear()
     if models:
         get_backbone.clear()
         get_own_backbone.clear()

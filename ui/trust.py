@@ -1,0 +1,277 @@
+""""Can I trust this map?": faithfulness curves (deletion / insertion) and the sanity check, on demand.
+
+Page-independent pieces: the cached engine calls (``st.cache_data`` keyed like ``ui.cache``: image digest +
+model + device + method + layer + class + parameters, the unhashable model, image and map as ``_``-prefixed
+arguments), the Plotly figures, the low-confidence banner, and ``section`` which draws it all under a map.
+
+What the person asked for is remembered in ``st.session_state`` under the map's own key (``map_key``), so a
+result is never shown next to another map: a new image, model, method, layer, class or parameter is a new
+key and the old results simply stop being drawn. Alpha and colormap are not in the key: moving them redraws
+from the cache and never recomputes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from .cache import ENGINE_CALLS
+
+#: Below this top-class probability, or with the top two closer than ``UNSURE_GAP``, the prediction is unsure.
+UNSURE_TOP = 0.20
+UNSURE_GAP = 0.05
+#: Session-state entry holding what was asked for: ``{"key": map_key, "metrics": bool, "sanity": bool}``.
+_ASKED = "trust_asked"
+METRICS = ("deletion", "insertion")
+
+_COLOURS = {"deletion": "#d62728", "insertion": "#2ca02c"}
+
+
+def map_key(ctx: Any, exp: Any) -> tuple[Any, ...]:
+    """What identifies the map on screen: model, device, image digest, method, layer, class, parameters."""
+    params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (exp.params or {}).items()))
+    return (ctx.model_key, str(ctx.device), ctx.image.digest, exp.method, exp.layer, exp.class_idx, params)
+
+
+def unsure_message(preds: Sequence[Any]) -> str | None:
+    """One line when the prediction is unsure (top class under 20 %, or the top two within 5 points)."""
+    if not preds:
+        return None
+    top = preds[0]
+    if float(top.prob) < UNSURE_TOP:
+        return (f"The model is unsure: top class {top.label} at {float(top.prob):.0%}; maps of an unsure "
+                "prediction are hard to read.")
+    if len(preds) > 1 and float(top.prob) - float(preds[1].prob) < UNSURE_GAP:
+        return (f"The model is unsure: top classes {top.label} ({float(top.prob):.0%}) and {preds[1].label} "
+                f"({float(preds[1].prob):.0%}) are within 5 points; maps of an unsure prediction are hard to read.")
+    return None
+
+
+# --- cached engine calls -------------------------------------------------------------------------------------
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _exp: Any) -> dict[str, Any]:
+    from cam_core import evaluate
+
+    ENGINE_CALLS["evaluate"] += 1
+    x = _backbone.preprocess(_image)
+    bar = st.progress(0.0, text="Deletion and insertion: starting…")
+
+    def progress(done: int, total: int) -> None:
+        if total > 0:
+            bar.progress(min(done / total, 1.0), text=f"Deletion and insertion: {done} of {total} model runs")
+
+    try:
+        return evaluate(_backbone.model, x, _exp, METRICS, _exp.class_idx, progress=progress, steps=steps)
+    finally:
+        bar.empty()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any) -> Any:
+    from cam_core import sanity_check
+
+    ENGINE_CALLS["sanity"] += 1
+    x = _backbone.preprocess(_image)
+    bar = st.progress(0.0, text="Sanity check: starting…")
+
+    def progress(done: int, total: int) -> None:
+        if total > 0:
+            bar.progress(min(done / total, 1.0), text=f"Sanity check: {done} of {total} maps")
+
+    try:
+        return sanity_check(_backbone.model, x, _exp.method, _exp.class_idx, target_layer=_exp.layer,
+                            progress=progress, **(_exp.params or {}))
+    finally:
+        bar.empty()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _stage_count(model_key: str, device: str, shape: tuple[int, ...], _backbone: Any, _x: Any) -> int:
+    from cam_core.sanity import find_stages
+
+    return len(find_stages(_backbone.model, _x)[0])
+
+
+def evaluate_cached(ctx: Any, exp: Any, steps: int) -> dict[str, Any]:
+    """Deletion and insertion of ``exp``'s map (``{name: MetricResult}``), computed once per map and ``steps``."""
+    return _evaluate(map_key(ctx, exp), int(steps), ctx.backbone, ctx.image.image, exp)
+
+
+def sanity_cached(ctx: Any, exp: Any) -> Any:
+    """``cam_core.sanity_check`` (cascading, seed 0) of ``exp``'s method, layer, class and parameters; cached."""
+    return _sanity(map_key(ctx, exp), ctx.backbone, ctx.image.image, exp)
+
+
+def clear() -> None:
+    """Empty the trust caches (tests)."""
+    for fn in (_evaluate, _sanity, _stage_count):
+        fn.clear()
+
+
+# --- time estimates -----------------------------------------------------------------------------------------
+
+def _about(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return "under a second" if seconds < 1 else f"about {seconds:,.0f} s"
+
+
+def metrics_estimate(ctx: Any, steps: int) -> str:
+    """"57 model runs, about 12 s" (the time once this process has measured the model on this device)."""
+    from cam_core.batching import estimate_seconds
+
+    count = 1 + 2 * int(steps)
+    x = ctx.backbone.preprocess(ctx.image.image)
+    about = _about(estimate_seconds(ctx.backbone.model, x, count))
+    return f"{count} model runs" + (f", {about}" if about else "")
+
+
+def sanity_estimate(ctx: Any, exp: Any) -> str:
+    """"12 maps, about 8 s": the stages found in the model plus the original and a random class."""
+    x = ctx.backbone.preprocess(ctx.image.image)
+    maps = _stage_count(ctx.model_key, str(ctx.device), tuple(x.shape), ctx.backbone, x) + 2
+    about = _about(exp.elapsed_ms / 1000.0 * maps if exp.elapsed_ms else None)
+    return f"{maps} maps" + (f", {about}" if about else "")
+
+
+# --- figures ------------------------------------------------------------------------------------------------
+
+def curves_figure(results: Mapping[str, Any]) -> go.Figure:
+    """Deletion and insertion curves in one figure: class probability against the fraction of pixels changed."""
+    fig = go.Figure()
+    x_label, y_label = "fraction of pixels", "class probability"
+    for name, r in results.items():
+        if r.curve is None:
+            continue
+        x_label, y_label = r.curve.x_label, r.curve.y_label
+        fig.add_trace(go.Scatter(
+            x=np.asarray(r.curve.x), y=np.asarray(r.curve.y), mode="lines+markers", name=f"{name} (AUC {r.score:.3f})",
+            line=dict(color=_COLOURS.get(name)), fill="tozeroy", opacity=0.8,
+            hovertemplate=f"{name}: %{{x:.0%}} → %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(l=8, r=8, t=8, b=8), legend=dict(orientation="h", y=1.12),
+                      xaxis=dict(title=x_label, tickformat=".0%", range=[0, 1]), yaxis=dict(title=y_label))
+    return fig
+
+
+def sanity_figure(result: Any) -> go.Figure:
+    """Spearman ρ of each stage's map with the original map, stages top-down; the "changed" line dashed."""
+    from cam_core.sanity import CHANGED_BELOW
+
+    names = ["original"] + [s.stage for s in result.stages]
+    rhos = [1.0] + [None if s.rho != s.rho else float(s.rho) for s in result.stages]
+    fig = go.Figure(go.Scatter(x=names, y=rhos, mode="lines+markers", name="Spearman ρ",
+                               hovertemplate="%{x}: ρ = %{y:.2f}<extra></extra>"))
+    fig.add_hline(y=CHANGED_BELOW, line_dash="dash", line_color="#888",
+                  annotation_text=f"changed below ρ = {CHANGED_BELOW}", annotation_position="bottom right")
+    fig.update_layout(height=300, margin=dict(l=8, r=8, t=8, b=8), yaxis=dict(title="Spearman ρ", range=[-1, 1.05]),
+                      xaxis=dict(title="randomized down to (cascading)"))
+    return fig
+
+
+def sanity_thumbnails(result: Any, cmap: str, side: int = 96) -> tuple[list[np.ndarray], list[str]]:
+    """The original map, then the map after each stage was randomized, coloured with ``cam_core.render``."""
+    from PIL import Image
+
+    from cam_core.render import colorize
+
+    def small(heat: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(colorize(heat, cmap))
+        img.thumbnail((side, side))
+        return np.asarray(img)
+
+    images = [small(result.original)] + [small(s.heatmap) for s in result.stages]
+    captions = ["original"] + [f"{s.stage} (ρ={'—' if s.rho != s.rho else f'{s.rho:.2f}'})" for s in result.stages]
+    return images, captions
+
+
+# --- the section --------------------------------------------------------------------------------------------
+
+def _default_steps() -> int:
+    from cam_core.metrics import SETTINGS
+
+    return int(SETTINGS["steps"].default)
+
+
+def _asked(key: tuple[Any, ...]) -> dict[str, Any]:
+    """What was asked for this map; anything asked for another map is forgotten."""
+    asked = st.session_state.get(_ASKED)
+    if not asked or asked.get("key") != key:
+        asked = {"key": key, "metrics": False, "sanity": False, "steps": _default_steps()}
+        st.session_state[_ASKED] = asked
+    return asked
+
+
+def shown(ctx: Any, exp: Any) -> tuple[dict[str, Any] | None, Any | None]:
+    """The trust results already asked for on this map (cache hits), for the report: (metrics, sanity)."""
+    asked = st.session_state.get(_ASKED)
+    if not asked or asked.get("key") != map_key(ctx, exp):
+        return None, None
+    metrics = evaluate_cached(ctx, exp, asked["steps"]) if asked["metrics"] else None
+    sanity = sanity_cached(ctx, exp) if asked["sanity"] else None
+    return metrics, sanity
+
+
+def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any | None]:
+    """Draw "Can I trust this map?" for ``exp``; return what it shows (metrics, sanity) for the report."""
+    from .widgets import show_error
+
+    key = map_key(ctx, exp)
+    asked = _asked(key)
+    metrics = sanity = None
+    st.subheader("Can I trust this map?", anchor="trust")
+    st.caption("Two checks of the map on screen, run when you ask: do the pixels it points at matter to the "
+               "model (deletion / insertion), and does it depend on the model at all (sanity check)?")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Deletion and insertion**")
+        steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=int(asked["steps"]), step=1,
+                                    key="w_trust_steps", help="Pixels are changed in this many equal steps; "
+                                    "fewer steps are faster, more give a smoother curve"))
+        if steps != asked["steps"]:
+            asked.update(steps=steps, metrics=False)
+        if st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
+                     help=f"Expected: {metrics_estimate(ctx, steps)}"):
+            asked["metrics"] = True
+        if not asked["metrics"]:
+            st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
+        else:
+            try:
+                metrics = evaluate_cached(ctx, exp, steps)
+            except Exception as exc:
+                show_error(exc, context="Deletion and insertion")
+                asked["metrics"] = False
+            if metrics:
+                st.plotly_chart(curves_figure(metrics), width="stretch", key="trust_curves",
+                                config={"displaylogo": False})
+                for name, r in metrics.items():
+                    st.markdown(f"**{name.capitalize()} AUC: {r.score:.3f}** — {r.explanation}")
+                    for note in r.notes:
+                        st.info(note, icon=":material/info:")
+    with right:
+        st.markdown("**Sanity check** (Adebayo et al., 2018)")
+        st.caption("The model's layers are randomized top-down, on a copy; a trustworthy map changes.")
+        if st.button("Run sanity check", key="trust_sanity", icon=":material/shuffle:",
+                     help=f"Expected: {sanity_estimate(ctx, exp)}"):
+            asked["sanity"] = True
+        if not asked["sanity"]:
+            st.caption(f"Expected: {sanity_estimate(ctx, exp)}.")
+        else:
+            try:
+                sanity = sanity_cached(ctx, exp)
+            except Exception as exc:
+                show_error(exc, context="Sanity check")
+                asked["sanity"] = False
+            if sanity is not None:
+                (st.success if sanity.passed else st.warning)(
+                    f"Sanity check {sanity.verdict}. {sanity.class_verdict[0].upper()}{sanity.class_verdict[1:]}.",
+                    icon=":material/check_circle:" if sanity.passed else ":material/warning:")
+                st.plotly_chart(sanity_figure(sanity), width="stretch", key="trust_sanity_plot",
+                                config={"displaylogo": False})
+    if sanity is not None:
+        images, captions = sanity_thumbnails(sanity, cmap)
+        st.image(images, caption=captions, width=96)
+    return metrics, sanity
