@@ -131,11 +131,11 @@ def metrics_estimate(ctx: Any, steps: int) -> str:
 
 
 def sanity_estimate(ctx: Any, exp: Any) -> str:
-    """"12 maps, about 8 s": the stages found in the model plus the original and a random class."""
+    """"12 maps, at most about 8 s": the stages found in the model plus the original and a random class."""
     x = ctx.backbone.preprocess(ctx.image.image)
     maps = _stage_count(ctx.model_key, str(ctx.device), tuple(x.shape), ctx.backbone, x) + 2
     about = _about(exp.elapsed_ms / 1000.0 * maps if exp.elapsed_ms else None)
-    return f"{maps} maps" + (f", {about}" if about else "")
+    return f"{maps} maps" + (f", at most {about}" if about else "")  # the first map's time includes warm-up
 
 
 # --- figures ------------------------------------------------------------------------------------------------
@@ -205,6 +205,11 @@ def _asked(key: tuple[Any, ...]) -> dict[str, Any]:
     return asked
 
 
+def _ask(key: tuple[Any, ...], what: str) -> None:
+    """Button callback: remember that ``what`` ("metrics" or "sanity") was asked for the map ``key``."""
+    _asked(key)[what] = True
+
+
 def shown(ctx: Any, exp: Any) -> tuple[dict[str, Any] | None, Any | None]:
     """The trust results already asked for on this map (cache hits), for the report: (metrics, sanity)."""
     asked = st.session_state.get(_ASKED)
@@ -233,9 +238,8 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
                                     "fewer steps are faster, more give a smoother curve"))
         if steps != asked["steps"]:
             asked.update(steps=steps, metrics=False)
-        if st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
-                     help=f"Expected: {metrics_estimate(ctx, steps)}"):
-            asked["metrics"] = True
+        st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
+                  on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
         if not asked["metrics"]:
             st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
         else:
@@ -254,9 +258,8 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
     with right:
         st.markdown("**Sanity check** (Adebayo et al., 2018)")
         st.caption("The model's layers are randomized top-down, on a copy; a trustworthy map changes.")
-        if st.button("Run sanity check", key="trust_sanity", icon=":material/shuffle:",
-                     help=f"Expected: {sanity_estimate(ctx, exp)}"):
-            asked["sanity"] = True
+        st.button("Run sanity check", key="trust_sanity", icon=":material/shuffle:", on_click=_ask,
+                  args=(key, "sanity"), help=f"Expected: {sanity_estimate(ctx, exp)}")
         if not asked["sanity"]:
             st.caption(f"Expected: {sanity_estimate(ctx, exp)}.")
         else:

@@ -1,0 +1,106 @@
+"""Inspect's "Can I trust this map?" through AppTest, with the real engines: on demand, cached, tied to the map."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from ui.cache import ENGINE_CALLS
+from ui.trust import unsure_message
+
+STEPS = 3  # few curve steps keep the real deletion/insertion run short
+
+
+def _no_problem(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def _verdicts(at) -> list[str]:
+    return [m.value for m in (*at.success, *at.warning) if m.value.startswith("Sanity check ")]
+
+
+def _ask_metrics(at):
+    at.number_input(key="w_trust_steps").set_value(STEPS).run()
+    _no_problem(at)
+    at.button(key="trust_metrics").click().run()
+    _no_problem(at)
+    return at
+
+
+def test_nothing_is_computed_until_asked(app):
+    at = app.run()
+    _no_problem(at)
+    assert "Can I trust this map?" in [h.value for h in at.subheader]
+    assert ENGINE_CALLS["evaluate"] == 0 and ENGINE_CALLS["sanity"] == 0
+    captions = " ".join(c.value for c in at.caption)
+    assert f"Expected: {1 + 2 * 28} model runs" in captions and "maps" in captions
+    assert "AUC" not in _text(at) and not _verdicts(at)
+
+
+def test_auc_shown_and_not_recomputed_when_alpha_moves(app):
+    at = _ask_metrics(app.run())
+    assert ENGINE_CALLS["evaluate"] == 1
+    text = _text(at)
+    assert "Deletion AUC: 0." in text and "Insertion AUC: 0." in text
+    assert "lower is better" in text and "higher is better" in text  # MetricResult.explanation, one per score
+    assert any(c.key == "trust_curves" for c in at.get("plotly_chart"))
+    calls = dict(ENGINE_CALLS)
+    at.slider(key="w_alpha").set_value(0.8).run()
+    at.selectbox(key="w_cmap").set_value("viridis").run()
+    _no_problem(at)
+    assert dict(ENGINE_CALLS) == calls
+    assert "Deletion AUC: 0." in _text(at)  # still shown, from the cache
+
+
+def test_sanity_check_verdict_and_thumbnails(app):
+    at = app.run()
+    at.button(key="trust_sanity").click().run()
+    _no_problem(at)
+    assert ENGINE_CALLS["sanity"] == 1
+    verdicts = _verdicts(at)
+    assert len(verdicts) == 1 and ("passed" in verdicts[0] or "failed" in verdicts[0])
+    assert any(c.key == "trust_sanity_plot" for c in at.get("plotly_chart"))
+    captions = [c for el in at.main.get("image") for c in el.captions]
+    assert "original" in captions and any("(ρ=" in c for c in captions)
+    at.slider(key="w_alpha").set_value(0.3).run()
+    assert ENGINE_CALLS["sanity"] == 1 and len(_verdicts(at)) == 1
+
+
+def test_switching_image_or_method_clears_the_results(app):
+    at = _ask_metrics(app.run())
+    at.button(key="trust_sanity").click().run()
+    _no_problem(at)
+    assert "Deletion AUC" in _text(at) and _verdicts(at)
+    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+    assert ENGINE_CALLS["evaluate"] == 1 and ENGINE_CALLS["sanity"] == 1  # nothing computed for the new map
+    # Another method on the first image: also a different map, so nothing is shown either.
+    at.sidebar.selectbox(key="w_sample").set_value("chelsea").run()
+    at.selectbox(key="w_method").set_value("gradcam++").run()
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+
+
+def test_report_carries_only_what_was_computed(app):
+    at = _ask_metrics(app.run())
+    from ui import trust
+
+    key = at.session_state[trust._ASKED]["key"]
+    assert at.session_state[trust._ASKED]["metrics"] and not at.session_state[trust._ASKED]["sanity"]
+    assert key[2] and key[3] == "gradcam"  # keyed to the map: image digest, method …
+
+
+P = namedtuple("P", "label prob class_idx")
+
+
+def test_unsure_banner_rules():
+    assert unsure_message([P("tabby", 0.03, 281), P("lynx", 0.02, 287)]) == (
+        "The model is unsure: top class tabby at 3%; maps of an unsure prediction are hard to read.")
+    close = unsure_message([P("tabby", 0.45, 281), P("tiger cat", 0.41, 282)])
+    assert close and "within 5 points" in close and "tabby (45%)" in close
+    assert unsure_message([P("tabby", 0.45, 281), P("tiger cat", 0.39, 282)]) is None
+    assert unsure_message([P("tabby", 0.20, 281)]) is None
