@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import pytest
+
 from ui.cache import ENGINE_CALLS
 from ui.trust import unsure_message
 
@@ -40,6 +42,7 @@ def test_nothing_is_computed_until_asked(app):
     assert "AUC" not in _text(at) and not _verdicts(at)
 
 
+@pytest.mark.slow
 def test_auc_shown_and_not_recomputed_when_alpha_moves(app):
     at = _ask_metrics(app.run())
     assert ENGINE_CALLS["evaluate"] == 1
@@ -55,6 +58,7 @@ def test_auc_shown_and_not_recomputed_when_alpha_moves(app):
     assert "Deletion AUC: 0." in _text(at)  # still shown, from the cache
 
 
+@pytest.mark.slow
 def test_sanity_check_verdict_and_thumbnails(app):
     at = app.run()
     at.button(key="trust_sanity").click().run()
@@ -69,6 +73,7 @@ def test_sanity_check_verdict_and_thumbnails(app):
     assert ENGINE_CALLS["sanity"] == 1 and len(_verdicts(at)) == 1
 
 
+@pytest.mark.slow
 def test_switching_image_or_method_clears_the_results(app):
     at = _ask_metrics(app.run())
     at.button(key="trust_sanity").click().run()
@@ -85,6 +90,7 @@ def test_switching_image_or_method_clears_the_results(app):
     assert "Deletion AUC" not in _text(at) and not _verdicts(at)
 
 
+@pytest.mark.slow
 def test_report_carries_only_what_was_computed(app):
     at = _ask_metrics(app.run())
     from ui import trust
