@@ -27,6 +27,8 @@ UNSURE_GAP = 0.05
 _ASKED = "trust_asked"
 METRICS = ("deletion", "insertion")
 
+#: Width, in CSS pixels, of each sanity-check thumbnail (a row of 11 fits the wide layout).
+THUMB_SIDE = 76
 _COLOURS = {"deletion": "#d62728", "insertion": "#2ca02c"}
 
 
@@ -53,7 +55,8 @@ def unsure_message(preds: Sequence[Any]) -> str | None:
 # --- cached engine calls -------------------------------------------------------------------------------------
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _exp: Any) -> dict[str, Any]:
+def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _exp: Any,
+              _expected: str = "") -> dict[str, Any]:
     from cam_core import evaluate
 
     ENGINE_CALLS["evaluate"] += 1
@@ -62,7 +65,8 @@ def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _ex
 
     def progress(done: int, total: int) -> None:
         if total > 0:
-            bar.progress(min(done / total, 1.0), text=f"Deletion and insertion: {done} of {total} model runs")
+            bar.progress(min(done / total, 1.0), text=f"Deletion and insertion: {done} of {total} model runs "
+                                                                f"(expected: {_expected})")
 
     try:
         return evaluate(_backbone.model, x, _exp, METRICS, _exp.class_idx, progress=progress, steps=steps)
@@ -71,7 +75,7 @@ def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _ex
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any) -> Any:
+def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any, _expected: str = "") -> Any:
     from cam_core import sanity_check
 
     ENGINE_CALLS["sanity"] += 1
@@ -80,7 +84,7 @@ def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any) -> Any
 
     def progress(done: int, total: int) -> None:
         if total > 0:
-            bar.progress(min(done / total, 1.0), text=f"Sanity check: {done} of {total} maps")
+            bar.progress(min(done / total, 1.0), text=f"Sanity check: {done} of {total} maps (expected: {_expected})")
 
     try:
         return sanity_check(_backbone.model, x, _exp.method, _exp.class_idx, target_layer=_exp.layer,
@@ -98,12 +102,13 @@ def _stage_count(model_key: str, device: str, shape: tuple[int, ...], _backbone:
 
 def evaluate_cached(ctx: Any, exp: Any, steps: int) -> dict[str, Any]:
     """Deletion and insertion of ``exp``'s map (``{name: MetricResult}``), computed once per map and ``steps``."""
-    return _evaluate(map_key(ctx, exp), int(steps), ctx.backbone, ctx.image.image, exp)
+    return _evaluate(map_key(ctx, exp), int(steps), ctx.backbone, ctx.image.image, exp,
+                     metrics_estimate(ctx, steps))
 
 
 def sanity_cached(ctx: Any, exp: Any) -> Any:
     """``cam_core.sanity_check`` (cascading, seed 0) of ``exp``'s method, layer, class and parameters; cached."""
-    return _sanity(map_key(ctx, exp), ctx.backbone, ctx.image.image, exp)
+    return _sanity(map_key(ctx, exp), ctx.backbone, ctx.image.image, exp, sanity_estimate(ctx, exp))
 
 
 def clear() -> None:
@@ -172,7 +177,7 @@ def sanity_figure(result: Any) -> go.Figure:
     return fig
 
 
-def sanity_thumbnails(result: Any, cmap: str, side: int = 96) -> tuple[list[np.ndarray], list[str]]:
+def sanity_thumbnails(result: Any, cmap: str, side: int = 2 * THUMB_SIDE) -> tuple[list[np.ndarray], list[str]]:
     """The original map, then the map after each stage was randomized, coloured with ``cam_core.render``."""
     from PIL import Image
 
@@ -227,54 +232,56 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
     key = map_key(ctx, exp)
     asked = _asked(key)
     metrics = sanity = None
-    st.subheader("Can I trust this map?", anchor="trust")
-    st.caption("Two checks of the map on screen, run when you ask: do the pixels it points at matter to the "
-               "model (deletion / insertion), and does it depend on the model at all (sanity check)?")
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.markdown("**Deletion and insertion**")
-        steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=int(asked["steps"]), step=1,
-                                    key="w_trust_steps", help="Pixels are changed in this many equal steps; "
-                                    "fewer steps are faster, more give a smoother curve"))
-        if steps != asked["steps"]:
-            asked.update(steps=steps, metrics=False)
-        st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
-                  on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
-        if not asked["metrics"]:
-            st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
-        else:
-            try:
-                metrics = evaluate_cached(ctx, exp, steps)
-            except Exception as exc:
-                show_error(exc, context="Deletion and insertion")
-                asked["metrics"] = False
-            if metrics:
-                st.plotly_chart(curves_figure(metrics), width="stretch", key="trust_curves",
-                                config={"displaylogo": False})
-                for name, r in metrics.items():
-                    st.markdown(f"**{name.capitalize()} AUC: {r.score:.3f}** — {r.explanation}")
-                    for note in r.notes:
-                        st.info(note, icon=":material/info:")
-    with right:
-        st.markdown("**Sanity check** (Adebayo et al., 2018)")
-        st.caption("The model's layers are randomized top-down, on a copy; a trustworthy map changes.")
-        st.button("Run sanity check", key="trust_sanity", icon=":material/shuffle:", on_click=_ask,
-                  args=(key, "sanity"), help=f"Expected: {sanity_estimate(ctx, exp)}")
-        if not asked["sanity"]:
-            st.caption(f"Expected: {sanity_estimate(ctx, exp)}.")
-        else:
-            try:
-                sanity = sanity_cached(ctx, exp)
-            except Exception as exc:
-                show_error(exc, context="Sanity check")
-                asked["sanity"] = False
-            if sanity is not None:
-                (st.success if sanity.passed else st.warning)(
-                    f"Sanity check {sanity.verdict}. {sanity.class_verdict[0].upper()}{sanity.class_verdict[1:]}.",
-                    icon=":material/check_circle:" if sanity.passed else ":material/warning:")
-                st.plotly_chart(sanity_figure(sanity), width="stretch", key="trust_sanity_plot",
-                                config={"displaylogo": False})
-    if sanity is not None:
-        images, captions = sanity_thumbnails(sanity, cmap)
-        st.image(images, caption=captions, width=96)
+    box = st.expander("Can I trust this map?", icon=":material/verified:",
+                      expanded=bool(asked["metrics"] or asked["sanity"]))
+    with box:
+        st.caption("Two checks of the map on screen, run when you ask: do the pixels it points at matter to the "
+                   "model (deletion / insertion), and does it depend on the model at all (sanity check)?")
+        left, right = st.columns(2, gap="large")
+        with left:
+            st.markdown("**Deletion and insertion**")
+            steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=int(asked["steps"]), step=1,
+                                        key="w_trust_steps", help="Pixels are changed in this many equal steps; "
+                                        "fewer steps are faster, more give a smoother curve"))
+            if steps != asked["steps"]:
+                asked.update(steps=steps, metrics=False)
+            st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
+                      on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
+            if not asked["metrics"]:
+                st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
+            else:
+                try:
+                    metrics = evaluate_cached(ctx, exp, steps)
+                except Exception as exc:
+                    show_error(exc, context="Deletion and insertion")
+                    asked["metrics"] = False
+                if metrics:
+                    st.plotly_chart(curves_figure(metrics), width="stretch", key="trust_curves",
+                                    config={"displaylogo": False})
+                    for name, r in metrics.items():
+                        st.markdown(f"**{name.capitalize()} AUC: {r.score:.3f}** — {r.explanation}")
+                        for note in r.notes:
+                            st.info(note, icon=":material/info:")
+        with right:
+            st.markdown("**Sanity check** (Adebayo et al., 2018)")
+            st.caption("The model's layers are randomized top-down, on a copy; a trustworthy map changes.")
+            st.button("Run sanity check", key="trust_sanity", icon=":material/shuffle:", on_click=_ask,
+                      args=(key, "sanity"), help=f"Expected: {sanity_estimate(ctx, exp)}")
+            if not asked["sanity"]:
+                st.caption(f"Expected: {sanity_estimate(ctx, exp)}.")
+            else:
+                try:
+                    sanity = sanity_cached(ctx, exp)
+                except Exception as exc:
+                    show_error(exc, context="Sanity check")
+                    asked["sanity"] = False
+                if sanity is not None:
+                    (st.success if sanity.passed else st.warning)(
+                        f"Sanity check {sanity.verdict}. {sanity.class_verdict[0].upper()}{sanity.class_verdict[1:]}.",
+                        icon=":material/check_circle:" if sanity.passed else ":material/warning:")
+                    st.plotly_chart(sanity_figure(sanity), width="stretch", key="trust_sanity_plot",
+                                    config={"displaylogo": False})
+        if sanity is not None:
+            images, captions = sanity_thumbnails(sanity, cmap)
+            st.image(images, caption=captions, width=THUMB_SIDE)
     return metrics, sanity

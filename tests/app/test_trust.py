@@ -35,7 +35,7 @@ def _ask_metrics(at):
 def test_nothing_is_computed_until_asked(app):
     at = app.run()
     _no_problem(at)
-    assert "Can I trust this map?" in [h.value for h in at.subheader]
+    assert "Can I trust this map?" in [e.label for e in at.expander]
     assert ENGINE_CALLS["evaluate"] == 0 and ENGINE_CALLS["sanity"] == 0
     captions = " ".join(c.value for c in at.caption)
     assert f"Expected: {1 + 2 * 28} model runs" in captions and "maps" in captions
