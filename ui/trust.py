@@ -23,8 +23,10 @@ from .cache import ENGINE_CALLS
 #: Below this top-class probability, or with the top two closer than ``UNSURE_GAP``, the prediction is unsure.
 UNSURE_TOP = 0.20
 UNSURE_GAP = 0.05
-#: Session-state entry holding what was asked for: ``{"key": map_key, "metrics": bool, "sanity": bool}``.
+#: Session-state entry holding what was asked for the map on screen: ``{"key": map_key, "metrics": the curve
+#: steps asked with (``None``: not asked), "sanity": bool}``.
 _ASKED = "trust_asked"
+_STEPS_KEY = "w_trust_steps"
 METRICS = ("deletion", "insertion")
 
 #: Width, in CSS pixels, of each sanity-check thumbnail (a row of 11 fits the wide layout).
@@ -205,24 +207,15 @@ def _asked(key: tuple[Any, ...]) -> dict[str, Any]:
     """What was asked for this map; anything asked for another map is forgotten."""
     asked = st.session_state.get(_ASKED)
     if not asked or asked.get("key") != key:
-        asked = {"key": key, "metrics": False, "sanity": False, "steps": _default_steps()}
+        asked = {"key": key, "metrics": None, "sanity": False}
         st.session_state[_ASKED] = asked
     return asked
 
 
 def _ask(key: tuple[Any, ...], what: str) -> None:
-    """Button callback: remember that ``what`` ("metrics" or "sanity") was asked for the map ``key``."""
-    _asked(key)[what] = True
-
-
-def shown(ctx: Any, exp: Any) -> tuple[dict[str, Any] | None, Any | None]:
-    """The trust results already asked for on this map (cache hits), for the report: (metrics, sanity)."""
-    asked = st.session_state.get(_ASKED)
-    if not asked or asked.get("key") != map_key(ctx, exp):
-        return None, None
-    metrics = evaluate_cached(ctx, exp, asked["steps"]) if asked["metrics"] else None
-    sanity = sanity_cached(ctx, exp) if asked["sanity"] else None
-    return metrics, sanity
+    """Button callback: remember that ``what`` ("metrics" or "sanity") was asked for the map ``key``; the
+    curves remember the steps they were asked with (read here, after the widgets took their new values)."""
+    _asked(key)[what] = int(st.session_state.get(_STEPS_KEY, _default_steps())) if what == "metrics" else True
 
 
 def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any | None]:
@@ -232,29 +225,26 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
     key = map_key(ctx, exp)
     asked = _asked(key)
     metrics = sanity = None
-    box = st.expander("Can I trust this map?", icon=":material/verified:",
-                      expanded=bool(asked["metrics"] or asked["sanity"]))
+    box = st.expander("Can I trust this map?", icon=":material/verified:")  # the browser keeps it open
     with box:
         st.caption("Two checks of the map on screen, run when you ask: do the pixels it points at matter to the "
                    "model (deletion / insertion), and does it depend on the model at all (sanity check)?")
         left, right = st.columns(2, gap="large")
         with left:
             st.markdown("**Deletion and insertion**")
-            steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=int(asked["steps"]), step=1,
-                                        key="w_trust_steps", help="Pixels are changed in this many equal steps; "
+            steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=_default_steps(), step=1,
+                                        key=_STEPS_KEY, help="Pixels are changed in this many equal steps; "
                                         "fewer steps are faster, more give a smoother curve"))
-            if steps != asked["steps"]:
-                asked.update(steps=steps, metrics=False)
             st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
                       on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
-            if not asked["metrics"]:
+            if asked["metrics"] != steps:  # not asked, or asked with other steps: those curves are not shown
                 st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
             else:
                 try:
                     metrics = evaluate_cached(ctx, exp, steps)
                 except Exception as exc:
                     show_error(exc, context="Deletion and insertion")
-                    asked["metrics"] = False
+                    asked["metrics"] = None
                 if metrics:
                     st.plotly_chart(curves_figure(metrics), width="stretch", key="trust_curves",
                                     config={"displaylogo": False})

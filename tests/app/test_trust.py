@@ -91,13 +91,18 @@ def test_switching_image_or_method_clears_the_results(app):
 
 
 @pytest.mark.slow
-def test_report_carries_only_what_was_computed(app):
+def test_results_are_keyed_to_the_map_and_the_steps(app):
     at = _ask_metrics(app.run())
     from ui import trust
 
-    key = at.session_state[trust._ASKED]["key"]
-    assert at.session_state[trust._ASKED]["metrics"] and not at.session_state[trust._ASKED]["sanity"]
-    assert key[2] and key[3] == "gradcam"  # keyed to the map: image digest, method …
+    asked = at.session_state[trust._ASKED]
+    assert asked["metrics"] == STEPS and not asked["sanity"]
+    assert asked["key"][2] and asked["key"][3] == "gradcam"  # image digest, method, …
+    at.number_input(key="w_trust_steps").set_value(STEPS + 1).run()  # other steps: other curves, not shown
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and ENGINE_CALLS["evaluate"] == 1
+    at.number_input(key="w_trust_steps").set_value(STEPS).run()  # back: shown again, from the cache
+    assert "Deletion AUC" in _text(at) and ENGINE_CALLS["evaluate"] == 1
 
 
 P = namedtuple("P", "label prob class_idx")
