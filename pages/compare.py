@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui import cache, state
+from ui import cache, state, trust
 from ui.pickers import class_picker, layer_picker, overlay_controls
 from ui.sidebar import start_page
 from ui.widgets import predictions_or_error, show_error, stored_params
@@ -29,7 +29,7 @@ def _method_select() -> list[str]:
 
 
 @st.fragment
-def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
+def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any]) -> None:
     """The overlays, redrawn alone when alpha or colormap moves (results come from the map cache)."""
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
@@ -50,6 +50,8 @@ def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
                 st.image(overlay(thumb, exp.heatmap, alpha, cmap), width="stretch")
                 where = f" · layer {exp.layer}" if exp.layer else " · pixel space"
                 st.caption(f"{exp.elapsed_ms:,.0f} ms{where}")
+                if method in scores:
+                    st.caption(trust.score_caption(scores[method]))
                 if exp.gradient is not None:  # pixel-space methods: the signed gradient says more
                     st.image(gradient_image(exp.gradient), caption="signed pixel-space gradient", width="stretch")
                 for note in exp.notes:
@@ -90,7 +92,9 @@ def main() -> None:
         results.append((method, exp))
     progress.empty()
     st.divider()
-    _grid(ctx, results)
+    scores = trust.compare_scores(ctx, results)
+    _grid(ctx, results, scores)
+    trust.compare_summary(results, scores)
 
 
 main()

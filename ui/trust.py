@@ -27,6 +27,7 @@ UNSURE_GAP = 0.05
 #: steps asked with (``None``: not asked), "sanity": bool}``.
 _ASKED = "trust_asked"
 _STEPS_KEY = "w_trust_steps"
+_STEPS_CHOSEN = "trust_steps"  # outlives the widget (Streamlit drops a widget's state on pages without it)
 METRICS = ("deletion", "insertion")
 
 #: Width, in CSS pixels, of each sanity-check thumbnail (a row of 11 fits the wide layout).
@@ -235,6 +236,7 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
             steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=_default_steps(), step=1,
                                         key=_STEPS_KEY, help="Pixels are changed in this many equal steps; "
                                         "fewer steps are faster, more give a smoother curve"))
+            st.session_state[_STEPS_CHOSEN] = steps  # Compare scores with the same steps
             st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
                       on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
             if asked["metrics"] != steps:  # not asked, or asked with other steps: those curves are not shown
@@ -275,3 +277,82 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
             images, captions = sanity_thumbnails(sanity, cmap)
             st.image(images, caption=captions, width=THUMB_SIDE)
     return metrics, sanity
+
+
+# --- Compare: every method's scores, ranked, and how much the maps agree -------------------------------------
+
+_COMPARE_ASKED = "trust_compare_asked"
+
+
+def agreement(heatmaps: Sequence[np.ndarray]) -> float | None:
+    """Mean Spearman ρ over every pair of maps (|values| ranked, ties averaged); ``None`` under two maps.
+
+    A pair with a blank map has no ranking and is left out; ``None`` when no pair is left.
+    """
+    from cam_core.sanity import spearman
+    from cam_core.sanity.similarity import centred_ranks
+
+    ranked = [centred_ranks(h) for h in heatmaps]
+    rhos = [spearman(ranked[i], ranked[j]) for i in range(len(ranked)) for j in range(i + 1, len(ranked))
+            if ranked[i][0].shape == ranked[j][0].shape]
+    rhos = [r for r in rhos if r == r]
+    return float(np.mean(rhos)) if rhos else None
+
+
+def _compare_key(ctx: Any, maps: Sequence[tuple[str, Any]]) -> tuple[Any, ...]:
+    return tuple(map_key(ctx, exp) for _, exp in maps)
+
+
+def _ask_compare(key: tuple[Any, ...]) -> None:
+    st.session_state[_COMPARE_ASKED] = key
+
+
+def compare_scores(ctx: Any, results: Sequence[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One button computing deletion and insertion for every map of ``results`` ((method, Explanation or
+    error)) with the curve steps last set on Inspect; returns ``{method: {name: MetricResult}}`` once asked
+    for exactly these maps, else ``{}``.
+    The cache is Inspect's: a map already scored there is not scored again."""
+    from .widgets import show_error
+
+    maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
+    if not maps:
+        return {}
+    steps = int(st.session_state.get(_STEPS_CHOSEN, _default_steps()))
+    key = (*_compare_key(ctx, maps), steps)
+    st.button("Compute deletion and insertion for every method", key="trust_compare", icon=":material/insights:",
+              on_click=_ask_compare, args=(key,),
+              help=f"Expected: {len(maps)} × {metrics_estimate(ctx, steps)}")
+    if st.session_state.get(_COMPARE_ASKED) != key:
+        return {}
+    scores: dict[str, dict[str, Any]] = {}
+    for method, exp in maps:
+        try:
+            scores[method] = evaluate_cached(ctx, exp, steps)
+        except Exception as exc:
+            show_error(exc, context=f"{method}: deletion and insertion")
+    return scores
+
+
+def score_caption(metrics: Mapping[str, Any]) -> str:
+    """"deletion AUC 0.281 (lower is better) · insertion AUC 0.433 (higher is better)"."""
+    return " · ".join(f"{name} AUC {r.score:.3f} ({'higher' if r.higher_is_better else 'lower'} is better)"
+                      for name, r in metrics.items())
+
+
+def compare_summary(results: Sequence[tuple[str, Any]], scores: Mapping[str, Mapping[str, Any]]) -> None:
+    """The methods ranked by deletion AUC (when scored), and the maps' agreement (mean pairwise Spearman ρ)."""
+    from cam_core.registry import METHODS
+
+    maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
+    rho = agreement([e.heatmap for _, e in maps])
+    if rho is not None:
+        st.metric("Agreement between the maps", f"ρ = {rho:.2f}",
+                  help="Spearman rank correlation of the heat maps, mean over every pair of methods: 1 = the "
+                       "same ranking of pixels, 0 = unrelated")
+    if scores:
+        ranked = sorted(scores.items(), key=lambda kv: kv[1]["deletion"].score)
+        st.markdown("**Ranked by deletion AUC** (lower is better: the probability falls fastest when the "
+                    "map's top pixels are removed)")
+        st.dataframe([{"rank": i, "method": METHODS[m].display, "deletion AUC": round(r["deletion"].score, 3),
+                       "insertion AUC": round(r["insertion"].score, 3)} for i, (m, r) in enumerate(ranked, 1)],
+                     hide_index=True, key="trust_compare_rank")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
 import pytest
 
 from ui.cache import ENGINE_CALLS
@@ -115,3 +116,41 @@ def test_unsure_banner_rules():
     assert close and "within 5 points" in close and "tabby (45%)" in close
     assert unsure_message([P("tabby", 0.45, 281), P("tiger cat", 0.39, 282)]) is None
     assert unsure_message([P("tabby", 0.20, 281)]) is None
+
+
+def test_agreement_is_the_mean_pairwise_spearman():
+    from scipy.stats import spearmanr
+
+    from ui.trust import agreement
+
+    rng = np.random.default_rng(0)
+    maps = [rng.random((6, 5)) for _ in range(3)]
+    maps[1][:2] = 0.0  # ties
+    expected = np.mean([spearmanr(maps[i].ravel(), maps[j].ravel())[0] for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert agreement(maps) == pytest.approx(expected, abs=1e-12)
+    assert agreement(maps[:1]) is None
+    assert agreement([maps[0], np.zeros((6, 5))]) is None  # a blank map has no ranking
+
+
+@pytest.mark.slow
+def test_compare_scores_every_method_ranked_by_deletion(app):
+    at = app.run()
+    at.number_input(key="w_trust_steps").set_value(2).run()  # Compare scores with Inspect's curve steps
+    at.switch_page("pages/compare.py").run()
+    _no_problem(at)
+    assert [m.label for m in at.metric] == ["Agreement between the maps"]
+    assert at.metric[0].value.startswith("ρ = ")
+    assert ENGINE_CALLS["evaluate"] == 0
+    at.button(key="trust_compare").click().run()
+    _no_problem(at)
+    chosen = at.multiselect(key="w_compare_methods").value
+    assert ENGINE_CALLS["evaluate"] == len(chosen)
+    scored = [c.value for c in at.caption if c.value.startswith("deletion AUC ")]
+    assert len(scored) == len(chosen)
+    assert "**Ranked by deletion AUC**" in _text(at)
+    table = at.dataframe[0].value
+    assert list(table["rank"]) == list(range(1, len(chosen) + 1))
+    assert list(table["deletion AUC"]) == sorted(table["deletion AUC"])
+    at.slider(key="w_alpha").set_value(0.2).run()  # alpha: no recompute, scores still shown
+    assert ENGINE_CALLS["evaluate"] == len(chosen)
+    assert len([c for c in at.caption if c.value.startswith("deletion AUC ")]) == len(chosen)
