@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,11 @@ def test_trust_section_curves_and_sanity(page, app_url, screenshot_dir):
     section.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)
     section.screenshot(path=str(screenshot_dir / "trust.png"))
+
+    # The HTML report carries what the section shows: the scores, the curve and the verdict.
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile("HTML report")).click()
+    report = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "Can I trust this map? Faithfulness" in report and "<polyline" in report
+    assert re.search(r"<td>deletion</td><td>0\.\d{4}</td>", report)
+    assert "Can I trust this map? Sanity check" in report
