@@ -51,6 +51,70 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_SVG_W, _SVG_H, _PAD = 420, 220, 32
+_SVG_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e")
+
+
+def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str) -> str:
+    """A small inline SVG line chart of ``{name: (x, y)}`` (x and y in [0, 1]), with a legend; no script."""
+    import numpy as np
+
+    w, h, p = _SVG_W, _SVG_H, _PAD
+
+    def pt(x: float, y: float) -> str:
+        y = min(max(y, 0.0), 1.0)
+        return f"{p + x * (w - 2 * p):.1f},{h - p - y * (h - 2 * p):.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+             f'role="img" aria-label="{_e(y_label)} against {_e(x_label)}">',
+             f'<rect x="{p}" y="{p}" width="{w - 2 * p}" height="{h - 2 * p}" fill="none" stroke="#bbb"/>',
+             f'<text x="{w / 2}" y="{h - 6}" font-size="11" text-anchor="middle">{_e(x_label)}</text>',
+             f'<text x="10" y="{h / 2}" font-size="11" text-anchor="middle" '
+             f'transform="rotate(-90 10 {h / 2})">{_e(y_label)}</text>',
+             f'<text x="{p - 4}" y="{p + 4}" font-size="10" text-anchor="end">1</text>',
+             f'<text x="{p - 4}" y="{h - p + 4}" font-size="10" text-anchor="end">0</text>']
+    for i, (name, (xs, ys)) in enumerate(curves.items()):
+        colour = _SVG_COLOURS[i % len(_SVG_COLOURS)]
+        points = " ".join(pt(float(a), float(b)) for a, b in zip(np.asarray(xs), np.asarray(ys)))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        parts.append(f'<text x="{w - p - 4}" y="{p + 14 + 14 * i}" font-size="11" text-anchor="end" '
+                     f'fill="{colour}">{_e(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _metrics_html(metrics: Mapping[str, Any]) -> str:
+    """Scores (with their one-line explanation), the curves as SVG and as a table of points."""
+    rows = "\n".join(f"<tr><td>{_e(name)}</td><td>{r.score:.4f}</td><td>{'higher' if r.higher_is_better else 'lower'}"
+                     f"</td><td>{_e(r.explanation)}</td></tr>" for name, r in metrics.items())
+    with_curve = {name: r for name, r in metrics.items() if r.curve is not None}
+    svg, points = "", ""
+    if with_curve:
+        first = next(iter(with_curve.values())).curve
+        svg = curves_svg({f"{n} (AUC {r.score:.3f})": (r.curve.x, r.curve.y) for n, r in with_curve.items()},
+                         first.x_label, first.y_label)
+        head = "".join(f"<th>{_e(n)}</th>" for n in with_curve)
+        lines = "\n".join(
+            f"<tr><td>{float(x):.3f}</td>" + "".join(f"<td>{float(r.curve.y[i]):.4f}</td>" for r in with_curve.values())
+            + "</tr>" for i, x in enumerate(first.x))
+        points = (f"<details><summary>Curve points</summary><table><tr><th>{_e(first.x_label)}</th>{head}</tr>"
+                  f"\n{lines}</table></details>")
+    notes = "\n".join(f'<p class="note">{_e(name)}: {_e(n)}</p>' for name, r in metrics.items() for n in r.notes)
+    return (f"<h2>Can I trust this map? Faithfulness</h2>\n<table><tr><th>Metric</th><th>Score</th>"
+            f"<th>Better</th><th>What it means</th></tr>\n{rows}\n</table>\n{svg}\n{points}\n{notes}")
+
+
+def _sanity_html(sanity: Any) -> str:
+    """The sanity check's verdict and Spearman ρ per randomized stage."""
+    def rho(v: float) -> str:
+        return "— (blank map)" if v != v else f"{v:.3f}"
+
+    rows = "\n".join(f"<tr><td>{_e(s.stage)}</td><td>{rho(s.rho)}</td></tr>" for s in sanity.stages)
+    return (f"<h2>Can I trust this map? Sanity check</h2>\n<p><strong>{_e(sanity.verdict)}</strong>. "
+            f"{_e(sanity.class_verdict)}.</p>\n<table><tr><th>Randomized down to ({_e(sanity.mode)})</th>"
+            f"<th>Spearman ρ with the original map</th></tr>\n{rows}\n</table>")
+
+
 def build_report(
     *,
     original: Image.Image,
@@ -70,10 +134,16 @@ def build_report(
     method_citation: str | None = None,
     created: datetime | None = None,
     version: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    sanity: Any | None = None,
 ) -> str:
     """One HTML page (UTF-8 text) with the original image and overlay embedded, what was explained
     (model, method, layer, class, parameters), the top-k table (items with ``class_idx``, ``label``,
     ``prob``), notes, the date (``created``, default now in UTC) and the CAM Explorer version.
+
+    ``metrics`` (``{name: MetricResult}`` from ``evaluate``) and ``sanity`` (a ``SanityResult``), when given,
+    add what was computed about the map: scores with their explanation, curves (inline SVG and a table of
+    points), the sanity verdict and ρ per stage. Nothing is added for what was not computed.
 
     Every text value is HTML-escaped; the page loads nothing from the network.
     """
@@ -103,6 +173,7 @@ def build_report(
         for i, p in enumerate(top, 1)
     )
     note_html = "\n".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    trust_html = (_metrics_html(metrics) if metrics else "") + (_sanity_html(sanity) if sanity is not None else "")
     title = f"CAM Explorer — {method} on {image_name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -122,6 +193,7 @@ def build_report(
 <table><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>
 {top_rows}
 </table>
+{trust_html}
 <footer>CAM Explorer {_e(version)} · {_e(when)}</footer>
 </body></html>
 """

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui import cache, state
+from ui import cache, state, trust
 from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
 from ui.pickers import class_picker, layer_picker, overlay_controls
 from ui.sidebar import start_page
@@ -41,7 +41,7 @@ def _tiles(items: list[tuple[str, Any]], per_row: int) -> None:
 
 
 @st.fragment
-def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
+def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any]) -> None:
     """The overlays, redrawn alone when alpha, colormap or display scale moves (maps come from the cache)."""
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
@@ -64,6 +64,8 @@ def _grid(ctx: Any, results: list[tuple[str, Any]]) -> None:
             st.image(overlay(thumb, shown, alpha, draw_cmap), width="stretch")
             where = f" · layer {exp.layer}" if exp.layer else " · pixel space"
             st.caption(f"{exp.elapsed_ms:,.0f} ms{where}")
+            if method in scores:
+                st.caption(trust.score_caption(scores[method]))
             for note in exp.notes:
                 st.info(note, icon=":material/info:")
             checkerboard_note(None, exp)
@@ -120,7 +122,9 @@ def main() -> None:
         results.append((method, exp))
     progress.empty()
     st.divider()
-    _grid(ctx, results)
+    scores = trust.compare_scores(ctx, results)
+    _grid(ctx, results, scores)
+    trust.compare_summary(results, scores)
 
 
 main()

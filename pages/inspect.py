@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui import cache, state
+from ui import cache, state, trust
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
 from ui.sidebar import start_page
@@ -27,7 +27,8 @@ def _details(exp: Any, ctx: Any) -> None:
                 + (f"**Score:** {exp.score:.3f} · **probability:** {exp.prob:.1%}" if exp.score is not None else ""))
 
 
-def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, shown: Any) -> None:
+def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, shown: Any,
+               evidence: tuple[Any, Any] = (None, None)) -> None:
     import io
 
     import numpy as np
@@ -58,7 +59,8 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, sh
             class_idx=exp.class_idx,
             class_label=ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else None,
             params={**exp.params, "alpha": alpha, "colormap": cmap, "display": shown.caption()}, top=preds, score=exp.score, prob=exp.prob,
-            elapsed_ms=exp.elapsed_ms, notes=exp.notes, created=datetime.now(timezone.utc), version=__version__)
+            elapsed_ms=exp.elapsed_ms, notes=exp.notes, created=datetime.now(timezone.utc), version=__version__,
+            metrics=evidence[0], sanity=evidence[1])
 
     c1, c2, c3 = st.columns(3)
     c1.download_button("Overlay PNG", overlay_png, f"{base}_overlay.png", "image/png",
@@ -102,7 +104,11 @@ def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
                         key="heatmap_plot", config={"displaylogo": False})
     with right:
         _details(exp, ctx)
-    _downloads(ctx, exp, preds, alpha, draw, shown)
+    downloads = st.container()
+    st.divider()
+    evidence = trust.section(ctx, exp, draw)  # drawn below the downloads; the report carries what it shows
+    with downloads:
+        _downloads(ctx, exp, preds, alpha, draw, shown, evidence)
 
 
 def main() -> None:
@@ -116,6 +122,9 @@ def main() -> None:
     best = preds[0]
     st.subheader(f"{best.label} — {best.prob:.1%}", anchor=False)
     st.caption(f"Top-1 of {ctx.backbone.display} on {ctx.image.name}")
+    unsure = trust.unsure_message(preds)
+    if unsure:
+        st.warning(unsure, icon=":material/help:")
 
     from cam_core.registry import METHODS
 

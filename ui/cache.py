@@ -201,8 +201,11 @@ def clear_all(models: bool = False) -> None:
 
     Tests call it to start from a clean slate without reloading the model each time.
     """
+    from . import trust
+
     for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _thumbnail, _display, _checkerboard):
         fn.clear()
+    trust.clear()
     if models:
         get_backbone.clear()
         get_own_backbone.clear()

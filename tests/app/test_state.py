@@ -95,7 +95,7 @@ def test_link_after_an_upload_names_the_upload(app):
 
 @pytest.mark.slow
 def test_links_carry_every_page_s_view(app):
-    app.query_params.update({"compare_methods": "gradcam,saliency", "feature_layer": "blocks.1", "channel": "5",
+    app.query_params.update({"compare_methods": "gradcam,saliency", "feature_layer": "blocks.1.1", "channel": "5",
                              "layers_top_n": "8", "occ_patch": "160", "occ_stride": "160", "occ_fill": "black",
                              "occ_x": "40", "occ_y": "50", "inv_kind": "rotate", "inv_range": "-30,30",
                              "inv_steps": "3", "inv_edge": "reflect", "p.smoothgrad.samples": "7"})
@@ -105,7 +105,7 @@ def test_links_carry_every_page_s_view(app):
     assert at.multiselect(key="w_compare_methods").value == ["gradcam", "saliency"]
     at.switch_page(LAYERS).run()
     _ok(at)
-    assert keyed(at, "selectbox", "feature_layer").value == "blocks.1"
+    assert keyed(at, "selectbox", "feature_layer").value == "blocks.1.1"
     assert keyed(at, "selectbox", "channel").value == 5
     assert keyed(at, "slider", "layers_top_n").value == 8
     at.switch_page(OCCLUSION).run()

@@ -1,0 +1,156 @@
+"""Inspect's "Can I trust this map?" through AppTest, with the real engines: on demand, cached, tied to the map."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from ui.cache import ENGINE_CALLS
+from ui.trust import unsure_message
+
+STEPS = 3  # few curve steps keep the real deletion/insertion run short
+
+
+def _no_problem(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def _verdicts(at) -> list[str]:
+    return [m.value for m in (*at.success, *at.warning) if m.value.startswith("Sanity check ")]
+
+
+def _ask_metrics(at):
+    at.number_input(key="w_trust_steps").set_value(STEPS).run()
+    _no_problem(at)
+    at.button(key="trust_metrics").click().run()
+    _no_problem(at)
+    return at
+
+
+def test_nothing_is_computed_until_asked(app):
+    at = app.run()
+    _no_problem(at)
+    assert "Can I trust this map?" in [e.label for e in at.expander]
+    assert ENGINE_CALLS["evaluate"] == 0 and ENGINE_CALLS["sanity"] == 0
+    captions = " ".join(c.value for c in at.caption)
+    assert f"Expected: {1 + 2 * 28} model runs" in captions and "maps" in captions
+    assert "AUC" not in _text(at) and not _verdicts(at)
+
+
+@pytest.mark.slow
+def test_auc_shown_and_not_recomputed_when_alpha_moves(app):
+    at = _ask_metrics(app.run())
+    assert ENGINE_CALLS["evaluate"] == 1
+    text = _text(at)
+    assert "Deletion AUC: 0." in text and "Insertion AUC: 0." in text
+    assert "lower is better" in text and "higher is better" in text  # MetricResult.explanation, one per score
+    assert any(c.key == "trust_curves" for c in at.get("plotly_chart"))
+    calls = dict(ENGINE_CALLS)
+    at.slider(key="w_alpha").set_value(0.8).run()
+    at.selectbox(key="w_cmap").set_value("viridis").run()
+    _no_problem(at)
+    assert dict(ENGINE_CALLS) == calls
+    assert "Deletion AUC: 0." in _text(at)  # still shown, from the cache
+
+
+@pytest.mark.slow
+def test_sanity_check_verdict_and_thumbnails(app):
+    at = app.run()
+    at.button(key="trust_sanity").click().run()
+    _no_problem(at)
+    assert ENGINE_CALLS["sanity"] == 1
+    verdicts = _verdicts(at)
+    assert len(verdicts) == 1 and ("passed" in verdicts[0] or "failed" in verdicts[0])
+    assert any(c.key == "trust_sanity_plot" for c in at.get("plotly_chart"))
+    captions = [c for el in at.main.get("image") for c in el.captions]
+    assert "original" in captions and any("(ρ=" in c for c in captions)
+    at.slider(key="w_alpha").set_value(0.3).run()
+    assert ENGINE_CALLS["sanity"] == 1 and len(_verdicts(at)) == 1
+
+
+@pytest.mark.slow
+def test_switching_image_or_method_clears_the_results(app):
+    at = _ask_metrics(app.run())
+    at.button(key="trust_sanity").click().run()
+    _no_problem(at)
+    assert "Deletion AUC" in _text(at) and _verdicts(at)
+    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+    assert ENGINE_CALLS["evaluate"] == 1 and ENGINE_CALLS["sanity"] == 1  # nothing computed for the new map
+    # Another method on the first image: also a different map, so nothing is shown either.
+    at.sidebar.selectbox(key="w_sample").set_value("chelsea").run()
+    at.selectbox(key="w_method").set_value("gradcam++").run()
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+
+
+@pytest.mark.slow
+def test_results_are_keyed_to_the_map_and_the_steps(app):
+    at = _ask_metrics(app.run())
+    from ui import trust
+
+    asked = at.session_state[trust._ASKED]
+    assert asked["metrics"] == STEPS and not asked["sanity"]
+    assert asked["key"][2] and asked["key"][3] == "gradcam"  # image digest, method, …
+    at.number_input(key="w_trust_steps").set_value(STEPS + 1).run()  # other steps: other curves, not shown
+    _no_problem(at)
+    assert "Deletion AUC" not in _text(at) and ENGINE_CALLS["evaluate"] == 1
+    at.number_input(key="w_trust_steps").set_value(STEPS).run()  # back: shown again, from the cache
+    assert "Deletion AUC" in _text(at) and ENGINE_CALLS["evaluate"] == 1
+
+
+P = namedtuple("P", "label prob class_idx")
+
+
+def test_unsure_banner_rules():
+    assert unsure_message([P("tabby", 0.03, 281), P("lynx", 0.02, 287)]) == (
+        "The model is unsure: top class tabby at 3%; maps of an unsure prediction are hard to read.")
+    close = unsure_message([P("tabby", 0.45, 281), P("tiger cat", 0.41, 282)])
+    assert close and "within 5 points" in close and "tabby (45%)" in close
+    assert unsure_message([P("tabby", 0.45, 281), P("tiger cat", 0.39, 282)]) is None
+    assert unsure_message([P("tabby", 0.20, 281)]) is None
+
+
+def test_agreement_is_the_mean_pairwise_spearman():
+    from scipy.stats import spearmanr
+
+    from ui.trust import agreement
+
+    rng = np.random.default_rng(0)
+    maps = [rng.random((6, 5)) for _ in range(3)]
+    maps[1][:2] = 0.0  # ties
+    expected = np.mean([spearmanr(maps[i].ravel(), maps[j].ravel())[0] for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert agreement(maps) == pytest.approx(expected, abs=1e-12)
+    assert agreement(maps[:1]) is None
+    assert agreement([maps[0], np.zeros((6, 5))]) is None  # a blank map has no ranking
+
+
+@pytest.mark.slow
+def test_compare_scores_every_method_ranked_by_deletion(app):
+    at = app.run()
+    at.number_input(key="w_trust_steps").set_value(2).run()  # Compare scores with Inspect's curve steps
+    at.switch_page("pages/compare.py").run()
+    _no_problem(at)
+    assert [m.label for m in at.metric] == ["Agreement between the maps"]
+    assert at.metric[0].value.startswith("ρ = ")
+    assert ENGINE_CALLS["evaluate"] == 0
+    at.button(key="trust_compare").click().run()
+    _no_problem(at)
+    chosen = at.multiselect(key="w_compare_methods").value
+    assert ENGINE_CALLS["evaluate"] == len(chosen)
+    scored = [c.value for c in at.caption if c.value.startswith("deletion AUC ")]
+    assert len(scored) == len(chosen)
+    assert "**Ranked by deletion AUC**" in _text(at)
+    table = at.dataframe[0].value
+    assert list(table["rank"]) == list(range(1, len(chosen) + 1))
+    assert list(table["deletion AUC"]) == sorted(table["deletion AUC"])
+    at.slider(key="w_alpha").set_value(0.2).run()  # alpha: no recompute, scores still shown
+    assert ENGINE_CALLS["evaluate"] == len(chosen)
+    assert len([c for c in at.caption if c.value.startswith("deletion AUC ")]) == len(chosen)

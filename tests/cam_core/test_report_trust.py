@@ -1,0 +1,67 @@
+"""cam_core.report with the trust results: scores, curves (SVG points and a table) and the sanity verdict —
+only for what was computed."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from PIL import Image
+
+from cam_core.metrics import Curve, MetricResult
+from cam_core.report import build_report, curves_svg
+from cam_core.sanity import SanityResult, StageResult
+
+
+def _metric(name: str, y: list[float], higher: bool) -> MetricResult:
+    x = np.linspace(0.0, 1.0, len(y))
+    return MetricResult(name=name, score=float(np.trapezoid(y, x)), curve=Curve(x, np.array(y), "fraction", "prob"),
+                        explanation=f"{name} explained <plainly>", higher_is_better=higher, class_idx=3)
+
+
+def _sanity() -> SanityResult:
+    heat = np.zeros((4, 4), np.float32)
+    stages = [StageResult("head", ("head",), 0.1234, 0.2, 0.0, heat, False),
+              StageResult("body", ("body",), float("nan"), 0.0, 0.0, heat, True)]
+    return SanityResult(method="gradcam", layer="l", class_idx=3, mode="cascading", seed=0, original=heat,
+                        edge_rho=0.0, stages=stages, random_class=1, random_class_rho=0.1, random_class_ssim=0.1,
+                        random_class_heatmap=heat, passed=True, verdict="passed: it changed",
+                        class_verdict="class check: differs", elapsed_ms=1.0)
+
+
+def _report(**kw) -> str:
+    img = Image.new("RGB", (8, 6), "white")
+    return build_report(original=img, overlay=img, image_name="a.png", model="m", method="Grad-CAM", layer="l",
+                        class_idx=3, class_label="cat", params={}, top=[], **kw)
+
+
+def test_nothing_computed_nothing_added():
+    page = _report()
+    assert "Can I trust" not in page and "<svg" not in page
+
+
+def test_scores_curves_and_verdict():
+    deletion = _metric("deletion", [1.0, 0.5, 0.0], higher=False)
+    insertion = _metric("insertion", [0.0, 0.25, 1.0], higher=True)
+    page = _report(metrics={"deletion": deletion, "insertion": insertion}, sanity=_sanity())
+    # AUCs by hand (trapezoids): deletion (1+.5)/4 + (.5+0)/4 = .5; insertion (0+.25)/4 + (.25+1)/4 = .375
+    assert "<td>deletion</td><td>0.5000</td><td>lower</td>" in page
+    assert "<td>insertion</td><td>0.3750</td><td>higher</td>" in page
+    assert "deletion explained &lt;plainly&gt;" in page  # escaped
+    # the curve's points, in the table and in the SVG (x from 32 to 388, y from 188 (0) to 32 (1))
+    assert "<tr><td>0.500</td><td>0.5000</td><td>0.2500</td></tr>" in page
+    polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', page)
+    assert polylines[0] == "32.0,32.0 210.0,110.0 388.0,188.0"
+    assert polylines[1] == "32.0,188.0 210.0,149.0 388.0,32.0"
+    assert "<strong>passed: it changed</strong>. class check: differs." in page
+    assert "<td>head</td><td>0.123</td>" in page and "<td>body</td><td>— (blank map)</td>" in page
+
+
+def test_only_the_sanity_check():
+    page = _report(sanity=_sanity())
+    assert "Sanity check" in page and "Faithfulness" not in page and "<svg" not in page
+
+
+def test_svg_is_standalone():
+    svg = curves_svg({"a": ([0, 1], [2.0, -1.0])}, "x", "y")  # clipped to the frame
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and "script" not in svg
+    assert 'points="32.0,32.0 388.0,188.0"' in svg
