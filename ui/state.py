@@ -41,7 +41,7 @@ URL_KEYS: dict[str, Any] = {
     # Layers (feature_layer is shared with Invariance)
     "feature_layer": str, "channel": int, "layers_top_n": int, "feature_cmap": str,
     # Occlusion: settings and the probe (patch centre in photo pixels)
-    "occ_patch": int, "occ_stride": int, "occ_fill": str, "occ_x": int, "occ_y": int,
+    "occ_x": int, "occ_y": int,
     # Invariance
     "inv_kind": str, "inv_range": _float_pair, "inv_steps": int, "inv_edge": str,
 }

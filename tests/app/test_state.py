@@ -96,7 +96,7 @@ def test_link_after_an_upload_names_the_upload(app):
 @pytest.mark.slow
 def test_links_carry_every_page_s_view(app):
     app.query_params.update({"compare_methods": "gradcam,saliency", "feature_layer": "blocks.1.1", "channel": "5",
-                             "layers_top_n": "8", "occ_patch": "160", "occ_stride": "160", "occ_fill": "black",
+                             "layers_top_n": "8", "p.occlusion.patch": "160", "p.occlusion.stride": "160", "p.occlusion.fill": "black",
                              "occ_x": "40", "occ_y": "50", "inv_kind": "rotate", "inv_range": "-30,30",
                              "inv_steps": "3", "inv_edge": "reflect", "p.smoothgrad.samples": "7"})
     at = app.run()
