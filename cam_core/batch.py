@@ -63,6 +63,7 @@ class BatchResult:
     image: Image.Image | None = field(default=None, repr=False)  # the image, long side ≤ KEEP_SIDE
     elapsed_ms: float = 0.0
     error: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # metric name -> score (cam_core.evaluate)
 
     @property
     def ok(self) -> bool:
@@ -174,10 +175,13 @@ def gather(files: Iterable[tuple[str, bytes]], *, max_items: int = MAX_ITEMS) ->
 
 def explain_item(item: Item, model: nn.Module, preprocess: Callable[[Image.Image], Any],
                  categories: Sequence[str], method: str, layer: str | None = None,
-                 params: dict[str, Any] | None = None, *, keep_side: int = KEEP_SIDE) -> BatchResult:
-    """Decode ``item`` and explain its top-1 class with ``method``; any failure becomes ``error`` (one line)."""
+                 params: dict[str, Any] | None = None, *, keep_side: int = KEEP_SIDE,
+                 metrics: Sequence[str] = (), settings: dict[str, Any] | None = None) -> BatchResult:
+    """Decode ``item`` and explain its top-1 class with ``method``, then score the map with ``metrics``
+    (``cam_core.evaluate``); any failure becomes ``error`` (one line)."""
     from .explain import explain
     from .imaging import load_image
+    from .metrics import evaluate
 
     started = time.perf_counter()
     result = BatchResult(item.name, method)
@@ -186,7 +190,11 @@ def explain_item(item: Item, model: nn.Module, preprocess: Callable[[Image.Image
         return result
     try:
         image = load_image(item.data, name=item.name)
-        exp = explain(model, preprocess(image), method, layer, None, **dict(params or {}))
+        x = preprocess(image)
+        exp = explain(model, x, method, layer, None, **dict(params or {}))
+        if metrics:
+            scored = evaluate(model, x, exp, tuple(metrics), exp.class_idx, **dict(settings or {}))
+            result.scores = {name: float(r.score) for name, r in scored.items()}
         result.layer, result.class_idx, result.prob = exp.layer, exp.class_idx, exp.prob
         if exp.class_idx is not None:
             result.label = categories[exp.class_idx] if exp.class_idx < len(categories) else f"class {exp.class_idx}"
@@ -208,11 +216,13 @@ def explain_item(item: Item, model: nn.Module, preprocess: Callable[[Image.Image
 def run_batch(items: Sequence[Item], model: nn.Module, preprocess: Callable[[Image.Image], Any],
               categories: Sequence[str], method: str, layer: str | None = None,
               params: dict[str, Any] | None = None, *,
-              progress: Callable[[int, int], None] | None = None) -> list[BatchResult]:
+              progress: Callable[[int, int], None] | None = None, metrics: Sequence[str] = (),
+              settings: dict[str, Any] | None = None) -> list[BatchResult]:
     """``explain_item`` for every item in order, calling ``progress(done, total)`` after each."""
     results = []
     for i, item in enumerate(items):
-        results.append(explain_item(item, model, preprocess, categories, method, layer, params))
+        results.append(explain_item(item, model, preprocess, categories, method, layer, params, metrics=metrics,
+                                    settings=settings))
         if progress is not None:
             progress(i + 1, len(items))
     return results
@@ -239,11 +249,20 @@ def overlays_zip(results: Sequence[BatchResult], alpha: float = 0.5, cmap: str =
 
 
 def predictions_csv(results: Sequence[BatchResult]) -> str:
-    """The predictions as CSV text: one row per file (``CSV_COLUMNS``), the error column filled for failures."""
+    """The predictions as CSV text: one row per file (``CSV_COLUMNS``, then one column per metric scored), the
+    error column filled for failures; with metrics, a last row ``mean`` holds each metric's mean over the files."""
+    metric_names = list(dict.fromkeys(name for r in results for name in r.scores))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *metric_names])
     for r in results:
         writer.writerow([r.name, r.label or "", "" if r.class_idx is None else r.class_idx,
-                         "" if r.prob is None else f"{r.prob:.6f}", r.method, r.layer or "", r.error or ""])
+                         "" if r.prob is None else f"{r.prob:.6f}", r.method, r.layer or "", r.error or "",
+                         *(f"{r.scores[m]:.6f}" if m in r.scores else "" for m in metric_names)])
+    if metric_names:
+        means = []
+        for m in metric_names:
+            values = [r.scores[m] for r in results if m in r.scores]
+            means.append(f"{sum(values) / len(values):.6f}" if values else "")
+        writer.writerow(["mean", "", "", "", "", "", "", *means])
     return out.getvalue()

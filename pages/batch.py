@@ -27,13 +27,17 @@ TILE_SIDE = 384
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def _explain_item(model_key: str, device: str, digest: str, name: str, method: str, layer: str | None,
-                  params: tuple[tuple[str, Any], ...], _backbone: Any, _item: Any) -> Any:
+                  params: tuple[tuple[str, Any], ...], metrics: tuple[str, ...], _backbone: Any, _item: Any) -> Any:
     from cam_core.batch import explain_item
     from ui.cache import ENGINE_CALLS
 
     ENGINE_CALLS["batch_item"] += 1
+    from cam_core.metrics import METRICS
+
+    uses_std = any("pixel_std" in METRICS[m].settings for m in metrics)
+    settings = {"pixel_std": tuple(_backbone.spec.std)} if uses_std else {}
     return explain_item(_item, _backbone.model, _backbone.preprocess, _backbone.categories, method, layer,
-                        dict(params), keep_side=KEEP_SIDE)
+                        dict(params), keep_side=KEEP_SIDE, metrics=metrics, settings=settings)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -68,17 +72,29 @@ def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
 
 
 def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
-         params: dict[str, Any]) -> tuple[list[tuple[Any, str]], float]:
+         params: dict[str, Any], metrics: tuple[str, ...] = ()) -> tuple[list[tuple[Any, str]], float]:
     key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
     bar = st.progress(0.0, text=f"Explaining {len(items)} images…")
     started = time.perf_counter()
     results = []
     for i, (item, digest) in enumerate(items):
         results.append((_explain_item(ctx.model_key, str(ctx.device), digest, item.name, method, layer, key_params,
-                                      ctx.backbone, item), digest))
+                                      metrics, ctx.backbone, item), digest))
         bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {item.name}")
     bar.empty()
     return results, time.perf_counter() - started
+
+
+def _metric_means(results: list[Any], metrics: tuple[str, ...]) -> None:
+    """Each chosen metric's mean over the files that were scored, with its one-line meaning."""
+    from cam_core.metrics import METRICS
+
+    cols = st.columns(len(metrics))
+    for col, name in zip(cols, metrics):
+        values = [r.scores[name] for r in results if name in r.scores]
+        if values:
+            col.metric(f"mean {METRICS[name].display}", f"{sum(values) / len(values):.3f}",
+                       help=METRICS[name].explanation)
 
 
 def _downloads(results: list[Any], method: str, alpha: float, cmap: str) -> None:
@@ -91,7 +107,8 @@ def _downloads(results: list[Any], method: str, alpha: float, cmap: str) -> None
                       width="stretch", disabled=good == 0)
     b.download_button("Predictions CSV", lambda: predictions_csv(results), f"predictions_{method}.csv", "text/csv",
                       icon=":material/table:", on_click="ignore", width="stretch",
-                      help="file, label, class_idx, prob, method, layer, error — one row per file")
+                      help="file, label, class_idx, prob, method, layer, error, then one column per metric — one "
+                           "row per file, and a last row with each metric's mean")
 
 
 @st.fragment
@@ -146,6 +163,13 @@ def main() -> None:
         if spec.params:
             with st.expander(f"{spec.display} parameters"):
                 params = param_inputs(method, ctx.backbone)
+        from cam_core.metrics import METRICS
+
+        scorable = [name for name, m in METRICS.items() if not m.needs_box]
+        metrics = tuple(st.multiselect("Score each map (slower: ~30–60 model runs per metric and image)", scorable,
+                                       default=[], key="w_batch_metrics", format_func=lambda n: METRICS[n].display,
+                                       help="Faithfulness scores per image in the CSV, and their mean "
+                                            "(docs/metrics.md)"))
     try:
         items = _items(list(uploads or []), use_samples)
     except Exception as exc:
@@ -154,12 +178,14 @@ def main() -> None:
     if not items:
         st.warning("No images found in what was uploaded.")
         return
-    results, _ = _run(ctx, items, method, layer, params)
+    results, _ = _run(ctx, items, method, layer, params, metrics)
     bad = sum(not r.ok for r, _ in results)
     compute_s = sum(r.elapsed_ms for r, _ in results) / 1000.0
     st.caption(f"{len(results)} files · {len(results) - bad} explained · {bad} could not be read · "
                f"{spec.display}{f' at {layer}' if layer else ''} · top-1 class of each · "
                f"{compute_s:,.1f} s of compute (results are cached)")
+    if metrics:
+        _metric_means([r for r, _ in results], metrics)
     st.divider()
     key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
     _gallery(ctx, results, method, key_params)

@@ -176,3 +176,26 @@ def test_an_item_that_arrived_broken_keeps_its_error(net):
     results = run_batch([Item("x.png", b"", "x.png: encrypted ZIP member (cannot read it)")], net, _preprocess,
                         CATEGORIES, "gradcam", "conv2")
     assert results[0].error == "x.png: encrypted ZIP member (cannot read it)"
+
+
+def test_metrics_per_image_in_the_csv_equal_evaluate_and_a_mean_row(net):
+    """Each file's scores are cam_core.evaluate on its own map; the CSV's last row is their plain mean."""
+    from cam_core import evaluate, explain
+    from cam_core.imaging import load_image
+
+    items = gather([("a.png", _png(1)), ("b.png", _png(2)), ("broken.png", b"nope")])
+    results = run_batch(items, net, _preprocess, CATEGORIES, "gradcam", "relu2", metrics=("deletion", "insertion"),
+                        settings={"steps": 4})
+    for item, result in zip(items[:2], results[:2]):
+        x = _preprocess(load_image(item.data, name=item.name))
+        exp = explain(net, x, "gradcam", "relu2")
+        direct = evaluate(net, x, exp.heatmap, ("deletion", "insertion"), exp.class_idx, steps=4)
+        assert result.scores == pytest.approx({k: v.score for k, v in direct.items()}, abs=1e-9)
+    assert not results[2].ok and results[2].scores == {}
+    rows = list(csv.reader(io.StringIO(predictions_csv(results))))
+    assert rows[0] == [*CSV_COLUMNS, "deletion", "insertion"]
+    mean = rows[-1]
+    assert mean[0] == "mean"
+    for col, name in ((len(CSV_COLUMNS), "deletion"), (len(CSV_COLUMNS) + 1, "insertion")):
+        by_hand = (results[0].scores[name] + results[1].scores[name]) / 2
+        assert float(mean[col]) == pytest.approx(by_hand, abs=1e-6)
