@@ -1,6 +1,8 @@
 """Invariance and Batch pages through AppTest: each renders its main output, bad input shows st.error."""
 from __future__ import annotations
 
+import pytest
+
 from tests.app.conftest import png_bytes
 
 BATCH = "pages/batch.py"
@@ -96,3 +98,20 @@ def test_invariance_with_a_broken_upload_shows_error(app):
     at.sidebar.file_uploader[0].set_value(("broken.png", b"not an image", "image/png")).run()
     _no_exception(at)
     assert any(e.value.startswith("broken.png: ") for e in at.error)
+
+
+@pytest.mark.slow
+def test_batch_scores_each_map_when_asked_and_shows_the_mean(app):
+    from ui.cache import ENGINE_CALLS
+
+    at = app.run()
+    at.switch_page(BATCH).run()
+    at.file_uploader(key="batch_files").set_value([("cat.png", png_bytes("chelsea"), "image/png")]).run()
+    assert not at.get("metric")  # nothing scored until asked
+    at.multiselect(key="w_batch_metrics").set_value(["deletion"]).run()
+    _no_exception(at)
+    shown = [m for m in at.get("metric") if "Deletion" in m.label]
+    assert len(shown) == 1 and 0.0 <= float(shown[0].value) <= 1.0
+    before = ENGINE_CALLS["batch_item"]
+    at.multiselect(key="w_batch_metrics").set_value(["deletion"]).run()  # same choice: cached
+    assert ENGINE_CALLS["batch_item"] == before
