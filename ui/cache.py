@@ -182,18 +182,40 @@ def _explain(model_key: str, device: str, image_digest: str, method: str, layer:
 def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_idx: int | None = None,
                    params: dict[str, Any] | None = None) -> "Explanation":
     """``cam_core.explain`` on the context's image, cached by image hash + model + device + method + layer
-    + class + parameters. Occlusion and SmoothGrad show a progress bar while they run.
+    + class + parameters. Occlusion and SmoothGrad show a progress bar while they run. A result that holds
+    every class (occlusion) is kept once per view without the class: another class is derived from it
+    (``cam_core.class_switch``), never recomputed.
 
     Raises ``CamError`` (not cached) for anything the person can fix; show it with ``ui.widgets.show_error``.
     """
     from cam_core.registry import get_method
 
+    from cam_core.class_switch import for_class, switchable
+
     assert ctx.image is not None
     # Defaults filled in, so that {} and the same values spelled out share one cache entry.
     resolved = get_method(method).resolve_params(dict(params or {}))
     key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in resolved.items()))
-    return _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer,
-                    None if class_idx is None else int(class_idx), key_params, _backbone_of(ctx), ctx.image.image)
+    cls = None if class_idx is None else int(class_idx)
+    # A result that holds every class (occlusion's windows) serves any other class with no forward pass.
+    slot = _any_class(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, key_params)
+    known = slot.get("exp")
+    if known is not None:
+        if known.class_idx == cls:
+            return known
+        return for_class(known, cls)
+    exp = _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, cls, key_params,
+                   _backbone_of(ctx), ctx.image.image)
+    if switchable(exp):
+        slot["exp"] = exp
+    return exp
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _any_class(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
+               params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """A holder, keyed WITHOUT the class, for the first explanation of this view that serves every class."""
+    return {}
 
 
 def clear_all(models: bool = False) -> None:
@@ -203,7 +225,8 @@ def clear_all(models: bool = False) -> None:
     """
     from . import trust
 
-    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _thumbnail, _display, _checkerboard):
+    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _any_class, _thumbnail, _display,
+               _checkerboard):
         fn.clear()
     trust.clear()
     if models:
