@@ -156,7 +156,8 @@ def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _explain(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
-             class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any) -> Any:
+             class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any,
+             _expected: Any = None) -> Any:
     from cam_core.explain import explain
     from cam_core.registry import get_method
 
@@ -165,7 +166,8 @@ def _explain(model_key: str, device: str, image_digest: str, method: str, layer:
     spec = get_method(method)
     if not spec.long_running:
         return explain(_backbone.model, x, method, layer, class_idx, **dict(params))
-    display = spec.display
+    # ``_expected`` (a callable: only a real run pays for the estimate) → "about 12 s" in the bar's text
+    display = f"{spec.display} ({_expected()})" if _expected is not None else spec.display
     # Created inside the cached function so that Streamlit can replay (create, then clear) it on a hit.
     bar = st.progress(0.0, text=f"{display}: starting…")
 
@@ -204,8 +206,11 @@ def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_
         if known.class_idx == cls:
             return known
         return for_class(known, cls)
+    def expected() -> str:
+        return expected_text(ctx, method, resolved)
+
     exp = _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, cls, key_params,
-                   _backbone_of(ctx), ctx.image.image)
+                   _backbone_of(ctx), ctx.image.image, expected)
     if switchable(exp):
         slot["exp"] = exp
     return exp
@@ -216,6 +221,23 @@ def _any_class(model_key: str, device: str, image_digest: str, method: str, laye
                params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     """A holder, keyed WITHOUT the class, for the first explanation of this view that serves every class."""
     return {}
+
+
+def expected_text(ctx: "Context", method: str, params: dict[str, Any] | None = None) -> str:
+    """What a long method's run should cost, before it starts: "about 12 s", "first run: timing it" (nothing
+    measured yet), or "time not estimated" (a method without an estimate)."""
+    from cam_core.registry import get_method
+
+    assert ctx.image is not None
+    spec = get_method(method)
+    if spec.estimate is None:
+        return "time not estimated"
+    backbone = _backbone_of(ctx)
+    x = backbone.preprocess(ctx.image.image)
+    seconds = spec.expected_seconds(backbone.model, x, dict(params or {}))
+    if seconds is None:
+        return "first run: timing it"
+    return f"about {seconds:,.0f} s" if seconds >= 1 else "about 1 s"
 
 
 def clear_all(models: bool = False) -> None:
