@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cam_core.registry import METHODS
-from tests.app.conftest import png_bytes
+from tests.app.conftest import keyed, png_bytes
 from ui.cache import ENGINE_CALLS
 
 
@@ -96,3 +96,10 @@ def test_compare_runs_a_long_method_only_when_its_toggle_is_on(app):
     assert at.toggle(key="w_compare_run_occlusion").label.endswith(" s)")
     at.slider(key="w_alpha").set_value(0.3).run()
     assert ENGINE_CALLS["explain"] == 2
+    at.selectbox(key="w_cmap").set_value("inferno").run()
+    assert ENGINE_CALLS["explain"] == 2
+    # a class change recomputes Grad-CAM (a new view) but not occlusion (derived from its windows)
+    keyed(at, "selectbox", "class").set_value(967).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ENGINE_CALLS["explain"] == 3
+    assert at.toggle(key="w_compare_run_occlusion").value is True
