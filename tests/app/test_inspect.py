@@ -258,3 +258,6 @@ def test_changing_the_class_of_an_occlusion_view_costs_no_forward_pass(app):
     assert shown.class_idx == direct.class_idx == 967
     np.testing.assert_allclose(shown.heatmap, direct.heatmap, atol=1e-6)
     assert abs(shown.prob - direct.prob) < 1e-6
+    # what a long run shows before it starts: measured now, so a time
+    assert cache.expected_text(ctx, "occlusion", params).startswith("about ")
+    assert cache.expected_text(ctx, "scorecam") == "time not estimated"
