@@ -297,7 +297,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\hat L^c = \frac{1}{n}\sum_{i=1}^{n} L^c_{\text{Grad-CAM++}}(x + \varepsilon_i)",
         "Steadier than Grad-CAM++ on one image.", "n forward+backward passes.",
         needs_layer=True, long_running=True, aliases=("smoothgradcampp", "smooth_gradcam++"),
-        params=_SMOOTH_PARAMS),
+        estimate=_items_estimate("samples", grad=True), params=_SMOOTH_PARAMS),
     MethodSpec(
         "integrated_gradients", "Integrated Gradients", "pixel", integrated_gradients.run_integrated_gradients,
         "Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",

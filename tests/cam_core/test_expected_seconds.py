@@ -35,3 +35,16 @@ def test_rise_estimate_is_unknown_until_timed_then_proportional_to_the_masks():
     explain(net, x, "rise", masks=64, cells=4)
     few, many = spec.expected_seconds(net, x, {"masks": 64}), spec.expected_seconds(net, x, {"masks": 640})
     assert few is not None and few > 0 and many == pytest.approx(10 * few)
+
+
+@pytest.mark.parametrize("method,count,kw", [("smoothgrad", "samples", {}),
+                                             ("integrated_gradients", "steps", {})])
+def test_gradient_methods_estimate_from_their_own_timing(method, count, kw):
+    net = seeded(GapNet(classes=2))
+    x = X[:, :, :14, :14].clone() if method == "smoothgrad" else X[:, :, :12, :12].clone()
+    spec = get_method(method)
+    assert spec.expected_seconds(net, x, {count: 8}) is None
+    explain(net, x, method, **{count: 8}, **kw)
+    eight = spec.expected_seconds(net, x, {count: 8})
+    assert eight is not None and eight > 0
+    assert spec.expected_seconds(net, x, {count: 80}) == pytest.approx(10 * eight)
