@@ -70,6 +70,15 @@ class MethodSpec:
     needs_layer: bool = False  # works on a chosen layer (layer CAMs, and products that contain one)
     long_running: bool = False  # many forward passes: show an estimate first, a progress bar, run on request
     aliases: tuple[str, ...] = ()  # other names accepted by ``get_method`` (CLI, URLs)
+    #: (model, x, resolved params) → seconds a run will take, from this process's measurements; ``None``
+    #: when not known yet (or when the method has no estimate)
+    estimate: Callable[[Any, Any, dict[str, Any]], float | None] | None = None
+
+    def expected_seconds(self, model: Any, x: Any, params: dict[str, Any]) -> float | None:
+        """Seconds a run on ``x`` with ``params`` (defaults filled in) should take; ``None`` if unknown."""
+        if self.estimate is None:
+            return None
+        return self.estimate(model, x, self.resolve_params(params))
 
     def run(self, target: Target, params: dict[str, Any]) -> MapResult:
         return self.fn(target, **params)
@@ -92,6 +101,22 @@ _SMOOTH_PARAMS = {
     "seed": _SEED,
     "chunk": _CHUNK,
 }
+
+
+def _items_estimate(count_param: str, grad: bool) -> Callable[[Any, Any, dict[str, Any]], float | None]:
+    """An estimate for a method running ``params[count_param]`` batched copies of the input."""
+    def estimate(model: Any, x: Any, params: dict[str, Any]) -> float | None:
+        from .batching import estimate_seconds
+
+        return estimate_seconds(model, x, int(params[count_param]), grad=grad)
+    return estimate
+
+
+def _occlusion_estimate(model: Any, x: Any, params: dict[str, Any]) -> float | None:
+    return occlusion.estimate_occlusion_seconds(model, x, params["patch"], params["stride"],
+                                                engine=params["engine"], measure=True)
+
+
 _FILL = ParamSpec(object, 0.0, "a value in normalized input space (0 = dataset mean), one or one per channel")
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
@@ -144,7 +169,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\hat M_c(x) = \frac{1}{n}\sum_{i=1}^{n} \frac{\partial y^c}{\partial x}\big(x + \varepsilon_i\big),\quad "
         r"\varepsilon_i \sim \mathcal N(0, \sigma^2)",
         "Much cleaner than plain gradients; seedable, so reproducible.", "n forward+backward passes.",
-        long_running=True,
+        long_running=True, estimate=_items_estimate("samples", grad=True),
         params=_SMOOTH_PARAMS),
     MethodSpec(
         "guided_backprop", "Guided backprop", "pixel", GUIDED_BACKPROP.run,
@@ -183,7 +208,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"M(i,j) = \operatorname*{mean}_{w \ni (i,j)} \big[p^c(x) - p^c(x_{\setminus w})\big]",
         "Model-agnostic, easy to trust: it measures the output directly.",
         "One forward pass per position; blurry at the patch scale.",
-        long_running=True,
+        long_running=True, estimate=_occlusion_estimate,
         params={
             "patch": ParamSpec(int, 32, "occluder side in input pixels", 1, 512, 1),
             "stride": ParamSpec(int, 16, "step between positions in input pixels", 1, 512, 1),
@@ -272,7 +297,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\hat L^c = \frac{1}{n}\sum_{i=1}^{n} L^c_{\text{Grad-CAM++}}(x + \varepsilon_i)",
         "Steadier than Grad-CAM++ on one image.", "n forward+backward passes.",
         needs_layer=True, long_running=True, aliases=("smoothgradcampp", "smooth_gradcam++"),
-        params=_SMOOTH_PARAMS),
+        estimate=_items_estimate("samples", grad=True), params=_SMOOTH_PARAMS),
     MethodSpec(
         "integrated_gradients", "Integrated Gradients", "pixel", integrated_gradients.run_integrated_gradients,
         "Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
@@ -282,7 +307,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"\mathrm{IG}_i(x) = (x_i - x'_i)\int_0^1 \frac{\partial y^c}{\partial x_i}\big(x' + \alpha(x - x')\big)\,d\alpha",
         "Satisfies completeness and sensitivity; the gap left by the finite sum is reported.",
         "Depends on the baseline; `steps` forward+backward passes.",
-        long_running=True, aliases=("ig", "integratedgradients"),
+        long_running=True, aliases=("ig", "integratedgradients"), estimate=_items_estimate("steps", grad=True),
         params={
             "steps": ParamSpec(int, 64, "points on the path (trapezoid rule)", 2, 1024, 1),
             "baseline": ParamSpec(str, "fill", "the path's start: a fill colour, or a Gaussian blur of the image",
@@ -299,7 +324,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"M = \frac{1}{N\,p}\sum_{i=1}^{N} p^c(x \odot m_i)\, m_i",
         "Model-agnostic (a black box is enough); seeded, so reproducible.",
         "Hundreds to thousands of forward passes; a grainy map at low N.",
-        long_running=True,
+        long_running=True, estimate=_items_estimate("masks", grad=False),
         params={
             "masks": ParamSpec(int, 1000, "random masks (N)", 1, 20000, 1),
             "cells": ParamSpec(int, 8, "mask grid cells per side", 2, 64, 1),

@@ -1,7 +1,8 @@
 """Compare: one image, several methods side by side on the same class and layer, each with its time.
 
 Alpha, colormap and display scale are shared and live in an ``st.fragment``: moving them never recomputes
-a map. Every tile holds one overlay of the same size, so the grid has no holes; pixel-space gradients,
+a map. Long methods run only once their "Run …" toggle is on (each shows its expected time first). Every tile
+holds one overlay of the same size, so the grid has no holes; pixel-space gradients,
 which only some methods have, sit in their own row of tiles below.
 """
 from __future__ import annotations
@@ -18,6 +19,36 @@ from ui.widgets import predictions_or_error, show_error, stored_params
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "guided_gradcam"]
 PER_ROW = 4
+
+
+def _run_toggles(ctx: Any, methods: list[str]) -> dict[str, str]:
+    """A "Run … (about N s)" toggle per long method, off until switched on; returns the long methods left
+    off, each with its expected time. What was switched on stays on for the session, whatever the label."""
+    from cam_core.registry import METHODS
+
+    long = [m for m in methods if METHODS[m].long_running]
+    if not long:
+        return {}
+    on: set[str] = st.session_state.setdefault(_RUN_ON, set())
+    waiting: dict[str, str] = {}
+    for col, method in zip(st.columns(len(long)), long):
+        spec = METHODS[method]
+        try:
+            expected = cache.expected_text(ctx, method, stored_params(method, ctx.backbone))
+        except Exception:  # bad stored parameters: the run itself will say why
+            expected = "time not estimated"
+        with col:
+            chosen = st.toggle(f"Run {spec.display} ({expected})", value=method in on,
+                               key=f"w_compare_run_{method}",
+                               help="A long method: many forward passes. Computed maps are kept; the class "
+                                    "of an occlusion map changes without a new run.")
+        (on.add if chosen else on.discard)(method)
+        if not chosen:
+            waiting[method] = expected
+    return waiting
+
+
+_RUN_ON = "compare_run_long"
 
 
 def _method_select() -> list[str]:
@@ -41,7 +72,8 @@ def _tiles(items: list[tuple[str, Any]], per_row: int) -> None:
 
 
 @st.fragment
-def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any]) -> None:
+def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
+          waiting: dict[str, str] | None = None) -> None:
     """The overlays, redrawn alone when alpha, colormap or display scale moves (maps come from the cache)."""
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
@@ -52,7 +84,8 @@ def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any]) -> N
     state.sync_query_params()
     draw_cmap = map_cmap(cmap, signed)
     thumb = cache.display_image(ctx.image)
-    per_row = max(1, min(len(results), PER_ROW))
+    waiting = waiting or {}
+    per_row = max(1, min(len(results) + len(waiting), PER_ROW))
     label = None
 
     def tile(method: str, exp: Any) -> Any:
@@ -71,7 +104,11 @@ def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any]) -> N
             checkerboard_note(None, exp)
         return draw
 
-    _tiles([(METHODS[m].display, tile(m, e)) for m, e in results], per_row)
+    def idle(expected: str) -> Any:
+        return lambda: st.info(f"Long method: switch on to run ({expected})", icon=":material/schedule:")
+
+    _tiles([(METHODS[m].display, tile(m, e)) for m, e in results]
+           + [(METHODS[m].display, idle(t)) for m, t in waiting.items()], per_row)
     ok = [e for _, e in results if not isinstance(e, BaseException)]
     if ok:
         label = target_label(ok[0], ctx.backbone.categories)
@@ -109,10 +146,13 @@ def main() -> None:
         st.info("Pick at least one method.")
         return
 
+    waiting = _run_toggles(ctx, methods)
     results: list[tuple[str, Any]] = []
     progress = st.progress(0.0, text="Computing…")
     for i, method in enumerate(methods):
         spec = METHODS[method]
+        if method in waiting:
+            continue
         progress.progress(i / len(methods), text=f"Computing {spec.display} ({i + 1} of {len(methods)})…")
         try:
             exp = cache.explain_cached(ctx, method, layer if spec.needs_layer else None, class_idx,
@@ -123,7 +163,7 @@ def main() -> None:
     progress.empty()
     st.divider()
     scores = trust.compare_scores(ctx, results)
-    _grid(ctx, results, scores)
+    _grid(ctx, results, scores, waiting)
     trust.compare_summary(results, scores)
 
 

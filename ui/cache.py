@@ -156,7 +156,8 @@ def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _explain(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
-             class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any) -> Any:
+             class_idx: int | None, params: tuple[tuple[str, Any], ...], _backbone: Any, _image: Any,
+             _expected: Any = None) -> Any:
     from cam_core.explain import explain
     from cam_core.registry import get_method
 
@@ -165,7 +166,8 @@ def _explain(model_key: str, device: str, image_digest: str, method: str, layer:
     spec = get_method(method)
     if not spec.long_running:
         return explain(_backbone.model, x, method, layer, class_idx, **dict(params))
-    display = spec.display
+    # ``_expected`` (a callable: only a real run pays for the estimate) → "about 12 s" in the bar's text
+    display = f"{spec.display} ({_expected()})" if _expected is not None else spec.display
     # Created inside the cached function so that Streamlit can replay (create, then clear) it on a hit.
     bar = st.progress(0.0, text=f"{display}: starting…")
 
@@ -182,18 +184,60 @@ def _explain(model_key: str, device: str, image_digest: str, method: str, layer:
 def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_idx: int | None = None,
                    params: dict[str, Any] | None = None) -> "Explanation":
     """``cam_core.explain`` on the context's image, cached by image hash + model + device + method + layer
-    + class + parameters. Occlusion and SmoothGrad show a progress bar while they run.
+    + class + parameters. Occlusion and SmoothGrad show a progress bar while they run. A result that holds
+    every class (occlusion) is kept once per view without the class: another class is derived from it
+    (``cam_core.class_switch``), never recomputed.
 
     Raises ``CamError`` (not cached) for anything the person can fix; show it with ``ui.widgets.show_error``.
     """
     from cam_core.registry import get_method
 
+    from cam_core.class_switch import for_class, switchable
+
     assert ctx.image is not None
     # Defaults filled in, so that {} and the same values spelled out share one cache entry.
     resolved = get_method(method).resolve_params(dict(params or {}))
     key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in resolved.items()))
-    return _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer,
-                    None if class_idx is None else int(class_idx), key_params, _backbone_of(ctx), ctx.image.image)
+    cls = None if class_idx is None else int(class_idx)
+    # A result that holds every class (occlusion's windows) serves any other class with no forward pass.
+    slot = _any_class(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, key_params)
+    known = slot.get("exp")
+    if known is not None:
+        if known.class_idx == cls:
+            return known
+        return for_class(known, cls)
+    def expected() -> str:
+        return expected_text(ctx, method, resolved)
+
+    exp = _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, cls, key_params,
+                   _backbone_of(ctx), ctx.image.image, expected)
+    if switchable(exp):
+        slot["exp"] = exp
+    return exp
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _any_class(model_key: str, device: str, image_digest: str, method: str, layer: str | None,
+               params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """A holder, keyed WITHOUT the class, for the first explanation of this view that serves every class."""
+    return {}
+
+
+def expected_text(ctx: "Context", method: str, params: dict[str, Any] | None = None) -> str:
+    """What a long method's run should cost, before it starts: "about 12 s", "first run: timing it" (nothing
+    measured yet), or "time not estimated" (a method without an estimate)."""
+    from cam_core.registry import get_method
+
+    assert ctx.image is not None
+    spec = get_method(method)
+    if spec.estimate is None:
+        return "time not estimated"
+    backbone = _backbone_of(ctx)
+    x = backbone.preprocess(ctx.image.image)
+    seconds = spec.expected_seconds(backbone.model, x, dict(params or {}))
+    if seconds is None:
+        return "first run: timing it"
+    return f"about {seconds:,.0f} s" if seconds >= 1 else "about 1 s"
 
 
 def clear_all(models: bool = False) -> None:
@@ -203,7 +247,8 @@ def clear_all(models: bool = False) -> None:
     """
     from . import trust
 
-    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _thumbnail, _display, _checkerboard):
+    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _any_class, _thumbnail, _display,
+               _checkerboard):
         fn.clear()
     trust.clear()
     if models:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cam_core.registry import METHODS
-from tests.app.conftest import png_bytes
+from tests.app.conftest import keyed, png_bytes
 from ui.cache import ENGINE_CALLS
 
 
@@ -69,3 +69,37 @@ def test_picking_a_sample_replaces_the_upload(app):
     at.sidebar.selectbox(key="w_sample").set_value("rocket").run()
     assert not at.exception
     assert [c for el in at.sidebar.get("image") for c in el.captions][0].startswith("rocket.png")
+
+
+def test_compare_runs_a_long_method_only_when_its_toggle_is_on(app):
+    from cam_core.registry import get_method
+
+    assert get_method("occlusion").long_running
+    app.session_state["view"] = {"params": {"occlusion": {"patch": 96, "stride": 96}},
+                                 "compare_methods": ["gradcam", "occlusion"]}
+    at = app.run()  # Inspect: Grad-CAM
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="w_compare_methods").value == ["gradcam", "occlusion"]
+    assert ENGINE_CALLS["explain"] == 1  # Grad-CAM from Inspect's cache; occlusion not run
+    toggle = at.toggle(key="w_compare_run_occlusion")
+    assert toggle.value is False and toggle.label.startswith("Run Occlusion sensitivity (")
+    assert toggle.label.endswith(" s)") or toggle.label.endswith("timing it)")
+    assert any(i.value.startswith("Long method: switch on to run (") for i in at.info)
+    toggle.set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ENGINE_CALLS["explain"] == 2  # now it ran, once
+    assert not any(i.value.startswith("Long method") for i in at.info)
+    assert sum(1 for c in at.caption if " ms · " in c.value) == 2
+    # measured now: the label gives a time, and the toggle stays on across reruns
+    assert at.toggle(key="w_compare_run_occlusion").value is True
+    assert at.toggle(key="w_compare_run_occlusion").label.endswith(" s)")
+    at.slider(key="w_alpha").set_value(0.3).run()
+    assert ENGINE_CALLS["explain"] == 2
+    at.selectbox(key="w_cmap").set_value("inferno").run()
+    assert ENGINE_CALLS["explain"] == 2
+    # a class change recomputes Grad-CAM (a new view) but not occlusion (derived from its windows)
+    keyed(at, "selectbox", "class").set_value(967).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ENGINE_CALLS["explain"] == 3
+    assert at.toggle(key="w_compare_run_occlusion").value is True

@@ -1,4 +1,5 @@
-"""Inspect page through Streamlit's AppTest: prediction, upload, broken upload, map, no recompute on alpha."""
+"""Inspect page through Streamlit's AppTest: prediction, upload, broken upload, map, no recompute on alpha or
+(for occlusion) on a class change."""
 from __future__ import annotations
 
 from models.labels import IMAGENET_CATEGORIES
@@ -226,3 +227,37 @@ def test_errors_go_to_the_server_log_with_their_traceback(app):
     logged = [r for r in records if r.exc_info and "broken.png" in r.getMessage()]
     assert logged and logged[0].levelno == logging.WARNING
     assert "Traceback" in logging.Formatter().format(logged[0])
+
+
+def test_changing_the_class_of_an_occlusion_view_costs_no_forward_pass(app):
+    import numpy as np
+
+    from cam_core.explain import explain
+    from ui import cache
+
+    app.session_state["view"] = {"method": "occlusion", "params": {"occlusion": {"patch": 96, "stride": 96}}}
+    at = app.run()
+    _no_problem(at)
+    assert ENGINE_CALLS["explain"] == 1
+    keyed(at, "selectbox", "class").set_value(967).run()  # espresso: the map comes from the same windows
+    _no_problem(at)
+    assert ENGINE_CALLS["explain"] == 1
+    assert "espresso (967)" in " ".join(m.value for m in at.markdown)
+    # The page's entry, asked for again here, is derived (no engine run) and equals a fresh explain.
+    import models
+    import torch
+
+    from ui.state import Context, sample_ref
+
+    backbone = cache.get_backbone(models.DEFAULT_MODEL, "cpu")
+    ctx = Context(models.DEFAULT_MODEL, backbone, torch.device("cpu"), "CPU", sample_ref("chelsea"))
+    params = {"patch": 96, "stride": 96}
+    shown = cache.explain_cached(ctx, "occlusion", None, 967, params)
+    assert ENGINE_CALLS["explain"] == 1
+    direct = explain(backbone.model, backbone.preprocess(ctx.image.image), "occlusion", target_class=967, **params)
+    assert shown.class_idx == direct.class_idx == 967
+    np.testing.assert_allclose(shown.heatmap, direct.heatmap, atol=1e-6)
+    assert abs(shown.prob - direct.prob) < 1e-6
+    # what a long run shows before it starts: measured now, so a time
+    assert cache.expected_text(ctx, "occlusion", params).startswith("about ")
+    assert cache.expected_text(ctx, "scorecam") == "time not estimated"
