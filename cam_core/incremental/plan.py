@@ -160,12 +160,19 @@ def trace(model: nn.Module) -> fx.GraphModule | None:
         hit = _traced.get(model)
     if hit is not None and hit[0] == stamp:
         return hit[1]
+    # Tracing runs the model's Python forward with proxies: an attribute a forward assigns (a call counter,
+    # a cache) would be left holding a proxy. Every module's attributes are put back as they were.
+    saved = [(m, dict(m.__dict__)) for m in submodules(model)]
     try:
         tracer = _Tracer()
         graph = tracer.trace(model)
         traced: fx.GraphModule | None = fx.GraphModule(tracer.root, graph)
     except Exception:  # any tracing failure only means: no incremental plan
         traced = None
+    finally:
+        for module, attributes in saved:
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
     with _lock:
         _traced[model] = (stamp, traced)
     return traced

@@ -139,3 +139,12 @@ def test_preview_comes_first_covers_every_pixel_and_the_end_is_the_direct_map():
     assert steps[0][1] <= 4 and torch.isfinite(steps[0][2]).all()
     assert net.seen == 1 + steps[-1][1]
     assert steps[-1][2] == pytest.approx(plain_map(net.net, x, 0, 3, 1), abs=1e-12)
+
+
+def test_tracing_for_the_incremental_engine_leaves_the_models_attributes_alone():
+    """torch.fx runs forward with proxies: a counter the forward updates must still be a plain int afterwards."""
+    net = Counting(seeded(GapNet(), seed=3))
+    auto = occlusion_windows(net, X, patch=4, stride=3)  # "auto" traces the model
+    assert type(net.seen) is int
+    full = occlusion_windows(net.net, X, patch=4, stride=3, engine="full")
+    assert auto.probs == pytest.approx(full.probs, abs=1e-12)
