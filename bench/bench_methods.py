@@ -10,7 +10,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 import models  # noqa: E402
+from timing import interleaved_runs  # noqa: E402
 from cam_core import explain  # noqa: E402
 from cam_core.recorder import record  # noqa: E402
 from cam_core.layers import resolve_layer  # noqa: E402
@@ -36,21 +36,9 @@ SLOW = {"smoothgrad": SMOOTHGRAD, "occlusion": OCCLUSION, "integrated_gradients"
 
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median wall time of each function, run in rounds (one call of each per round) so that load from
-    other processes falls on all of them alike."""
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
+    """Median wall time of each function (``timing.interleaved_runs``)."""
+    return {name: statistics.median(w for w, _ in runs)
+            for name, runs in interleaved_runs(fns, repeats, device).items()}
 
 
 def build(name: str, device: torch.device) -> tuple[torch.nn.Module, str, torch.Tensor]:

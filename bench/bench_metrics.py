@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,26 +24,15 @@ from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 import models  # noqa: E402
+from timing import interleaved_runs  # noqa: E402
 from cam_core import evaluate, explain  # noqa: E402
 
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int,
                    device: torch.device) -> dict[str, tuple[float, float]]:
-    """Median (wall ms, CPU ms) of each function over ``repeats`` rounds, after one warm-up call of each."""
-    for fn in fns.values():  # warm-up; also lets batched_forward learn its chunk size for this model
-        fn()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start, cpu = time.perf_counter(), time.process_time()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(((time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000))
-    return {name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
-            for name, values in times.items()}
+    """Median (wall ms, CPU ms) of each function (``timing.interleaved_runs``)."""
+    return {name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+            for name, runs in interleaved_runs(fns, repeats, device).items()}
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import models  # noqa: E402
+from timing import interleaved_runs  # noqa: E402
 from cam_core import explain  # noqa: E402
 
 TARGETS = {"gradcam": 1.15, "attention_rollout": 1.2}
@@ -28,21 +28,10 @@ TARGETS = {"gradcam": 1.15, "attention_rollout": 1.2}
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int,
                    device: torch.device) -> dict[str, tuple[float, float]]:
-    """(median, minimum) wall time of each function, run in rounds so other processes' load falls on all
-    alike; on a shared machine the minimum is the least disturbed figure."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: (statistics.median(values), min(values)) for name, values in times.items()}
+    """(median, minimum) wall ms of each function (``timing.interleaved_runs``); on a shared machine the
+    minimum is the least disturbed figure."""
+    return {name: (statistics.median(w for w, _ in runs), min(w for w, _ in runs))
+            for name, runs in interleaved_runs(fns, repeats, device).items()}
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from ..batching import memory_cap
 from ..errors import CamError
 from ..recorder import record
 from .base import MapResult, Target
+from .layer_cam import spatial_activation
 
 
 def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
@@ -24,15 +25,10 @@ def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
 
 def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     name = target.layer_name
-    rec = record(target.model, target.x, [name])
-    activations = rec.activations[name]
-    if activations.dim() != 4:
-        raise CamError(f"Ablation-CAM needs a spatial layer; {name!r} outputs shape {tuple(activations.shape)}")
-    a = activations[0].detach()
-    cls = target.cls.resolved(rec.logits)
-    clean = float(rec.logits[0, cls.index])
+    a, logits, cls = spatial_activation(target, "Ablation-CAM")
+    clean = float(logits[0, cls.index])
     channels = a.shape[0]
-    step = int(chunk) if chunk else max(1, min(channels, memory_cap(activations, per_item_factor=8)))
+    step = int(chunk) if chunk else max(1, min(channels, memory_cap(a[None], per_item_factor=8)))
     scores, notes, tail_only = [], [], True
     for start in range(0, channels, step):
         chosen = torch.arange(start, min(channels, start + step), device=a.device)
@@ -55,5 +51,5 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     if clean < 0:
         notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")
     raw = torch.einsum("k,kuv->uv", weights.to(a.dtype), a)
-    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=rec.logits.detach(), notes=notes,
+    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
                      class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})

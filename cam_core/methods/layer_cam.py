@@ -81,6 +81,16 @@ def eigencam(a: torch.Tensor, _g: torch.Tensor | None = None) -> torch.Tensor:
     return torch.stack(out)
 
 
+def spatial_activation(target: Target, method: str) -> tuple[torch.Tensor, torch.Tensor, ClassTarget]:
+    """One no-grad forward: the target layer's map (K×u×v, first image), the logits and the resolved class."""
+    name = target.layer_name
+    rec = record(target.model, target.x, [name])
+    activations = rec.activations[name]
+    if activations.dim() != 4:
+        raise CamError(f"{method} needs a spatial layer; {name!r} outputs shape {tuple(activations.shape)}")
+    return activations[0].detach(), rec.logits.detach(), target.cls.resolved(rec.logits)
+
+
 @dataclass(frozen=True)
 class LayerCam:
     """A layer CAM: its formula and whether it needs the gradient."""

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..batching import batched_forward
-from ..errors import CamError
-from ..recorder import record
 from .base import MapResult, Target
+from .layer_cam import spatial_activation
 
 
 def channel_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -56,13 +55,7 @@ def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch
 
 
 def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:
-    name = target.layer_name
-    rec = record(target.model, target.x, [name])
-    activations = rec.activations[name]
-    if activations.dim() != 4:
-        raise CamError(f"Score-CAM needs a spatial layer; {name!r} outputs shape {tuple(activations.shape)}")
-    a = activations[0].detach()
-    cls = target.cls.resolved(rec.logits)
+    a, logits, cls = spatial_activation(target, "Score-CAM")
     chosen, capped = select_channels(a, int(max_channels))
     weights = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
     if chosen.numel():
@@ -73,5 +66,5 @@ def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapRes
     if capped:
         notes.append(f"approximation: only the {chosen.numel()} channels of highest mean activation (of "
                      f"{a.shape[0]}) were scored; set max_channels to 0 for the exact Score-CAM")
-    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=rec.logits.detach(), notes=notes,
+    return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
                      class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})
