@@ -1,7 +1,7 @@
 """Score every method at every candidate layer on real-photo composites with known boxes: defaults by measurement.
 
 Usage: python bench/localization.py [--model efficientnet_lite0 ...] [--quick] [--count N] [--seed S]
-       [--steps N] [--threads N] [--json FILE]
+       [--steps N] [--threads N] [--methods gradcam,layercam,...] [--json FILE]
 
 The set is ``bench/localization_set.py``: objects cut out of skimage / scikit-learn photos, scaled to 15–35 %
 of the frame side and pasted at seeded positions on real textures. An object is kept only if the model names
@@ -97,7 +97,8 @@ def recognised(bb: models.Backbone) -> dict[str, tuple[int, int]]:
     return kept
 
 
-def run(model_name: str, count: int, seed: int, steps: int, quick: bool) -> dict[str, Any]:
+def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
+        methods: set[str] | None = None) -> dict[str, Any]:
     bb = models.load(model_name)
     model = bb.model
     kept = recognised(bb)
@@ -113,6 +114,8 @@ def run(model_name: str, count: int, seed: int, steps: int, quick: bool) -> dict
         for method, params in SLOW_LAYER_METHODS.items():
             jobs += [(method, layer, params, layer in CURVE_LAYERS) for layer in SCORECAM_LAYERS if layer in cand]
     jobs += [(method, None, params, True) for method, params in PIXEL_METHODS.items()]
+    if methods:
+        jobs = [job for job in jobs if job[0] in methods]
 
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     top1_hits = top5_hits = 0
@@ -199,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)")
+    parser.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     count = args.count or (14 if args.quick else 42)
     results = []
     for name in args.model or ["efficientnet_lite0"]:
-        result = run(name, count, args.seed, args.steps, args.quick)
+        wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
+        result = run(name, count, args.seed, args.steps, args.quick, wanted or None)
         results.append(result)
         print(markdown(result))
         print(f"\n({result['seconds']:.0f} s for {name})\n", flush=True)
