@@ -98,11 +98,11 @@ def recognised(bb: models.Backbone) -> dict[str, tuple[int, int]]:
 
 
 def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
-        methods: set[str] | None = None) -> dict[str, Any]:
+        methods: set[str] | None = None, fraction: tuple[float, float] = lset.FRACTION) -> dict[str, Any]:
     bb = models.load(model_name)
     model = bb.model
     kept = recognised(bb)
-    composites = [c for c in lset.build(count=count, seed=seed) if c.obj in kept]
+    composites = [c for c in lset.build(count=count, seed=seed, fraction=fraction) if c.obj in kept]
     probe = bb.preprocess(composites[0].image)
     cand = candidate_layers(model, probe)
     if quick:
@@ -143,7 +143,7 @@ def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
         done = time.perf_counter() - started
         print(f"  {model_name}: {i + 1}/{len(composites)} composites, {done:.0f} s", file=sys.stderr, flush=True)
     return {
-        "model": model_name, "composites": len(composites), "seed": seed, "steps": steps,
+        "model": model_name, "composites": len(composites), "seed": seed, "steps": steps, "fraction": fraction,
         "objects": {name: {"class": bb.categories[c], "index": c, "rank_on_cutout": r} for name, (c, r) in kept.items()},
         "composite_top1": top1_hits / len(composites), "composite_top5": top5_hits / len(composites),
         "layers": cand, "default_layer": bb.spec.default_layer,
@@ -170,8 +170,9 @@ def best_layers(result: dict[str, Any]) -> dict[str, str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"### {result['model']}: {result['composites']} composites (seed {result['seed']}), "
-             f"deletion/insertion at steps={result['steps']}",
+    lo, hi = result["fraction"]
+    lines = [f"### {result['model']}: {result['composites']} composites (seed {result['seed']}, objects "
+             f"{100 * lo:.0f}–{100 * hi:.0f} % of the frame side), deletion/insertion at steps={result['steps']}",
              "",
              "Objects (class explained; rank on the cut-out alone): " + ", ".join(
                  f"{n} → {o['class']} ({o['rank_on_cutout']})" for n, o in result["objects"].items()) + ".",
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)")
     parser.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
+    parser.add_argument("--fraction", default="0.15,0.35", help="object side / frame side, lo,hi (default 0.15,0.35)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in args.model or ["efficientnet_lite0"]:
         wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
-        result = run(name, count, args.seed, args.steps, args.quick, wanted or None)
+        lo, hi = (float(v) for v in args.fraction.split(","))
+        result = run(name, count, args.seed, args.steps, args.quick, wanted or None, (lo, hi))
         results.append(result)
         print(markdown(result))
         print(f"\n({result['seconds']:.0f} s for {name})\n", flush=True)
