@@ -14,7 +14,8 @@ set). Gradient CAMs run at every candidate layer (the block outputs ``blocks.N``
 the two box metrics; deletion/insertion — 2·steps forward passes per map — run for Grad-CAM and Score-CAM at
 ``CURVE_LAYERS`` only, and for the pixel methods. Score-CAM (``max_channels=64``: approximate, the 64
 channels of highest mean activation) runs at three layers; saliency, SmoothGrad (10 samples) and occlusion
-(patch 32, stride 16) have no layer. Default 42 composites (every object on every texture). ``--quick``: 14 composites, fewer layers, no Score-CAM.
+(patch 32, stride 16) have no layer. Default 42 composites (every object on every texture); ``--quick``: 14
+composites, fewer layers, no Score-CAM; ``--fraction lo,hi`` other object sizes. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
         print(f"  {model_name}: {i + 1}/{len(composites)} composites, {done:.0f} s", file=sys.stderr, flush=True)
     return {
         "model": model_name, "composites": len(composites), "seed": seed, "steps": steps, "fraction": fraction,
-        "objects": {name: {"class": bb.categories[c], "index": c, "rank_on_cutout": r} for name, (c, r) in kept.items()},
+        "objects": {name: {"class": bb.categories[c], "index": c, "rank_on_cutout": r}
+                    for name, (c, r) in kept.items()},
         "composite_top1": top1_hits / len(composites), "composite_top5": top5_hits / len(composites),
         "layers": cand, "default_layer": bb.spec.default_layer,
         "cells": {f"{m}@{layer}": cell.summary() for (m, layer), cell in cells.items()},
