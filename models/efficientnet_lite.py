@@ -89,7 +89,9 @@ def specs() -> dict[str, BackboneSpec]:
             input_size=size,
             mean=LITE_MEAN,
             std=LITE_STD,
-            default_layer="bn2",  # last BN+ReLU6 before global pooling: 1280 channels
+            # last BN+ReLU6 before global pooling (1280 channels); kept by measurement: Grad-CAM's best layer for
+            # pointing and deletion on objects ≥ 1/3 of the frame (docs/benchmarks.md, Localization)
+            default_layer="bn2",
             cam_head=("bn2", "classifier"),  # bn2 → global average pool → one Linear
             classifier="classifier",
             license=LICENSE.replace("liteN", name.rsplit("_", 1)[-1]),
