@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .adapters import adapter_for, check_input
+from .adapters import adapter_for
 from .errors import CamError
-from .hygiene import eval_mode, grad_mode, thread_hooks
+from .hygiene import eval_mode
 
 # Modules that keep the spatial grid but are poor CAM targets (they only pool, drop or pass through).
 _NOT_TARGETS = (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
@@ -67,36 +67,30 @@ def _spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[_Seen]:
     """One dry forward (no autograd) recording, in completion order, modules whose output is a map
     (N×C×H×W, or tokens / channels-last through their adapter)."""
     from .methods.attention import is_attention  # the one definition of an attention module
+    from .recorder import record  # imports this module: imported when first used
 
-    names = {module: name for name, module in model.named_modules()}
+    names = {module: name for name, module in model.named_modules() if module is not model}
+    attention = [m for m in names if is_attention(m)]
+    with eval_mode(model):
+        rec = record(model, x[:1], keep_io=list(names), starts_of=attention)
     seen: list[_Seen] = []
-    started = [0]
-
-    def record(module: nn.Module, _inputs: object, output: object) -> None:
+    started = 0
+    for kind, module in rec.events:
+        if kind == "start":
+            started += 1
+            continue
+        output = rec.io[module][1]
         if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4):
-            return
+            continue
         try:
             adapter = adapter_for(model, names[module], output, x)
         except CamError:
-            return  # tokens that form no grid: not a map
+            continue  # tokens that form no grid: not a map
         if adapter is None:
             shape, layout = tuple(output.shape[1:]), "nchw"
         else:
-            channels = output.shape[-1]
-            shape, layout = (channels, *adapter.grid), adapter.layout
-        seen.append(_Seen(names[module], module, shape, layout, started[0]))
-
-    def attention_starts(_module: nn.Module, _inputs: object) -> None:
-        started[0] += 1
-
-    check_input(model, x)
-    with eval_mode(model), grad_mode(False), thread_hooks() as add:
-        for module in names:
-            if module is not model:
-                add(module, record)
-                if is_attention(module):
-                    add(module, attention_starts, kind="forward_pre")
-        model(x[:1])
+            shape, layout = (output.shape[-1], *adapter.grid), adapter.layout
+        seen.append(_Seen(names[module], module, shape, layout, started))
     return seen
 
 

@@ -43,12 +43,15 @@ class Recording:
     times); ``activations[name]`` is the last. With ``grad_from`` these tensors are in the graph that ends in
     ``logits``, so ``torch.autograd.grad(score, recording.activations[name])`` gives ∂score/∂A.
     ``io[module]``: (positional inputs, output) of the last call of each module in ``keep_io``, in call order.
+    ``events``: ("start", module) for each call of a module in ``starts_of`` and ("end", module) for each call
+    of a module in ``keep_io``, in the order they happened (module order, attention starts).
     """
 
     logits: torch.Tensor | None
     calls: dict[str, list[torch.Tensor]]
     io: dict[nn.Module, tuple[Any, Any]] = field(default_factory=dict)
     adapters: dict[str, LayerAdapter] = field(default_factory=dict)
+    events: list[tuple[str, nn.Module]] = field(default_factory=list)
 
     @property
     def activations(self) -> dict[str, torch.Tensor]:
@@ -58,7 +61,8 @@ class Recording:
 def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
            grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
            keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
-           input_grad: bool = False, adapter_for: AdapterFinder = find_adapter) -> Recording:
+           input_grad: bool = False, starts_of: Iterable[nn.Module] = (),
+           adapter_for: AdapterFinder = find_adapter) -> Recording:
     """Run ``model(x)`` once, recording ``layers``; see the module docstring.
 
     ``grad_from``: names (among ``layers``) whose activations must be differentiable; autograd starts at the
@@ -76,6 +80,7 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     calls: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     adapters: dict[str, LayerAdapter] = {}
     io: dict[nn.Module, tuple[Any, Any]] = {}
+    events: list[tuple[str, nn.Module]] = []
     pending = set(names)
 
     def hook_for(name: str) -> Callable[..., Any]:
@@ -111,6 +116,10 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     def keep(module: nn.Module, inputs: tuple, output: object) -> None:
         io.pop(module, None)  # the dict's order is the order of last calls
         io[module] = (inputs, output)
+        events.append(("end", module))
+
+    def start(module: nn.Module, _inputs: tuple) -> None:
+        events.append(("start", module))
 
     check_input(model, x)
     logits = None
@@ -119,6 +128,8 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
             add(module, hook_for(name))
         for module in keep_io:
             add(module, keep)
+        for module in starts_of:
+            add(module, start, kind="forward_pre")
         try:
             logits = logits_of(model(x))
         except _Stop:
@@ -126,4 +137,4 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     missing = [name for name in names if not calls[name]]
     if missing:
         raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass; pick another layer")
-    return Recording(logits=logits, calls=calls, io=io, adapters=adapters)
+    return Recording(logits=logits, calls=calls, io=io, adapters=adapters, events=events)

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import CamError
-from ..hygiene import eval_mode, grad_mode, submodules, thread_hooks
-from ..targets import logits_of
+from ..hygiene import eval_mode, submodules
+from ..recorder import record
 
 MIN_STAGES = 6
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
@@ -65,14 +65,11 @@ def _first_calls(model: nn.Module, root: nn.Module, x: torch.Tensor) -> tuple[di
     watched = [c for c in root.children() if c is not None]
     watched += [g for c in watched for g in c.children() if g is not None]
 
-    def seen(module: nn.Module, _inputs: object) -> None:
+    with eval_mode(model):
+        rec = record(model, x[:1] if x.dim() == 4 else x[None], starts_of=watched)
+    for _kind, module in rec.events:
         order.setdefault(module, len(order))
-
-    with eval_mode(model), grad_mode(False), thread_hooks() as add:
-        for module in watched:
-            add(module, lambda m, i: seen(m, i), kind="forward_pre")
-        classes = logits_of(model(x[:1] if x.dim() == 4 else x[None])).shape[1]
-    return order, classes
+    return order, rec.logits.shape[1]
 
 
 def _is_norm(module: nn.Module) -> bool:
