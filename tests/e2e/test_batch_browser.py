@@ -71,7 +71,7 @@ def test_occlusion_click_on_the_map_moves_the_patch(page, app_url):
     page.goto(f"{app_url}/occlusion")
     page.get_by_text("positions (patch", exact=False).first.wait_for(timeout=300_000)
     _wait_idle(page)
-    caption = page.get_by_text("Patch 48px at x ", exact=False).first
+    caption = page.get_by_text(re.compile(r"Patch \d+px at x ")).first
     before = caption.inner_text()
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     plot = chart.locator(".nsewdrag").first  # the plotting area
@@ -80,6 +80,6 @@ def test_occlusion_click_on_the_map_moves_the_patch(page, app_url):
     page.wait_for_function("before => ![...document.querySelectorAll('[data-testid=stImage]')]"
                            ".some(e => e.innerText.includes(before))", arg=before, timeout=60_000)
     _wait_idle(page)
-    after = page.get_by_text("Patch 48px at x ", exact=False).first.inner_text()
+    after = page.get_by_text(re.compile(r"Patch \d+px at x ")).first.inner_text()
     x_before, x_after = (int(re.search(r"at x (\d+),", t).group(1)) for t in (before, after))
     assert x_after < x_before  # clicked left of the centre

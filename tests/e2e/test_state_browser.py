@@ -193,7 +193,7 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
     page.get_by_role("heading", name="Layers").wait_for()
     page.get_by_text("Deconvnet projection to pixel space").wait_for(timeout=180_000)
     _wait_idle(page)
-    _pick(page, "Layer", "blocks.2 ·", typed="blocks.2")
+    _pick(page, "Layer", "blocks.2.1 ·", typed="blocks.2.1")  # the grouped list: blocks, not their container
     channel_text = _select_text(page, "Channel")
     options_page = page.locator(MAIN).get_by_role("combobox", name="Channel", exact=True)
     options_page.click()
@@ -210,10 +210,11 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
         other.goto(link)
         other.get_by_text("Deconvnet projection to pixel space").wait_for(timeout=180_000)
         _wait_idle(other)
-        assert _select_text(other, "Layer").startswith("blocks.2  ·")
+        assert "│ blocks.2.1 ·" in _select_text(other, "Layer")
         assert _select_text(other, "Channel") == picked
         # Occlusion's settings and probe, Invariance's transformation, Compare's methods ride in a link too.
-        other.goto(f"{app_url}/occlusion?occ_patch=160&occ_stride=160&occ_fill=black&occ_x=120&occ_y=90")
+        other.goto(f"{app_url}/occlusion?p.occlusion.patch=160&p.occlusion.stride=160&p.occlusion.fill=black"
+                   "&occ_x=120&occ_y=90")
         other.get_by_text("Patch 160px at x 120, y 90").wait_for(timeout=180_000)
         _wait_idle(other)
         assert _select_text(other, "Fill") == "black"
