@@ -71,10 +71,14 @@ class _Timing:
     chunk: int
     seconds_per_item: float
     channels_last: bool = False
+    settled: bool = True  # False: timed on a small call (for estimates only); its chunk size is not a choice
 
 
 _lock = threading.Lock()
 _learned: dict[tuple, _Timing] = {}
+#: A first call learns the chunk size only with at least this many items (enough to climb 2, 4, 8): a
+#: one-image clean forward timed as "chunk 1" would otherwise fix every later call to one image at a time.
+LEARN_FROM = 16
 
 
 def timing_key(model: nn.Module, template: torch.Tensor, grad: bool = False) -> tuple:
@@ -151,9 +155,12 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
     if chunk:
         plan, learning = [max(1, int(chunk))], False
         last = learned.channels_last if learned is not None else False
-    elif learned is not None:
+    elif learned is not None and learned.settled:
         plan, learning = [learned.chunk], False
         last = learned.channels_last
+    elif count < LEARN_FROM:  # too little work to time chunk sizes on (a clean forward): learn nothing from it
+        plan, learning = [max(1, min(count, memory_cap(template)))], False
+        last = False
     else:
         plan, learning = _ladder(template, count), True
         last = True
@@ -206,15 +213,17 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
                 timing = _learned.get(key)
                 if timing is not None and size == timing.chunk and use_last == timing.channels_last:
                     timing.seconds_per_item = 0.5 * (timing.seconds_per_item + per_item)
-                elif timing is None and not chunk:
-                    _learned[key] = _Timing(size, per_item, use_last)
+                elif timing is None and not chunk:  # a small call: a time for estimates, not a chunk choice
+                    _learned[key] = _Timing(size, per_item, use_last, settled=False)
         done += size
         if progress is not None:
             progress(done, count)
     if learning and measured:  # the work ran out before the ladder's top or the layout trial
         best = min(measured)
         with _lock:
-            _learned.setdefault(key, _Timing(best[1], best[0], last))
+            current = _learned.get(key)
+            if current is None or not current.settled:
+                _learned[key] = _Timing(best[1], best[0], last)
 
 
 def batched_forward(model: nn.Module, variants: Variants | torch.Tensor, chunk: int | None = None,
