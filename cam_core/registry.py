@@ -70,15 +70,16 @@ class MethodSpec:
     needs_layer: bool = False  # works on a chosen layer (layer CAMs, and products that contain one)
     long_running: bool = False  # many forward passes: show an estimate first, a progress bar, run on request
     aliases: tuple[str, ...] = ()  # other names accepted by ``get_method`` (CLI, URLs)
-    #: (model, x, resolved params) → seconds a run will take, from this process's measurements; ``None``
+    #: (model, x, resolved params, layer) → seconds a run will take, from this process's measurements; ``None``
     #: when not known yet (or when the method has no estimate)
-    estimate: Callable[[Any, Any, dict[str, Any]], float | None] | None = None
+    estimate: Callable[[Any, Any, dict[str, Any], str | None], float | None] | None = None
 
-    def expected_seconds(self, model: Any, x: Any, params: dict[str, Any]) -> float | None:
-        """Seconds a run on ``x`` with ``params`` (defaults filled in) should take; ``None`` if unknown."""
+    def expected_seconds(self, model: Any, x: Any, params: dict[str, Any], layer: str | None = None) -> float | None:
+        """Seconds a run on ``x`` at ``layer`` with ``params`` (defaults filled in) should take; ``None`` if
+        unknown (nothing timed yet, or a layer method asked without its layer)."""
         if self.estimate is None:
             return None
-        return self.estimate(model, x, self.resolve_params(params))
+        return self.estimate(model, x, self.resolve_params(params), layer)
 
     def run(self, target: Target, params: dict[str, Any]) -> MapResult:
         return self.fn(target, **params)
@@ -103,16 +104,16 @@ _SMOOTH_PARAMS = {
 }
 
 
-def _items_estimate(count_param: str, grad: bool) -> Callable[[Any, Any, dict[str, Any]], float | None]:
+def _items_estimate(count_param: str, grad: bool) -> Callable[[Any, Any, dict[str, Any], str | None], float | None]:
     """An estimate for a method running ``params[count_param]`` batched copies of the input."""
-    def estimate(model: Any, x: Any, params: dict[str, Any]) -> float | None:
+    def estimate(model: Any, x: Any, params: dict[str, Any], _layer: str | None) -> float | None:
         from .batching import estimate_seconds
 
         return estimate_seconds(model, x, int(params[count_param]), grad=grad)
     return estimate
 
 
-def _occlusion_estimate(model: Any, x: Any, params: dict[str, Any]) -> float | None:
+def _occlusion_estimate(model: Any, x: Any, params: dict[str, Any], _layer: str | None) -> float | None:
     return occlusion.estimate_occlusion_seconds(model, x, params["patch"], params["stride"],
                                                 engine=params["engine"], measure=True)
 
@@ -226,7 +227,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
         "Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
         "One forward pass per channel (hundreds); capping the channels is an approximation.",
-        needs_layer=True, long_running=True, aliases=("score_cam",),
+        needs_layer=True, long_running=True, aliases=("score_cam",), estimate=score_cam.estimate_scorecam,
         params={
             "max_channels": ParamSpec(int, 0, "score only this many channels, highest mean activation first "
                                       "(0 = all, exact)", 0, 8192, 1),
@@ -240,7 +241,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         r"w_k = \frac{y^c - y^c_{A^k=0}}{y^c},\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
         "Gradient-free; measures each channel's real effect on the score.",
         "One pass of the network's tail per channel; the ratio misbehaves when the class score is near 0.",
-        needs_layer=True, long_running=True, aliases=("ablation_cam",),
+        needs_layer=True, long_running=True, aliases=("ablation_cam",), estimate=ablation_cam.estimate_ablationcam,
         params={"chunk": _CHUNK}),
     MethodSpec(
         "layercam", "LayerCAM", "cam", layer_cam.run_layercam,

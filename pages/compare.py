@@ -21,7 +21,7 @@ DEFAULT_METHODS = ["gradcam", "gradcam++", "guided_gradcam"]
 PER_ROW = 4
 
 
-def _run_toggles(ctx: Any, methods: list[str]) -> dict[str, str]:
+def _run_toggles(ctx: Any, methods: list[str], layer: str | None) -> dict[str, str]:
     """A "Run … (about N s)" toggle per long method, off until switched on; returns the long methods left
     off, each with its expected time. What was switched on stays on for the session, whatever the label."""
     from cam_core.registry import METHODS
@@ -34,7 +34,8 @@ def _run_toggles(ctx: Any, methods: list[str]) -> dict[str, str]:
     for col, method in zip(st.columns(len(long)), long):
         spec = METHODS[method]
         try:
-            expected = cache.expected_text(ctx, method, stored_params(method, ctx.backbone))
+            expected = cache.expected_text(ctx, method, stored_params(method, ctx.backbone),
+                                           layer if spec.needs_layer else None)
         except Exception:  # bad stored parameters: the run itself will say why
             expected = "time not estimated"
         with col:
@@ -146,7 +147,7 @@ def main() -> None:
         st.info("Pick at least one method.")
         return
 
-    waiting = _run_toggles(ctx, methods)
+    waiting = _run_toggles(ctx, methods, layer)
     results: list[tuple[str, Any]] = []
     progress = st.progress(0.0, text="Computing…")
     for i, method in enumerate(methods):

@@ -207,7 +207,7 @@ def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_
             return known
         return for_class(known, cls)
     def expected() -> str:
-        return expected_text(ctx, method, resolved)
+        return expected_text(ctx, method, resolved, layer)
 
     exp = _explain(ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, cls, key_params,
                    _backbone_of(ctx), ctx.image.image, expected)
@@ -223,7 +223,8 @@ def _any_class(model_key: str, device: str, image_digest: str, method: str, laye
     return {}
 
 
-def expected_text(ctx: "Context", method: str, params: dict[str, Any] | None = None) -> str:
+def expected_text(ctx: "Context", method: str, params: dict[str, Any] | None = None,
+                  layer: str | None = None) -> str:
     """What a long method's run should cost, before it starts: "about 12 s", "first run: timing it" (nothing
     measured yet), or "time not estimated" (a method without an estimate)."""
     from cam_core.registry import get_method
@@ -234,7 +235,8 @@ def expected_text(ctx: "Context", method: str, params: dict[str, Any] | None = N
         return "time not estimated"
     backbone = _backbone_of(ctx)
     x = backbone.preprocess(ctx.image.image)
-    seconds = spec.expected_seconds(backbone.model, x, dict(params or {}))
+    seconds = spec.expected_seconds(backbone.model, x, dict(params or {}),
+                                    layer or (backbone.spec.default_layer if spec.needs_layer else None))
     if seconds is None:
         return "first run: timing it"
     return f"about {seconds:,.0f} s" if seconds >= 1 else "about 1 s"

@@ -7,13 +7,15 @@ the image run instead — slower, same numbers. L = ReLU(Σ_k w_k A_k).
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
-from ..batching import memory_cap
+from ..batching import memory_cap, timing_key
 from ..errors import CamError
 from ..recorder import record
 from .base import MapResult, Target
-from .layer_cam import spatial_activation
+from .layer_cam import layer_channels, spatial_activation
 
 
 def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
@@ -23,8 +25,23 @@ def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     return out
 
 
+#: seconds per ablated channel, measured by each run, per (model, input shape, layer): for the estimate
+_per_channel: dict[tuple, float] = {}
+
+
+def _timing_key(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple:
+    return (*timing_key(model, x[:1]), layer)
+
+
+def estimate_ablationcam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
+    """The channels times the time per channel this process measured at this layer (``None`` until then)."""
+    seconds = None if layer is None else _per_channel.get(_timing_key(model, x, layer))
+    return None if seconds is None else seconds * layer_channels(model, x, layer)
+
+
 def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     name = target.layer_name
+    started = time.perf_counter()
     a, logits, cls = spatial_activation(target, "Ablation-CAM")
     clean = float(logits[0, cls.index])
     channels = a.shape[0]
@@ -45,6 +62,7 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
         scores.append(cls.score(out.logits))
         target.report(int(chosen[-1]) + 1, channels)
     ablated = torch.cat(scores)
+    _per_channel[_timing_key(target.model, target.x, name)] = (time.perf_counter() - started) / channels
     if clean == 0:
         raise CamError("Ablation-CAM divides by the class score, which is exactly 0 here; use Score-CAM")
     weights = (clean - ablated) / clean

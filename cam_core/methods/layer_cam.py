@@ -91,6 +91,15 @@ def spatial_activation(target: Target, method: str) -> tuple[torch.Tensor, torch
     return activations[0].detach(), rec.logits.detach(), target.cls.resolved(rec.logits)
 
 
+def layer_channels(model: torch.nn.Module, x: torch.Tensor, layer: str) -> int:
+    """How many channels ``layer`` outputs for ``x``: a forward that stops at the layer."""
+    from ..hygiene import eval_mode
+
+    with eval_mode(model):
+        rec = record(model, x[:1], [layer], stop_after_layers=True)
+    return int(rec.calls[layer][0].shape[1])
+
+
 @dataclass(frozen=True)
 class LayerCam:
     """A layer CAM: its formula and whether it needs the gradient."""

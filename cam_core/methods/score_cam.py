@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..batching import batched_forward
 from .base import MapResult, Target
-from .layer_cam import spatial_activation
+from .layer_cam import layer_channels, spatial_activation
 
 
 def channel_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -52,6 +52,17 @@ def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch
         keep = torch.argsort(means, descending=True, stable=True)[:max_channels]
         return varying[keep.sort().values], True
     return varying, False
+
+
+def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
+    """One forward per scored channel, at the measured time per batched image (``None`` until timed)."""
+    from ..batching import estimate_seconds
+
+    if layer is None:
+        return None
+    channels = layer_channels(model, x, layer)
+    cap = int(params["max_channels"])
+    return estimate_seconds(model, x, min(channels, cap) if cap else channels)
 
 
 def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:

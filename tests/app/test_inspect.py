@@ -260,4 +260,4 @@ def test_changing_the_class_of_an_occlusion_view_costs_no_forward_pass(app):
     assert abs(shown.prob - direct.prob) < 1e-6
     # what a long run shows before it starts: measured now, so a time
     assert cache.expected_text(ctx, "occlusion", params).startswith("about ")
-    assert cache.expected_text(ctx, "scorecam") == "time not estimated"
+    assert cache.expected_text(ctx, "scorecam", {"max_channels": 64}).startswith(("about ", "first run"))

@@ -48,3 +48,27 @@ def test_gradient_methods_estimate_from_their_own_timing(method, count, kw):
     eight = spec.expected_seconds(net, x, {count: 8})
     assert eight is not None and eight > 0
     assert spec.expected_seconds(net, x, {count: 80}) == pytest.approx(10 * eight)
+
+
+def test_scorecam_estimate_is_channels_times_the_measured_forward():
+    """One forward per scored channel: the batched forward's measured time × the layer's channels (or the cap)."""
+    from cam_core.batching import estimate_seconds
+
+    net = seeded(GapNet())
+    x = X[:, :, :13, :13].clone()  # a size no other test timed
+    spec = get_method("scorecam")
+    assert spec.expected_seconds(net, x, {}, None) is None  # no layer: nothing to count
+    explain(net, x, "rise", masks=32, cells=4)  # times the batched forward at this size
+    per = estimate_seconds(net, x, 1)
+    assert spec.expected_seconds(net, x, {}, "relu2") == pytest.approx(8 * per)  # relu2 has 8 channels
+    assert spec.expected_seconds(net, x, {"max_channels": 3}, "relu2") == pytest.approx(3 * per)
+
+
+def test_ablationcam_estimate_comes_from_its_own_timing_per_channel():
+    net = seeded(GapNet())
+    x = X[:, :, :11, :11].clone()
+    spec = get_method("ablationcam")
+    assert spec.expected_seconds(net, x, {}, "relu2") is None
+    explain(net, x, "ablationcam", target_layer="relu2")
+    seconds = spec.expected_seconds(net, x, {}, "relu2")
+    assert seconds is not None and seconds > 0
