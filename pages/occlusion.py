@@ -225,10 +225,11 @@ def _params(ctx: Any) -> tuple[int, int, str, Any]:
         lo, hi, step = SLIDER[name]
         current = int(min(max(int(stored.get(name, d[name])), lo), hi))
         key = f"w_occ_{name}"
-        if key in st.session_state:
+        if key in st.session_state:  # the widget's own state (clamped): no second default beside it
             st.session_state[key] = int(min(max(int(st.session_state[key]), lo), hi))
-            current = st.session_state[key]
-        values[name] = int(col.slider(label, lo, hi, current, step=step, key=key, help=help_text))
+            values[name] = int(col.slider(label, lo, hi, step=step, key=key, help=help_text))
+        else:
+            values[name] = int(col.slider(label, lo, hi, current, step=step, key=key, help=help_text))
         stored[name] = values[name]
     fills = _fill_choices(ctx.backbone)
     default_fill = next((k for k, v in fills.items() if v == d["fill"]), next(iter(fills)))
