@@ -8,6 +8,15 @@ from cam_core.errors import CamError
 PREFERENCES = ("auto", "cuda", "mps", "cpu")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights live (CPU for a model without any)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())

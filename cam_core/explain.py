@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import model_device
 from .errors import CamError
 from .explanation import Explanation
 from .hygiene import eval_mode
@@ -17,14 +18,6 @@ from .methods.base import MapResult, Progress, Target
 from .registry import get_method
 
 _TINY = 1e-12
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def normalize(heat: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -103,7 +96,7 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target_layer: str | 
     classes = list(target_class) if isinstance(target_class, Sequence) else [target_class] * batch.shape[0]
     if len(classes) != batch.shape[0]:
         raise CamError(f"{len(classes)} target classes for {batch.shape[0]} images")
-    batch = batch.to(_model_device(model))
+    batch = batch.to(model_device(model))
     with eval_mode(model), torch.inference_mode(False):
         results = [_explain_one(model, batch[i:i + 1], method, target_layer, classes[i], target_channel,
                                 progress, params) for i in range(batch.shape[0])]

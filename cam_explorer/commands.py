@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import traceback
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +62,25 @@ class Failures:
         record["error"] = writers.one_line(exc)
         writers.emit(record)
 
+    @contextmanager
+    def guard(self, record: dict[str, Any]) -> Iterator[None]:
+        """One item: its failure becomes its error line (``record`` plus ``error``) and the command goes on;
+        a closed output pipe still stops it."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except Exception as exc:  # one bad item must not stop the others
+            self.report(record, exc)
+
     @property
     def exit_code(self) -> int:
         return 1 if self.count else 0
+
+
+def _item(path: str, method: str, target: int | None) -> dict[str, Any]:
+    """What names one map in an error line: the image, the method and, when one was asked for, the class."""
+    return {"image": path, "method": method} | ({} if target is None else {"class_idx": target})
 
 
 @dataclass
@@ -133,13 +150,9 @@ def predict(args: argparse.Namespace) -> int:
     name, backbone = load_backbone(args.model, args.device)
     failures = Failures(args.debug)
     for path in args.images:
-        try:
+        with failures.guard({"image": path}):
             top = backbone.predict(load_image(path), top=args.top)
             writers.emit({"image": path, "model": name, "top": [p.to_dict() for p in top]})
-        except BrokenPipeError:
-            raise
-        except Exception as exc:  # one bad image must not stop the others
-            failures.report({"image": path}, exc)
     return failures.exit_code
 
 
@@ -313,7 +326,7 @@ def explain(args: argparse.Namespace) -> int:
                     suffix = ""
                 base = f"{stem}_{writers.safe_name(method)}{suffix}"
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
-                try:
+                with failures.guard(_item(path, method, target)):
                     exp = explain_one(opened, expected, what, x, method, layer, target, args.channel)
                     heat = render.heatmap_at_image_size(exp, img)
                     overlay = render.overlay(img, heat, args.alpha, args.colormap)
@@ -337,13 +350,6 @@ def explain(args: argparse.Namespace) -> int:
                         record["notes"] = ["the map is blank: no positive evidence for this class"]
                     record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
                     writers.emit(record)
-                except BrokenPipeError:
-                    raise
-                except Exception as exc:
-                    err: dict[str, Any] = {"image": path, "method": method}
-                    if target is not None:
-                        err["class_idx"] = target
-                    failures.report(err, exc)
     return failures.exit_code
 
 
@@ -411,7 +417,7 @@ def evaluate(args: argparse.Namespace) -> int:
             layer = opened.layer_for(method, args.layer)
             for target in targets:
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
-                try:
+                with failures.guard(_item(path, method, target)):
                     exp = explain_one(opened, expected, what, x, method, layer, target)
                     progress = writers.Progress(f"{what} {'+'.join(metrics)}")
                     try:
@@ -424,13 +430,6 @@ def evaluate(args: argparse.Namespace) -> int:
                     record["metrics"] = {name: writers.metric_record(r) for name, r in results.items()}
                     record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
                     writers.emit(record)
-                except BrokenPipeError:
-                    raise
-                except Exception as exc:
-                    err: dict[str, Any] = {"image": path, "method": method}
-                    if target is not None:
-                        err["class_idx"] = target
-                    failures.report(err, exc)
     return failures.exit_code
 
 

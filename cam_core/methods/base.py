@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..batching import memory_cap
 from ..targets import ClassTarget
 
 Progress = Callable[[int, int], None]
@@ -51,7 +50,3 @@ class MapResult:
     notes: list[str] = field(default_factory=list)
     class_idx: int | None = None  # the class explained (set by the method; None for a feature-map target)
 
-
-def chunk_size(x: torch.Tensor, requested: int | None = None) -> int:
-    """How many perturbed copies of ``x`` to run at once: the request, or what fits the device's memory."""
-    return max(1, int(requested)) if requested else memory_cap(x)

@@ -7,20 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..batching import Variants
 from ..errors import CamError
 from .result import MetricResult
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's weights live (CPU for a model without any)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def one_image(x: Any) -> torch.Tensor:

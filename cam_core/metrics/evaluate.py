@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from ..batching import Progress, Stack, batched_forward
+from ..device import model_device
 from ..errors import CamError
 from ..explanation import Explanation
 from ..hygiene import eval_mode
 from ..targets import ClassTarget
-from .common import Chain, Context, Measured, heatmap_array, model_device, one_image
+from .common import Chain, Context, Measured, heatmap_array, one_image
 from .result import MetricResult
 from .settings import resolve_settings
 from .specs import get_metric
