@@ -27,7 +27,7 @@ install-dev: $(VENV)/.installed-dev
 
 ## Serve the app on the embedded default model (prints the local URL).
 run: install
-	$(BIN)/python -m streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m streamlit run serve.py --server.port $(PORT)
 
 ## Debian's Chromium for the browser tests, when it is missing and apt is usable.
 browser:

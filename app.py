@@ -1,6 +1,7 @@
 """CAM Explorer — the Streamlit entry point: page set-up, navigation and the shareable URL.
 
-Run with ``streamlit run app.py``. Each page draws the shared sidebar itself (``ui.sidebar.render_sidebar``);
+Served by ``streamlit run serve.py`` (``make run``; deep links then open without a 404 probe), or directly with
+``streamlit run app.py``. Each page draws the shared sidebar itself (``ui.sidebar.render_sidebar``);
 this file only registers the pages (the later ones only once their file exists) and keeps the URL in step.
 """
 from __future__ import annotations
@@ -16,19 +17,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from ui import state
+from ui import navigation, state
 
 ROOT = Path(__file__).resolve().parent
-PAGES = ROOT / "pages"
-
-# (file, title, icon, url path); Inspect is the home page. Optional pages appear once their file exists.
-_CORE = [("inspect.py", "Inspect", ":material/visibility:", "inspect"),
-         ("compare.py", "Compare", ":material/compare:", "compare")]
-_LATER = [("layers.py", "Layers", ":material/layers:", "layers"),
-          ("occlusion.py", "Occlusion", ":material/grid_on:", "occlusion"),
-          ("invariance.py", "Invariance", ":material/rotate_right:", "invariance"),
-          ("batch.py", "Batch", ":material/photo_library:", "batch")]
-_LEARN = [("learn.py", "Learn", ":material/school:", "learn")]
 
 
 def _setup_logging() -> None:
@@ -43,12 +34,9 @@ def _setup_logging() -> None:
 
 
 def _pages() -> list[st.Page]:
-    pages = []
-    for file, title, icon, url in _CORE + _LATER + _LEARN:
-        if (PAGES / file).is_file():
-            pages.append(st.Page(str(PAGES / file), title=title, icon=icon, url_path=url,
-                                 default=(file == "inspect.py")))
-    return pages
+    return [st.Page(str(navigation.PAGES_DIR / file), title=title, icon=icon, url_path=url,
+                    default=(file == navigation.HOME))
+            for file, title, icon, url in navigation.present()]
 
 
 # A local file: a material-icon favicon is fetched from fonts.gstatic.com on every page load (offline: an error).

@@ -1,4 +1,4 @@
-"""A real ``streamlit run app.py`` on a free loopback port, and Debian's Chromium to drive it.
+"""A real ``streamlit run serve.py`` (the app as ``make run`` serves it) on a free loopback port, and Debian's Chromium to drive it.
 
 Shared by the browser tests (tests/e2e) and the load test (bench/load_test.py). The server runs in its own
 process group, which is stopped on every exit path.
@@ -71,7 +71,7 @@ def serve(log_dir: Path) -> Iterator[Server]:
     """Start the app (headless, loopback, free port, log in ``log_dir``), yield it once healthy, stop it after."""
     port = _free_port()
     log = log_dir / f"streamlit-{port}.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:

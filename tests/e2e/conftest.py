@@ -1,4 +1,4 @@
-"""Browser-test fixtures: a real ``streamlit run app.py`` on a free loopback port (tests/appserver.py), and
+"""Browser-test fixtures: a real ``streamlit run serve.py`` on a free loopback port (tests/appserver.py), and
 Debian's Chromium. The shared server lives for the whole session and is stopped afterwards.
 Tests are skipped, with the reason, when /usr/bin/chromium or Playwright is missing.
 """
