@@ -115,9 +115,7 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
     failed = ss.get(_UPLOAD_ERROR)
     if failed:
         st.caption(f":material/broken_image: {failed[0]} could not be read — see the main area.")
-    default = state.view().get("image", DEFAULT_SAMPLE)
-    sample = remembered_select("…or a sample photo", list(SAMPLES), "sample", default=default,
-                               format_func=lambda n: SAMPLES[n].caption, on_change=_drop_upload)
+    sample = _sample_picker(showing_upload=bool(failed) or ss.get(_UPLOADED) is not None)
     if failed:
         name, reason = failed
         return None, Problem(
@@ -166,6 +164,30 @@ def _on_upload(key: str) -> None:
         ss[_UPLOAD_ERROR] = decoded  # no image until a good one is chosen: old results are not current
     else:
         ss[_UPLOADED] = decoded
+
+
+SAMPLE_LABEL = "…or a sample photo"
+
+
+def _sample_picker(showing_upload: bool) -> str | None:
+    """The sample menu; while an upload (or a failed one) is shown it names no sample, only how to pick one."""
+    if not showing_upload:
+        default = state.view().get("image", DEFAULT_SAMPLE)
+        return remembered_select(SAMPLE_LABEL, list(SAMPLES), "sample", default=default,
+                                 format_func=lambda n: SAMPLES[n].caption, on_change=_drop_upload)
+    key = f"w_sample_over_upload_{st.session_state.get('_upload_nonce', 0)}"
+    st.selectbox(SAMPLE_LABEL, list(SAMPLES), index=None, key=key, format_func=lambda n: SAMPLES[n].caption,
+                 placeholder="your upload is shown — pick a sample to replace it",
+                 on_change=_pick_sample_over_upload, args=(key,))
+    return None
+
+
+def _pick_sample_over_upload(key: str) -> None:
+    """A sample picked while an upload is shown replaces it."""
+    choice = st.session_state.get(key)
+    if choice is not None:
+        _drop_upload()
+        state.remember("sample", choice)
 
 
 def _drop_upload() -> None:

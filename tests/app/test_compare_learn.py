@@ -64,8 +64,16 @@ def test_uploaded_image_survives_a_page_switch(app):
 
 def test_picking_a_sample_replaces_the_upload(app):
     at = app.run()
+    assert at.sidebar.selectbox(key="w_sample").value == "chelsea"
     at.sidebar.file_uploader[0].set_value(("cup.png", png_bytes("coffee"), "image/png")).run()
-    at.sidebar.selectbox(key="w_sample").set_value("chelsea").run()
+    # the menu names no sample while the upload is shown (it used to read "Chelsea the cat")
+    over = [s for s in at.sidebar.selectbox if s.key.startswith("w_sample_over_upload")]
+    assert len(over) == 1 and over[0].value is None and "upload is shown" in over[0].proto.placeholder
+    assert not [s for s in at.sidebar.selectbox if s.key == "w_sample"]
+    over[0].set_value("chelsea").run()  # the sample that was shown before the upload
+    assert not at.exception
+    assert [c for el in at.sidebar.get("image") for c in el.captions][0].startswith("chelsea.png")
+    assert at.sidebar.selectbox(key="w_sample").value == "chelsea"
     at.sidebar.selectbox(key="w_sample").set_value("rocket").run()
     assert not at.exception
     assert [c for el in at.sidebar.get("image") for c in el.captions][0].startswith("rocket.png")

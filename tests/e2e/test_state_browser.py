@@ -89,9 +89,11 @@ def test_class_menu_follows_each_uploaded_photo(page, app_url, tmp_path, screens
     _wait_idle(page)
     assert _select_text(page, "Class").startswith(f"top-1 prediction: {top} — ")
 
+    assert _select_text(page, "…or a sample photo", where=SIDEBAR) == "Chelsea the cat (a tabby)"
     _upload(page, _photo(tmp_path, "coffee"))
     _wait_headline(page, "^espresso — ")
     assert _select_text(page, "Class").startswith("top-1 prediction: espresso — ")
+    assert _select_text(page, "…or a sample photo", where=SIDEBAR) == ""  # names no sample under an upload
 
     _upload(page, _photo(tmp_path, "astronaut"))
     top = _wait_headline(page, "^(?!espresso)").split(" — ")[0]
