@@ -74,8 +74,30 @@ class Plan:
 
 
 class _Tracer(fx.Tracer):
+    """fx's tracer, blind to other threads.
+
+    While it traces, fx patches ``nn.Module.__call__`` and ``__getattr__`` for the whole process: another
+    thread's forward (another session on the same cached model, or any other model) would be turned into
+    graph nodes of this trace and get proxies back. Calls and attribute reads from other threads go through
+    untouched.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner = threading.get_ident()
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return type(m).__name__ in _LEAF_NAMES or super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if threading.get_ident() != self._owner:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        if threading.get_ident() != self._owner:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -150,6 +172,9 @@ def has_hooks(model: nn.Module) -> bool:
 
 
 _lock = threading.Lock()
+# fx's patches of nn.Module are process-wide and undone in the order they were made: two traces at once would
+# undo each other's and could leave nn.Module.__call__ patched for good. One trace at a time.
+_trace_lock = threading.Lock()
 _traced: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, fx.GraphModule | None]] = weakref.WeakKeyDictionary()
 
 
@@ -162,20 +187,34 @@ def trace(model: nn.Module) -> fx.GraphModule | None:
         return hit[1]
     # Tracing runs the model's Python forward with proxies: an attribute a forward assigns (a call counter,
     # a cache) would be left holding a proxy. Every module's attributes are put back as they were.
-    saved = [(m, dict(m.__dict__)) for m in submodules(model)]
-    try:
-        tracer = _Tracer()
-        graph = tracer.trace(model)
-        traced: fx.GraphModule | None = fx.GraphModule(tracer.root, graph)
-    except Exception:  # any tracing failure only means: no incremental plan
-        traced = None
-    finally:
-        for module, attributes in saved:
-            module.__dict__.clear()
-            module.__dict__.update(attributes)
+    # Only what tracing changed is put back, key by key: other threads may be running the model meanwhile, so
+    # its __dict__ is never emptied, even for an instant.
+    with _trace_lock:
+        saved = [(m, dict(m.__dict__)) for m in submodules(model)]
+        try:
+            tracer = _Tracer()
+            graph = tracer.trace(model)
+            traced: fx.GraphModule | None = fx.GraphModule(tracer.root, graph)
+        except Exception:  # any tracing failure only means: no incremental plan
+            traced = None
+        finally:
+            for module, attributes in saved:
+                _put_back(module.__dict__, attributes)
     with _lock:
         _traced[model] = (stamp, traced)
     return traced
+
+
+_MISSING = object()
+
+
+def _put_back(now: dict[str, Any], before: dict[str, Any]) -> None:
+    """Make ``now`` hold what ``before`` held, touching only the keys that differ."""
+    for key in [k for k in now if k not in before]:
+        del now[key]
+    for key, value in before.items():
+        if now.get(key, _MISSING) is not value:
+            now[key] = value
 
 
 def _args(node: fx.Node) -> list[Any]:

@@ -4,6 +4,7 @@ import threading
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from cam_core import METHODS, CamError, explain, layers
 
@@ -125,3 +126,92 @@ def test_layers_lists_spatial_layers_with_shapes():
     net = seeded(GapNet())
     found = {info.name: info.shape for info in layers(net, X)}
     assert found["conv1"] == (6, 16, 16) and found["relu2"] == (8, 8, 8) and "fc" not in found
+
+
+class PausingNet(GapNet):
+    """GapNet whose forward, while torch.fx traces it, calls ``pause()`` (a test's chance to act mid-trace)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pause = lambda: None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            self.pause()
+        return super().forward(x)
+
+
+def _in_thread(fn):
+    """Start ``fn`` in a thread; ``join()`` returns its result or raises its exception."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # pragma: no cover - re-raised in join
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join():
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+    return join
+
+
+def test_other_threads_forwards_are_untouched_while_occlusion_traces_the_model():
+    # fx patches nn.Module.__call__/__getattr__ for the whole process while it traces: another session's
+    # forward (on the same model or any other) used to become part of the trace (NameError, proxies).
+    net, other = seeded(PausingNet()), seeded(GapNet())
+    expected = [explain(m, X, "gradcam", target_layer="relu2", target_class=1).raw for m in (net, other)]
+    full = explain(net, X, "occlusion", target_class=1, patch=8, stride=8, engine="full").raw
+    tracing, release = threading.Event(), threading.Event()
+
+    def pause() -> None:
+        tracing.set()
+        assert release.wait(timeout=30)
+
+    net.pause = pause
+    call, getattr_ = nn.Module.__call__, nn.Module.__getattr__
+    occlusion = _in_thread(lambda: explain(net, X, "occlusion", target_class=1, patch=8, stride=8).raw)
+    try:
+        assert tracing.wait(timeout=30)
+        during = [explain(m, X, "gradcam", target_layer="relu2", target_class=1).raw for m in (net, other)]
+    finally:
+        release.set()
+    assert occlusion() == pytest.approx(full, abs=1e-12)
+    for got, want in zip(during, expected):
+        assert got == pytest.approx(want, abs=1e-12)
+    assert nn.Module.__call__ is call and nn.Module.__getattr__ is getattr_
+    assert _hooks(net) == 0 and _hooks(other) == 0
+
+
+def test_two_traces_at_once_leave_nn_module_as_it_was():
+    # fx undoes its patches in order: two interleaved traces used to leave nn.Module.__call__ patched for good.
+    from cam_core.incremental.plan import trace
+
+    first, second = seeded(PausingNet()), seeded(PausingNet())
+    second_tracing, first_done = threading.Event(), threading.Event()
+    first.pause = lambda: second_tracing.wait(timeout=0.5)  # serialised traces: the second never starts here
+    second.pause = lambda: (second_tracing.set(), first_done.wait(timeout=30))
+    call = nn.Module.__call__
+    try:
+        def trace_first():
+            try:
+                return trace(first)
+            finally:
+                first_done.set()
+
+        join_first = _in_thread(trace_first)
+        join_second = _in_thread(lambda: trace(second))
+        graphs = join_first(), join_second()
+        assert nn.Module.__call__ is call
+    finally:
+        nn.Module.__call__ = call  # never leave the rest of the session patched
+    assert all(g is not None for g in graphs)
+    assert torch.equal(graphs[0](X), first(X)) and torch.equal(graphs[1](X), second(X))
+
