@@ -4,6 +4,7 @@ Every context manager here restores what it changed on every exit path, exceptio
 """
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,6 +75,7 @@ def thread_hooks() -> Iterator[Callable[..., None]]:
                 return hook(*args, **kwargs)
             return None
 
+        only_mine.thread_scoped = True  # type: ignore[attr-defined]  # private_copy leaves these out
         if kind == "forward":
             handles.append(module.register_forward_hook(only_mine))
         elif kind == "forward_pre":
@@ -86,6 +88,36 @@ def thread_hooks() -> Iterator[Callable[..., None]]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks")
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy(model)`` without the hooks other threads have scoped to themselves on it right now.
+
+    Another thread may be inside ``thread_hooks`` on the same (cached) model: deepcopy would carry its hooks
+    into the copy, and iterate their dicts while that thread adds or removes entries. Each hook dict is read
+    once (``list(d.items())`` is one C-level pass, no other thread runs in between) and handed to deepcopy
+    as the copy's, minus those hooks; the user's own hooks are deep-copied as deepcopy would.
+    """
+    memo: dict[int, Any] = {}
+    kept: list[tuple[dict, list[tuple[Any, Any]]]] = []
+    for module in submodules(model):
+        scoped: set[int] = set()
+        for name in _HOOK_DICTS + _HOOK_FLAGS:
+            hooks = module.__dict__.get(name)
+            if hooks is None:
+                continue
+            items = list(hooks.items())
+            if name in _HOOK_DICTS:
+                scoped |= {key for key, hook in items if getattr(hook, "thread_scoped", False)}
+            twin = memo[id(hooks)] = type(hooks)()
+            kept.append((twin, [(key, value) for key, value in items if key not in scoped]))
+    for twin, items in kept:  # every hook dict is in memo first: a hook bound to a module finds the copy's
+        twin.update((key, copy.deepcopy(value, memo)) for key, value in items)
+    return copy.deepcopy(model, memo)
 
 
 @contextmanager

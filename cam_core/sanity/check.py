@@ -8,7 +8,6 @@ the target class with the map of a (seeded) random other class — a class-blind
 """
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from torch import nn
 from ..errors import CamError
 from ..explain import explain
 from ..explanation import Explanation
+from ..hygiene import private_copy
 from ..layers import auto_layer
 from ..registry import get_method
 from .similarity import centred_ranks, edge_map, spearman, ssim
@@ -137,7 +137,7 @@ def _class_verdict(target: int, other: int | None, rho: float) -> str:
 
 def _copy(model: nn.Module) -> nn.Module:
     """A private copy in eval mode, its parameters not requiring gradients (none are needed)."""
-    twin = copy.deepcopy(model)
+    twin = private_copy(model)  # deepcopy, without hooks another session has on the shared model right now
     twin.eval()
     twin.requires_grad_(False)
     return twin

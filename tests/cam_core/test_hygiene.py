@@ -215,3 +215,36 @@ def test_two_traces_at_once_leave_nn_module_as_it_was():
     assert all(g is not None for g in graphs)
     assert torch.equal(graphs[0](X), first(X)) and torch.equal(graphs[1](X), second(X))
 
+
+def test_sanity_check_copies_the_model_without_another_threads_hooks():
+    # deepcopy of a shared model used to carry another session's thread-scoped hooks into the private copy
+    # (and iterate their dicts while that session removed them).
+    from cam_core import sanity_check
+    from cam_core.hygiene import thread_hooks
+    from cam_core.sanity.check import _copy
+
+    net = seeded(GapNet())
+    mine = net.conv1.register_forward_hook(lambda m, i, o: None)  # the user's own hook is copied
+    alone = sanity_check(net, X, "gradcam", 1, target_layer="relu2")
+    hooked, release = threading.Event(), threading.Event()
+
+    def hold_hooks() -> None:
+        with thread_hooks() as add:
+            add(net.relu2, lambda *_: None)
+            add(net.conv2, lambda *_: None, kind="forward_pre")
+            hooked.set()
+            assert release.wait(timeout=30)
+
+    join = _in_thread(hold_hooks)
+    try:
+        assert hooked.wait(timeout=30)
+        twin = _copy(net)
+        during = sanity_check(net, X, "gradcam", 1, target_layer="relu2")
+    finally:
+        release.set()
+    join()
+    assert len(twin.conv1._forward_hooks) == 1
+    assert not twin.relu2._forward_hooks and not twin.conv2._forward_pre_hooks
+    assert during.rhos == pytest.approx(alone.rhos) and during.original == pytest.approx(alone.original)
+    mine.remove()
+    assert _hooks(net) == 0
