@@ -100,8 +100,14 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
                     torch.set_grad_enabled(True)
                 calls[name].append(fmap)
                 downstream = fmap.clone()  # in-place ops downstream (ReLU(inplace=True)) must not touch ours
+            elif fmap.requires_grad:
+                calls[name].append(fmap)
+                downstream = None
             else:
-                calls[name].append(fmap if fmap.requires_grad else fmap.detach())
+                # a copy: the forward goes on with ``output`` itself, and an in-place op after the layer (DenseNet's
+                # F.relu(features, inplace=True), ResNet's ``out += identity`` after bn2) would rewrite a view
+                kept = fmap.detach()
+                calls[name].append(kept.clone() if kept.data_ptr() == output.data_ptr() else kept)
                 downstream = None
             if replaced:
                 downstream = edit[name](fmap)

@@ -173,6 +173,66 @@ def test_ablationcam_equals_zeroing_each_channel_in_a_plain_loop(net):
     assert got.raw == pytest.approx(expected.numpy(), abs=1e-9)
 
 
+
+class InPlaceAfter(nn.Module):
+    """The target layer's output is rewritten in place after it ran: ``out += skip`` then ReLU(inplace=True),
+    as after torchvision ResNet's ``bn2`` and DenseNet's last norm (``F.relu(features, inplace=True)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3, padding=1)
+        self.bn = nn.BatchNorm2d(5)
+        self.skip = nn.Conv2d(3, 5, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        out = self.bn(self.conv(x))
+        out += self.skip(x)
+        return self.fc(self.relu(out).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("method", ["eigencam", "scorecam", "ablationcam", "gradcam"])
+def test_gradient_free_cams_use_the_layer_output_not_what_later_in_place_ops_made_of_it(method):
+    """Regression: the gradient-free CAMs kept a view of the output, so ResNet's ``layer4.1.bn2`` or DenseNet's
+    ``features.norm5`` were mapped as ReLU(bn2 + identity) (EigenCAM off by 33 on ResNet-18's scale)."""
+    from cam_core.methods.layer_cam import eigencam
+
+    net = seeded(InPlaceAfter())
+    box = {}
+
+    def keep(_m, _i, out):  # returns None: the output is not replaced
+        box["A"] = out.detach().clone()
+
+    handle = net.bn.register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            net(X)
+    finally:
+        handle.remove()
+    a = box["A"][0]
+    assert float(a.min()) < 0  # what ReLU(inplace) would have clipped
+    got = explain(net, X, method, target_layer="bn", target_class=1)
+    if method == "eigencam":
+        expected = eigencam(a[None])[0]
+    elif method == "gradcam":
+        def live(_m, _i, out):  # a leaf for ∂y/∂A; the in-place ops act on the product handed on
+            box["live"] = out.detach().clone().requires_grad_(True)
+            return box["live"] * 1.0
+
+        h = net.bn.register_forward_hook(live)
+        try:
+            (g,) = torch.autograd.grad(net(X)[0, 1], box["live"])
+        finally:
+            h.remove()
+        expected = _loop_map(g[0].mean(dim=(1, 2)), a)
+    else:
+        expected = _loop_map(got.extras["channel_weights"], a)
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-9)
+    if method == "scorecam":
+        assert got.raw == pytest.approx(explain(net, X, method, target_layer="bn", target_class=1, chunk=2).raw)
+
+
 class Smooth(nn.Module):
     """A smooth model (softplus, tanh): IG's Riemann sum converges fast."""
 

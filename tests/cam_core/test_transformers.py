@@ -195,10 +195,14 @@ def _minmax(a):
     return (a - a.min()) / max(a.max() - a.min(), 1e-12)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "xgradcam", "hirescam", "layercam"])
 @pytest.mark.parametrize("which", ["vit", "swin"])
-def test_gradcam_agrees_with_pytorch_grad_cam_reshape_transform(which, vit, swin):
-    from pytorch_grad_cam import GradCAM
+def test_gradcam_agrees_with_pytorch_grad_cam_reshape_transform(which, method, vit, swin):
+    import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    peer_kind = getattr(pytorch_grad_cam, {"gradcam": "GradCAM", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
+                                           "layercam": "LayerCAM"}[method])
 
     if which == "vit":
         model, layer_name, x = vit.float(), LAST_LN, _x().float()
@@ -213,11 +217,11 @@ def test_gradcam_agrees_with_pytorch_grad_cam_reshape_transform(which, vit, swin
     try:
         ours = None
         for cls in range(5):  # a class whose map has positive and clipped parts
-            ours = explain(model, x, "gradcam", layer_name, cls)
+            ours = explain(model, x, method, layer_name, cls)
             if ours.raw.max() > 0 > ours.raw.min():
                 break
         assert ours.raw.max() > 0 > ours.raw.min()
-        peer = GradCAM(model=model, target_layers=[model.get_submodule(layer_name)], reshape_transform=reshape)
+        peer = peer_kind(model=model, target_layers=[model.get_submodule(layer_name)], reshape_transform=reshape)
         theirs = peer(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0]
         peer.activations_and_grads.release()
         assert np.abs(_minmax(ours.heatmap) - _minmax(theirs)).max() <= 1e-4
