@@ -17,14 +17,21 @@ from .layers import auto_layer, resolve_layer
 from .methods.base import MapResult, Progress, Target
 from .registry import get_method
 
-_TINY = 1e-12
+# A map is blank when its positive peak is rounding noise: not above this fraction of the signed map's largest
+# magnitude. Relative, not absolute: a randomly initialised network can have logits (and maps) near 1e-14.
+_NOISE = 1e-6
+_FLOOR = torch.finfo(torch.float32).tiny
 
 
-def normalize(heat: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Scale a non-negative map to [0, 1] by its maximum; an all-zero (or broken) map stays zeros, never NaN."""
+def normalize(heat: torch.Tensor, scale: float | None = None) -> tuple[torch.Tensor, bool]:
+    """Scale a non-negative map to [0, 1] by its maximum; a blank (or broken) map stays zeros, never NaN.
+
+    ``scale``: the largest magnitude of the signed map this is the positive part of (default: this map's peak);
+    a peak not above ``1e-6 · scale`` is float rounding, and the map is blank.
+    """
     heat = torch.nan_to_num(heat.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
     peak = float(heat.max()) if heat.numel() else 0.0
-    if peak <= _TINY:
+    if not peak > max(_FLOOR, _NOISE * (scale or 0.0)):
         return torch.zeros_like(heat), True
     return heat / peak, False
 
@@ -58,7 +65,9 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
     if class_idx is not None and result.logits is not None:
         score = float(result.logits[0, class_idx])
         prob = float(result.logits.softmax(dim=1)[0, class_idx])
-    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]))
+    raw = torch.nan_to_num(result.raw.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
+    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]),
+                            scale=float(raw.abs().max()) if raw.numel() else None)
     notes = list(result.notes)
     if blank:
         what = f"class {class_idx}" if class_idx is not None else f"channel {target_channel}"

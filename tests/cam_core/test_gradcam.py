@@ -120,3 +120,17 @@ def test_class_with_no_positive_evidence_gives_zeros_and_a_note_never_nan():
     result = explain(net, X, "gradcam", target_layer="relu2", target_class=2)
     assert not result.heatmap.any() and result.is_blank
     assert any("no positive evidence" in note for note in result.notes)
+
+
+def test_a_network_with_tiny_logits_gets_the_same_map_not_a_blank_one():
+    """Grad-CAM is linear in the last layer's scale: fc weights × 1e-16 (logits near 1e-16, as a randomly
+    initialised network can have) must give the same normalized map, not "no positive evidence"."""
+    net = seeded(GapNet())
+    reference = explain(net, X, "gradcam", target_layer="relu2", target_class=1)
+    with torch.no_grad():
+        net.fc.weight.mul_(1e-16)
+        net.fc.bias.mul_(1e-16)
+    tiny = explain(net, X, "gradcam", target_layer="relu2", target_class=1)
+    assert not reference.is_blank and reference.heatmap.max() == 1.0
+    assert not tiny.is_blank and not any("no positive evidence" in n for n in tiny.notes)
+    assert tiny.heatmap == pytest.approx(reference.heatmap, abs=1e-5)
