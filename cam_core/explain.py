@@ -73,6 +73,9 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
         what = f"class {class_idx}" if class_idx is not None else f"channel {target_channel}"
         where = f" at layer {layer_name!r}" if layer_name else ""
         notes.append(f"no positive evidence for {what}{where}: the map is blank")
+    elif spec.needs_layer and result.raw.dim() == 2 and result.raw.numel() == 1:
+        notes.append(f"layer {layer_name!r} is 1×1 at this input size: the map is uniform and says nothing about "
+                     "where; pick an earlier layer or a larger image")
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     elapsed = (time.perf_counter() - started) * 1000.0

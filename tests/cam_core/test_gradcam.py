@@ -134,3 +134,18 @@ def test_a_network_with_tiny_logits_gets_the_same_map_not_a_blank_one():
     assert not reference.is_blank and reference.heatmap.max() == 1.0
     assert not tiny.is_blank and not any("no positive evidence" in n for n in tiny.notes)
     assert tiny.heatmap == pytest.approx(reference.heatmap, abs=1e-5)
+
+
+def test_a_one_by_one_layer_says_its_map_carries_no_position():
+    net = seeded(GapNet())
+    small = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(0), dtype=X.dtype)
+    shape = {}
+    handle = net.relu2.register_forward_hook(lambda m, i, o: shape.update(hw=tuple(o.shape[-2:])))
+    net(small)
+    handle.remove()
+    result = explain(net, small, "gradcam", target_layer="relu2", target_class=0)
+    notes = " ".join(result.notes)
+    assert shape["hw"] == (1, 1)  # conv2 (stride 2) on a 2×2 input
+    assert "is 1×1 at this input size" in notes
+    big = explain(net, X, "gradcam", target_layer="relu2", target_class=0)
+    assert not any("1×1" in n for n in big.notes)
