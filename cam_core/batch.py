@@ -9,6 +9,7 @@ import csv
 import io
 import logging
 import re
+import struct
 import time
 import unicodedata
 import zipfile
@@ -31,6 +32,10 @@ MAX_ITEMS = 200
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
 #: One member over this (uncompressed) becomes that file's error; the others go on.
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
+#: A ZIP whose table of contents (central directory) is larger than this is refused before it is parsed:
+#: ``zipfile`` builds one object per entry, and a 400 MB upload can list millions of empty ones (seconds of
+#: CPU and gigabytes). 200 files with long names and macOS's ``__MACOSX`` twins need well under 200 KB.
+MAX_DIRECTORY_BYTES = 1024 * 1024
 #: Long side, in pixels, of the copy of each image kept for the gallery and the overlay ZIP.
 KEEP_SIDE = 1024
 #: Columns of the predictions CSV, in order.
@@ -114,10 +119,15 @@ def read_zip(data: bytes, name: str = "archive.zip", *, max_members: int = MAX_I
              max_total_bytes: int = MAX_TOTAL_BYTES, max_member_bytes: int = MAX_MEMBER_BYTES) -> list[Item]:
     """The files inside a ZIP, as ``Item``s with sanitized, unique names (folders and ``__MACOSX`` skipped).
 
-    Refused with ``CamError`` when it is not a ZIP, has more than ``max_members`` files, or declares more
-    than ``max_total_bytes`` uncompressed. A member that is encrypted, over ``max_member_bytes``, or
-    decompresses to more than it declared becomes an ``Item`` with ``error`` set; the others are kept.
+    Refused with ``CamError`` when it is not a ZIP, has a table of contents over ``MAX_DIRECTORY_BYTES``,
+    more than ``max_members`` files, or declares more than ``max_total_bytes`` uncompressed. A member that is
+    encrypted, over ``max_member_bytes``, a ZIP itself, or decompresses to more than it declared becomes an
+    ``Item`` with ``error`` set; the others are kept.
     """
+    directory = _directory_bytes(data)
+    if directory is not None and directory > MAX_DIRECTORY_BYTES:
+        raise CamError(f"{name}: its table of contents is {directory / 2**20:,.1f} MB, room for far more than "
+                       f"{max_members} files (the limit per batch); refused before reading it")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
@@ -138,6 +148,21 @@ def read_zip(data: bytes, name: str = "archive.zip", *, max_members: int = MAX_I
     return items
 
 
+def _directory_bytes(data: bytes) -> int | None:
+    """The size of the archive's central directory, from its end record (ZIP64 too), or None if there is none.
+
+    ``zipfile`` parses exactly this many bytes when it opens the archive, one object per entry.
+    """
+    end_record = getattr(zipfile, "_EndRecData", None)  # what ZipFile itself reads first; private, so guarded
+    if end_record is None:  # pragma: no cover - a Python without it: zipfile's own parse is the only check
+        return None
+    try:
+        record = end_record(io.BytesIO(data))
+    except (OSError, ValueError, struct.error, zipfile.BadZipFile):
+        return None
+    return int(record[zipfile._ECD_SIZE]) if record else None
+
+
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int) -> Item:
     if info.flag_bits & 0x1:
         return Item(name, b"", f"{name}: encrypted ZIP member (cannot read it)")
@@ -152,19 +177,27 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, lim
         return Item(name, b"", f"{name}: cannot extract from the ZIP ({exc})")
     if len(content) > info.file_size:
         return Item(name, b"", f"{name}: decompresses to more than its declared size (refused)")
+    if is_zip(name, content):
+        return Item(name, b"", f"{name}: a ZIP inside the ZIP, which is not opened; put its images in the outer "
+                               "archive or upload it on its own")
     return Item(name, content)
 
 
 def gather(files: Iterable[tuple[str, bytes]], *, max_items: int = MAX_ITEMS) -> list[Item]:
     """The batch's items from uploaded files: images pass through, ZIP archives are expanded (``read_zip``).
 
-    Names are sanitized and made unique across the batch; more than ``max_items`` files raise ``CamError``.
+    An archive that is refused (not a ZIP, a zip bomb, too many files) becomes one ``Item`` with its error and
+    the other files go on. Names are sanitized and made unique across the batch; more than ``max_items`` files
+    in all raise ``CamError``.
     """
     items: list[Item] = []
     for raw_name, data in files:
         name = sanitize_name(raw_name)
         if is_zip(name, data):
-            items.extend(read_zip(data, name, max_members=max_items))
+            try:
+                items.extend(read_zip(data, name, max_members=max_items))
+            except CamError as exc:
+                items.append(Item(name, b"", str(exc)))
         else:
             items.append(Item(name, data))
         if len(items) > max_items:

@@ -2,16 +2,19 @@
 
 The bytes are sniffed (never the extension), the pixel count is checked from the header before decoding,
 the whole image is decoded (truncated files fail here, not later), EXIF orientation is applied and every
-colour mode is converted to RGB (transparency over white, 16-bit scaled rather than clipped).
+colour mode is converted to RGB (transparency over white, 16-bit scaled rather than clipped, NaN in a
+float image ignored). Each refusal says what to do: a format we do not read is named (HEIC, SVG, PDF, …).
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from cam_core.errors import ImageLoadError
@@ -21,7 +24,20 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 # Formats a photo arrives in (Pillow's JPEG opener also reads the multi-picture MPO files cameras write).
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 
-_NOT_AN_IMAGE = "not an image, or a format we cannot read"
+_READABLE = ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]
+_NOT_AN_IMAGE = f"not an image, or a format we cannot read; use {_READABLE}"
+#: Formats people upload that we do not decode, recognised by their first bytes (checked only after Pillow
+#: refused the file) so that the refusal names them: (signature, offset, name).
+_OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
+    *((b"ftyp" + brand, 4, "HEIC") for brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")),
+    (b"ftypavif", 4, "AVIF"),
+    (b"ftypavis", 4, "AVIF"),
+    (b"JXL ", 4, "JPEG XL"),
+    (b"\xff\x0a", 0, "JPEG XL"),
+    (b"%PDF", 0, "PDF"),
+    (b"8BPS", 0, "Photoshop (PSD)"),
+    (b"\x00\x00\x01\x00", 0, "Windows icon (ICO)"),
+)
 _CORRUPT = "truncated or corrupt image data"
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
@@ -43,7 +59,9 @@ def load_image(
     if not data:
         raise ImageLoadError(name, "empty file")
     if len(data) > max_bytes:
-        raise ImageLoadError(name, f"file is {_mb(len(data))}, over the {_mb(max_bytes)} limit")
+        # A stream is read one byte past the cap, so its size is unknown: "over", not "is 50.0 MB".
+        size = "over" if len(data) == max_bytes + 1 else f"{_mb(len(data))}, over"
+        raise ImageLoadError(name, f"file is {size} the {_mb(max_bytes)} limit; save a smaller copy")
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow globally; truncated files would pass silently
         raise ImageLoadError(name, "refused: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set, so truncation cannot be detected")
 
@@ -54,9 +72,9 @@ def load_image(
         try:
             img = Image.open(io.BytesIO(data), formats=FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageLoadError(name, f"image too large to decode safely ({exc})") from None
+            raise ImageLoadError(name, _bomb_reason(exc, max_pixels)) from None
         except UnidentifiedImageError:
-            raise ImageLoadError(name, _NOT_AN_IMAGE) from None
+            raise ImageLoadError(name, _unreadable_reason(data)) from None
         except Exception as exc:  # a plugin choking on a malformed header
             raise ImageLoadError(name, f"{_CORRUPT} ({type(exc).__name__}: {exc})") from None
 
@@ -66,13 +84,14 @@ def load_image(
         if width * height > max_pixels:
             raise ImageLoadError(
                 name,
-                f"image is {width}×{height} = {_pixels(width * height)}, over the {_pixels(max_pixels)} limit",
+                f"image is {width}×{height} = {_pixels(width * height)}, over the {_pixels(max_pixels)} limit; "
+                "scale it down",
             )
         try:
             img.seek(0)  # first frame of an animation
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageLoadError(name, f"image too large to decode safely ({exc})") from None
+            raise ImageLoadError(name, _bomb_reason(exc, max_pixels)) from None
         except Exception as exc:  # OSError "image file is truncated", SyntaxError for bad chunks, ...
             raise ImageLoadError(name, f"{_CORRUPT} ({type(exc).__name__}: {exc})") from None
 
@@ -89,17 +108,44 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "P" and "transparency" in img.info:
         img, mode = img.convert("RGBA"), "RGBA"
     if mode in ("RGBA", "RGBa", "LA", "La", "PA"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        # Pasting through the alpha band blends over white in place: no full-size RGBA temporaries (a 50 MP
+        # photo with alpha would otherwise need four of them, 200 MB each).
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, (0, 0), rgba)
+        return out
     if mode.startswith("I;16") or mode == "I":
         return _scaled_to_8bit(img.convert("I") if mode != "I" else img, 0.0, 65535.0).convert("RGB")
     if mode == "F":
-        low, high = img.getextrema()
-        if low >= 0.0 and high <= 1.0:  # the usual float convention
-            low, high = 0.0, 1.0
-        return _scaled_to_8bit(img, float(low), float(high)).convert("RGB")
+        return _float_to_8bit(img).convert("RGB")
     return img.convert("RGB")  # RGB (as a copy), L, 1, P, CMYK, YCbCr, ...
+
+
+def _float_to_8bit(img: Image.Image) -> Image.Image:
+    """An "F" image as "L": its finite values' range onto [0, 255] ([0, 1] when they lie inside it).
+
+    NaN and ±Inf are not data (a no-value marker, a division by zero): they are left out of the range, NaN and
+    -Inf are drawn at its low end and +Inf at its high end. (Pillow's ``getextrema`` and ``point`` let one
+    NaN turn the whole image black.)
+    """
+    values = np.array(img, dtype=np.float32)
+    finite = np.isfinite(values)
+    if finite.all():
+        low, high = float(values.min()), float(values.max())
+    elif finite.any():
+        kept = values[finite]
+        low, high = float(kept.min()), float(kept.max())
+    else:
+        low = high = 0.0
+    del finite
+    if low >= 0.0 and high <= 1.0:  # the usual float convention
+        low, high = 0.0, 1.0
+    np.nan_to_num(values, copy=False, nan=low, posinf=high, neginf=low)
+    scale = 255.0 / (high - low) if high > low else 0.0  # an infinite span (±3e38) gives 0: a flat image
+    values *= np.float32(scale)
+    values += np.float32(0.5 - low * scale)  # +0.5: the cast below truncates
+    np.clip(values, 0.0, 255.0, out=values)
+    return Image.fromarray(values.astype(np.uint8), mode="L")
 
 
 def _scaled_to_8bit(img: Image.Image, low: float, high: float) -> Image.Image:
@@ -116,6 +162,25 @@ def _scaled_to_8bit(img: Image.Image, low: float, high: float) -> Image.Image:
     as_float = img.convert("F") if img.mode != "F" else img
     scaled = as_float.point(lambda v: v * scale - low * scale + 0.5)  # +0.5: F→L truncates
     return scaled.convert("L")
+
+
+def _bomb_reason(exc: Exception, max_pixels: int) -> str:
+    """Pillow's decompression-bomb refusal in our words: the declared pixel count, the limit, what to do."""
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"{_pixels(int(match.group(1)))} declared" if match else str(exc)
+    return (f"image too large to decode safely ({declared}, over the {_pixels(max_pixels)} limit; a possible "
+            "decompression bomb); scale it down")
+
+
+def _unreadable_reason(data: bytes) -> str:
+    """Why Pillow could not open ``data``: a format we recognise but do not read is named, with what to do."""
+    for signature, offset, kind in _OTHER_FORMATS:
+        if data[offset:offset + len(signature)] == signature:
+            return f"a {kind} file, a format we cannot read; convert it to JPEG or PNG"
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<svg", b"<?xml")) and b"<svg" in head:
+        return "an SVG drawing (vector graphics), which we cannot read; export it to PNG"
+    return _NOT_AN_IMAGE
 
 
 def _apply_orientation(img: Image.Image) -> Image.Image:
@@ -137,7 +202,7 @@ def _read_bytes(source: ImageSource, name: str | None, max_bytes: int) -> tuple[
         try:
             size = path.stat().st_size
             if size > max_bytes:
-                raise ImageLoadError(label, f"file is {_mb(size)}, over the {_mb(max_bytes)} limit")
+                raise ImageLoadError(label, f"file is {_mb(size)}, over the {_mb(max_bytes)} limit; save a smaller copy")
             with path.open("rb") as fh:
                 return fh.read(max_bytes + 1), label
         except ImageLoadError:

@@ -6,6 +6,7 @@ The number of classes is read from the classifier weight's shape; labels come fr
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import io
 import os
@@ -54,6 +55,7 @@ def load_own_weights(
     state = _parse(data, filename)
     state = _unwrap(state, filename)
     num_classes = _num_classes(state, spec)
+    _check_fit(spec, num_classes, state, filename, arch)  # before the model is built: its size follows the file
     model = spec.build(num_classes)
     _load_strict(model, state, filename, arch)
     names = _labels(labels, labels_name, num_classes)
@@ -132,6 +134,12 @@ def _unwrap(obj: object, filename: str) -> dict[str, torch.Tensor]:
     for key, value in obj.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise CamError(f"{filename}: refused, entry {key!r} is not a tensor; expected a plain state dict")
+        if value.numel() * value.element_size() > value.untyped_storage().nbytes():
+            # A .pth may hold a view (stride 0) whose shape asks for far more than the file has: a 40 KB file
+            # "holding" a 500,000-class head would make us build a model of gigabytes.
+            raise CamError(f"{filename}: refused, tensor {key!r} of shape {tuple(value.shape)} is a view on "
+                           f"{value.untyped_storage().nbytes():,} bytes of data; save real tensors (a plain "
+                           "state_dict, or .safetensors)")
         state[key] = value
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in state):
@@ -147,9 +155,29 @@ def _num_classes(state: Mapping[str, torch.Tensor], spec: BackboneSpec) -> int:
     return spec.num_classes
 
 
+def _check_fit(spec: BackboneSpec, num_classes: int, state: Mapping[str, torch.Tensor], filename: str,
+               arch: str) -> None:
+    """Check ``state``'s names, shapes and kinds against ``arch`` built on the meta device (nothing allocated).
+
+    The model is built for the file's number of classes, so a head with a huge row count but the wrong width
+    (a few bytes in the file) would otherwise allocate gigabytes before the shapes are compared.
+    """
+    with torch.device("meta"):
+        expected = spec.build(num_classes).state_dict()
+    _compare(expected, state, filename, arch)
+
+
 def _load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], filename: str, arch: str) -> None:
-    """Load every tensor into ``model``; any missing, unexpected or mis-shaped key → one-line ``CamError``."""
-    expected = model.state_dict()
+    """Load every tensor into ``model`` (already checked by ``_check_fit``); a failure → one-line ``CamError``."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CamError(f"{filename}: these weights do not fit {arch} ({_one_line(exc)})") from None
+
+
+def _compare(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], filename: str,
+             arch: str) -> None:
+    """Refuse ``state`` unless it has exactly ``expected``'s keys, shapes and kinds (floating point or not)."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -166,22 +194,31 @@ def _load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], filename: 
             f"{filename}: these weights do not fit {arch} ({len(wrong)} tensors have the wrong shape, e.g. {k} "
             f"is {tuple(state[k].shape)} but {arch} needs {tuple(expected[k].shape)})"
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CamError(f"{filename}: these weights do not fit {arch} ({_one_line(exc)})") from None
+    kinds = [k for k in expected if expected[k].is_floating_point() != state[k].is_floating_point()]
+    if kinds:
+        k = kinds[0]
+        raise CamError(
+            f"{filename}: these weights do not fit {arch} ({len(kinds)} tensors have the wrong kind of number, e.g. "
+            f"{k} is {str(state[k].dtype).removeprefix('torch.')} but {arch} needs "
+            f"{str(expected[k].dtype).removeprefix('torch.')})"
+        )
 
 
 def _labels(labels: Labels, name: str | None, num_classes: int) -> list[str]:
-    """Class names: from a list, or a UTF-8 file with one label per line; their count must match the head."""
+    """Class names: from a list, or a UTF-8 (or BOM-marked UTF-16) file with one label per line; their count must
+    match the head."""
     if labels is None:
         return default_labels(num_classes)
     if isinstance(labels, (str, os.PathLike, bytes, bytearray, memoryview)):
         data, name = _read(labels, name, MAX_LABEL_BYTES, "labels")
+        # UTF-8 (with or without a BOM), or UTF-16 with its BOM (what Windows editors call "Unicode").
+        encoding = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise CamError(f"{name}: the labels file is not UTF-8 text") from None
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise CamError(f"{name}: the labels file is not {encoding.upper().removesuffix('-SIG')} text (byte "
+                           f"{exc.object[exc.start]:#04x} at offset {exc.start}); save it as UTF-8, one label per "
+                           "line") from None
         names = [line.strip() for line in text.splitlines()]
         while names and not names[-1]:
             names.pop()

@@ -44,6 +44,17 @@ def test_uploaded_photo_is_classified(app):
     assert _image_captions(at.sidebar) == [f"my_coffee.png — {w}×{h}"]
 
 
+def test_heic_upload_is_named_and_says_to_convert_it(app):
+    """An iPhone photo (HEIC) renamed .jpg passes the browser's extension check; the card says what it is."""
+    heic = bytes([0, 0, 0, 24]) + b"ftypheic" + bytes(4) + b"mif1heic" + bytes(64)
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value(("IMG_0001.jpg", heic, "image/jpeg")).run()
+    assert not at.exception
+    errors = [e.value for e in at.main.error]
+    assert errors == ["IMG_0001.jpg: a HEIC file, a format we cannot read; convert it to JPEG or PNG"]
+    assert not at.main.get("subheader") and not _image_captions(at.main)
+
+
 def test_broken_upload_replaces_the_results_with_a_card_until_a_good_image(app):
     at = app.run()
     assert _headline(at).split(" — ")[0] in CAT_LABELS

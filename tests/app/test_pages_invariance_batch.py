@@ -45,6 +45,20 @@ def test_batch_two_good_uploads_and_one_broken_file(app):
     assert [b.label for b in at.get("download_button")] == ["Overlays ZIP (2 PNG)", "Predictions CSV"]
 
 
+def test_batch_a_refused_archive_is_one_error_tile_and_the_photo_beside_it_is_explained(app):
+    """A file named .zip that is not one used to abort the whole batch ("reading the files" card, nothing shown)."""
+    at = app.run()
+    at.switch_page(BATCH).run()
+    files = [("cat.png", png_bytes("chelsea"), "image/png"), ("photos.zip", b"PK\x03\x04 cut short", "application/zip")]
+    at.file_uploader(key="batch_files").set_value(files).run()
+    _no_exception(at)
+    assert len(_tiles(at)) == 1
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("photos.zip: not a readable ZIP archive"), errors
+    summary = [c.value for c in at.main.caption if " files · " in c.value]
+    assert summary and summary[0].startswith("2 files · 1 explained · 1 could not be read"), summary
+
+
 def test_batch_without_uploads_shows_the_samples(app):
     at = app.run()
     at.switch_page(BATCH).run()

@@ -147,6 +147,44 @@ def test_gather_refuses_more_than_the_limit():
         gather([(f"{i}.png", b"x") for i in range(4)], max_items=3)
 
 
+def test_a_refused_archive_is_one_error_and_the_other_files_go_on():
+    """A corrupt archive, one over the file limit and one declaring a zip bomb each become their own error item;
+    the photo uploaded beside them is kept (they used to abort the whole batch)."""
+    many = _zip([(f"{i}.png", b"x") for i in range(6)])
+    items = gather([("cat.png", _png(1)), ("broken.zip", b"PK\x03\x04 but nothing else"), ("many.zip", many),
+                    ("bomb.zip", _lying_zip(4_000_000_000))], max_items=5)
+    assert [(it.name, it.data) for it in items][0] == ("cat.png", _png(1)) and items[0].error is None
+    assert [it.name for it in items[1:]] == ["broken.zip", "many.zip", "bomb.zip"]
+    assert items[1].error.startswith("broken.zip: not a readable ZIP archive")
+    assert items[2].error == "many.zip: 6 files, over the limit of 5 per batch"
+    assert items[3].error.startswith("bomb.zip: ") and "zip bomb" in items[3].error
+    assert all(it.data == b"" and "\n" not in it.error for it in items[1:])
+
+
+def test_a_zip_inside_the_zip_is_its_own_error_with_what_to_do():
+    inner = _zip([("a.png", _png(1))])
+    items = read_zip(_zip([("inner.zip", inner), ("b.png", _png(2)), ("hidden.png", inner)]), "outer.zip")
+    assert [(it.name, it.error is None) for it in items] == [("inner.zip", False), ("b.png", True), ("hidden.png", False)]
+    assert items[0].error == ("inner.zip: a ZIP inside the ZIP, which is not opened; put its images in the outer "
+                              "archive or upload it on its own")
+    assert items[2].error.startswith("hidden.png: a ZIP inside the ZIP")  # recognised by content, not by name
+
+
+def test_an_archive_listing_a_huge_number_of_entries_is_refused_before_it_is_parsed():
+    """25,000 empty folder entries (a 1.3 MB table of contents): zipfile would build an object for each; a
+    400 MB upload can list millions. Refused from the end record, before the directory is read."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(25_000):
+            z.writestr(zipfile.ZipInfo(f"d{i}/"), b"")
+        z.writestr("cat.png", _png(1))
+    with pytest.raises(CamError) as err:
+        read_zip(buf.getvalue(), "folders.zip")
+    assert str(err.value) == ("folders.zip: its table of contents is 1.3 MB, room for far more than 200 files (the "
+                              "limit per batch); refused before reading it")
+    assert [it.name for it in read_zip(_zip(MIXED), "photos.zip")] == ["a.png", "b.png", "notes.jpg"]
+
+
 def test_csv_has_one_row_per_file_and_the_error_filled_for_the_bad_one(net):
     results = run_batch(read_zip(_zip(MIXED)), net, _preprocess, CATEGORIES, "gradcam", "conv2")
     rows = list(csv.DictReader(io.StringIO(predictions_csv(results))))

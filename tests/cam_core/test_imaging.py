@@ -96,6 +96,49 @@ def test_decompression_bomb_is_refused(tmp_path):
     assert "too large" in str(err.value) or "over the" in str(err.value)
 
 
+def test_decompression_bomb_message_says_the_size_and_what_to_do(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_blank_png(30000, 30000))
+    with pytest.raises(ImageLoadError) as err:
+        load_image(path)
+    assert str(err.value) == ("bomb.png: image too large to decode safely (900 MP declared, over the 50 MP limit; "
+                              "a possible decompression bomb); scale it down")
+
+
+def _heic() -> bytes:
+    """The start of an iPhone photo: an ISO-BMFF ``ftyp`` box with the HEIC brand."""
+    return struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+
+
+def _pillow_bytes(fmt: str, size: tuple[int, int] = (32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name,make,says", [
+    ("iphone.jpg", _heic, "a HEIC file, a format we cannot read; convert it to JPEG or PNG"),
+    ("scan.png", lambda: _pillow_bytes("PDF"), "a PDF file, a format we cannot read; convert it to JPEG or PNG"),
+    ("favicon.png", lambda: _pillow_bytes("ICO"), "a Windows icon (ICO) file"),
+    ("layers.png", lambda: b"8BPS\x00\x01" + bytes(40), "a Photoshop (PSD) file"),
+    ("logo.png", lambda: b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
+     "an SVG drawing (vector graphics), which we cannot read; export it to PNG"),
+    ("notes.jpg", lambda: b"plain text\n", "not an image, or a format we cannot read; use JPEG, PNG, WEBP, BMP, "
+                                            "TIFF or GIF"),
+])
+def test_a_format_we_do_not_read_is_named_with_what_to_do(name, make, says):
+    with pytest.raises(ImageLoadError) as err:
+        load_image(make(), name)
+    assert str(err.value).startswith(f"{name}: {says}"), str(err.value)
+
+
+def test_stream_past_the_byte_cap_does_not_claim_a_size():
+    """A file object (a pipe, /dev/zero) is read one byte past the cap: its size is unknown, so none is quoted."""
+    with pytest.raises(ImageLoadError) as err:
+        load_image(io.BytesIO(bytes(2**20 + 10)), "endless.png", max_bytes=2**20)
+    assert str(err.value) == "endless.png: file is over the 1.0 MB limit; save a smaller copy"
+
+
 def test_pillow_bomb_warning_becomes_a_local_error(tmp_path):
     """Between Pillow's limit and twice it Pillow only warns: refused here, and the global filters are unchanged."""
     path = tmp_path / "big.png"
@@ -208,6 +251,24 @@ def test_float_image_is_scaled(tmp_path):
         src.putpixel((i, 0), v)
     img = load_image(_save(src, tmp_path / "float.tif", "TIFF"))
     assert [img.getpixel((i, 0))[0] for i in range(3)] == [0, 128, 255]
+
+
+def test_float_image_with_nan_and_inf_keeps_its_picture(tmp_path):
+    """One NaN or Inf (a no-data marker) used to turn the whole image black; it is now left out of the range."""
+    values = [0.0, 0.5, 1.0, float("nan"), float("inf"), float("-inf")]
+    src = Image.new("F", (len(values), 1))
+    for i, v in enumerate(values):
+        src.putpixel((i, 0), v)
+    img = load_image(_save(src, tmp_path / "depth.tif", "TIFF"))
+    assert [img.getpixel((i, 0))[0] for i in range(len(values))] == [0, 128, 255, 0, 255, 0]
+
+
+def test_float_image_outside_zero_one_uses_its_finite_range(tmp_path):
+    src = Image.new("F", (4, 1))
+    for i, v in enumerate([-10.0, 30.0, 90.0, float("nan")]):
+        src.putpixel((i, 0), v)
+    img = load_image(_save(src, tmp_path / "heights.tif", "TIFF"))
+    assert [img.getpixel((i, 0))[0] for i in range(4)] == [0, 102, 255, 0]  # (30 + 10) / 100 * 255 = 102
 
 
 def test_rgba_over_white(tmp_path):

@@ -74,6 +74,27 @@ def test_predict_reports_each_image_and_fails_overall(photos, capsys):
 
 
 @pytest.mark.slow
+def test_explain_a_float_tiff_with_nan_and_a_svg_says_what_to_do(tmp_path, capsys):
+    """A depth map with a no-data NaN is explained from its picture (it used to come out all black); an SVG gets
+    one line naming it and what to do."""
+    gray = np.asarray(Image.fromarray(data.chelsea()).convert("L"), dtype=np.float32) / 255.0
+    gray[0, 0] = np.nan
+    depth = tmp_path / "depth.tif"
+    Image.fromarray(gray).save(depth)
+    drawing = tmp_path / "logo.svg"
+    drawing.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
+    code, out, err = run(capsys, "explain", str(depth), str(drawing), "--method", "gradcam", "--out", str(tmp_path))
+    assert code == 1 and "Traceback" not in err
+    good, bad = json_lines(out)
+    overlay = np.asarray(Image.open(good["overlay"]).convert("L"), dtype=np.float64)
+    photo = np.nan_to_num(gray) * 255.0
+    match = np.corrcoef(overlay.ravel(), photo.ravel())[0, 1]
+    assert match > 0.25  # the cat is under the map (0.4); over a black image it is about 0.03
+    assert bad == {"image": str(drawing),
+                   "error": "logo.svg: an SVG drawing (vector graphics), which we cannot read; export it to PNG"}
+
+
+@pytest.mark.slow
 def test_explain_writes_overlay_and_image_sized_heatmap(photos, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, err = run(capsys, "explain", str(photos["broken"]), str(photos["cat"]), "--method", "grad_cam",

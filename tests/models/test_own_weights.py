@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import save as save_file_bytes, save_file
 
 import models
 from cam_core.errors import CamError
@@ -161,3 +161,79 @@ def test_lite_architecture_accepts_own_weights(tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()}, path)
     backbone = models.load_own_weights("efficientnet_lite0", path, ["a", "b", "c"], device="cpu")
     assert backbone.model.classifier.out_features == 3 and _equal(backbone.model.state_dict(), state)
+
+
+def _record_builds(monkeypatch, arch: str) -> list[tuple[int, str]]:
+    """Every model built for ``arch`` from now on, as (classes, device of its parameters): a "meta" build
+    allocates nothing, a "cpu" one allocates the whole model."""
+    import dataclasses
+
+    from models import registry
+
+    spec, built = registry.SPECS[arch], []
+
+    def recording(num_classes: int):
+        model = spec.builder(num_classes)
+        built.append((num_classes, next(model.parameters()).device.type))
+        return model
+
+    monkeypatch.setitem(registry.SPECS, arch, dataclasses.replace(spec, builder=recording))
+    return built
+
+
+def test_a_view_claiming_far_more_than_the_file_holds_is_refused(tmp_path, resnet10, monkeypatch):
+    """A small .pth whose head is a stride-0 view of one float "holds" 200,000 classes: refused before any model
+    is built (its head alone would need 400 MB)."""
+    state = dict(resnet10)
+    state["fc.weight"] = torch.zeros(1).expand(200_000, 512)
+    state["fc.bias"] = torch.zeros(1).expand(200_000)
+    path = tmp_path / "tiny.pth"
+    torch.save(state, path)
+    assert path.stat().st_size < 50_000_000
+    built = _record_builds(monkeypatch, "resnet18")
+    with pytest.raises(CamError) as err:
+        models.load_own_weights("resnet18", path, device="cpu")
+    assert str(err.value).startswith("tiny.pth: refused, tensor 'fc.weight' of shape (200000, 512) is a view on 4 bytes")
+    assert built == []
+
+
+def test_a_head_of_the_wrong_width_is_refused_before_the_model_is_built(tmp_path, resnet10, monkeypatch):
+    """300,000 rows of width 1 (1.2 MB) would make a 300,000 × 512 head (600 MB) before the shapes were compared:
+    they are compared against a model on the meta device, and no real one is built."""
+    state = dict(resnet10)
+    state["fc.weight"] = torch.zeros(300_000, 1)
+    state["fc.bias"] = torch.zeros(300_000)
+    path = tmp_path / "narrow.safetensors"
+    save_file(state, path)
+    built = _record_builds(monkeypatch, "resnet18")
+    with pytest.raises(CamError, match=r"narrow.safetensors: these weights do not fit resnet18 \(1 tensors have the "
+                                       r"wrong shape, e.g. fc.weight is \(300000, 1\) but resnet18 needs \(300000, 512\)"):
+        models.load_own_weights("resnet18", path, device="cpu")
+    assert built == [(300_000, "meta")]
+    assert models.load_own_weights("resnet18", save_file_bytes(resnet10), device="cpu", filename="ok.safetensors")
+    assert built[1:] == [(10, "meta"), (10, "cpu")]
+
+
+def test_integer_weights_are_refused(tmp_path, resnet10):
+    state = dict(resnet10)
+    state["fc.weight"] = torch.zeros(10, 512, dtype=torch.int8)
+    path = tmp_path / "quantized.safetensors"
+    save_file(state, path)
+    with pytest.raises(CamError, match="quantized.safetensors: .*wrong kind of number, e.g. fc.weight is int8 but "
+                                       "resnet18 needs float32"):
+        models.load_own_weights("resnet18", path, device="cpu")
+
+
+def test_labels_in_utf16_with_a_bom_are_read_and_latin1_is_refused_with_what_to_do(tmp_path, resnet10):
+    path = tmp_path / "w.pt"
+    torch.save(resnet10, path)
+    names = [f"Vogel {i} – Größe" for i in range(10)]
+    utf16 = tmp_path / "windows.txt"
+    utf16.write_bytes("\r\n".join(names).encode("utf-16"))  # Notepad's "Unicode": a BOM, then UTF-16-LE
+    assert models.load_own_weights("resnet18", path, utf16, device="cpu").categories == names
+    latin1 = tmp_path / "old.txt"
+    latin1.write_bytes("\n".join(n.replace("–", "-") for n in names).encode("latin-1"))
+    with pytest.raises(CamError) as err:
+        models.load_own_weights("resnet18", path, latin1, device="cpu")
+    assert str(err.value) == ("old.txt: the labels file is not UTF-8 text (byte 0xf6 at offset 12); save it as "
+                              "UTF-8, one label per line")
