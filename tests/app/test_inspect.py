@@ -67,7 +67,9 @@ def test_broken_upload_replaces_the_results_with_a_card_until_a_good_image(app):
     assert not at.main.get("subheader") and not _image_captions(at.main)
     assert any("Could not read broken.png" in m.value for m in at.main.markdown)
     assert any("pick a sample photo" in m.value for m in at.main.markdown)
-    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    over = [s for s in at.sidebar.selectbox if s.key.startswith("w_sample_over_upload")]
+    assert len(over) == 1 and over[0].value is None  # the menu names no sample under the failed upload
+    over[0].set_value("coffee").run()
     _no_problem(at)
     assert _headline(at).startswith("espresso")
 
