@@ -16,7 +16,7 @@ from ui import state
 from ui.pickers import layer_picker, method_picker, overlay_controls
 from ui.sidebar import IMAGE_TYPES, start_page
 from ui.samples import DEFAULT_SAMPLE
-from ui.widgets import param_inputs, show_error
+from ui.widgets import literal, param_inputs, show_error
 
 PER_ROW = 4
 PER_PAGE = 24
@@ -126,13 +126,13 @@ def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tupl
         for col, (r, digest) in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
             with col.container(border=True):
                 if not r.ok:
-                    st.markdown(f"**{r.name}**")
-                    st.error(r.error, icon=":material/broken_image:")
+                    st.markdown(f"**{literal(r.name)}**")
+                    st.error(literal(r.error, limit=400), icon=":material/broken_image:")
                     continue
                 tile = _tile(ctx.model_key, digest, r.name, method, r.layer, params, alpha, cmap, r)
                 st.image(tile, width="stretch")
                 st.markdown(f"**{r.label}** — {r.prob:.1%}")
-                st.caption(f"{r.name} · class {r.class_idx} · {r.elapsed_ms:,.0f} ms")
+                st.caption(f"{literal(r.name)} · class {r.class_idx} · {r.elapsed_ms:,.0f} ms")
     _downloads([r for r, _ in results], method, alpha, cmap)
 
 

@@ -16,7 +16,7 @@ from . import state
 from .cache import get_backbone, get_own_backbone
 from .samples import DEFAULT_SAMPLE, SAMPLES
 from .state import Context, ImageRef, Problem
-from .widgets import problem_card, remembered_select, show_error
+from .widgets import literal, problem_card, remembered_select, show_error
 
 log = logging.getLogger("cam_explorer.ui")
 
@@ -114,10 +114,10 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
                      max_upload_size=IMAGE_UPLOAD_MB, help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)")
     failed = ss.get(_UPLOAD_ERROR)
     if failed:
-        st.caption(f":material/broken_image: {failed[0]} could not be read — see the main area.")
+        st.caption(f":material/broken_image: {literal(failed[0])} could not be read — see the main area.")
     sample = _sample_picker(showing_upload=bool(failed) or ss.get(_UPLOADED) is not None)
     if failed:
-        name, reason = failed
+        name, reason = literal(failed[0]), literal(failed[1], limit=400)
         return None, Problem(
             kind="image", title=f"Could not read {name}", why=f"{name}: {reason}",
             todo="upload a photo in one of these formats: JPEG, PNG, WebP, BMP, TIFF or GIF (up to "
@@ -132,10 +132,11 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
             return None, None, None
     state.bind_image(image.identity)
     state.remember("image", image.url_name)
-    st.image(image.image, caption=f"{image.name} — {image.image.width}×{image.image.height}", width="stretch")
+    st.image(image.image, caption=f"{literal(image.name)} — {image.image.width}×{image.image.height}", width="stretch")
     notice = None
     link_upload = ss.get(state.LINK_UPLOAD)
     if link_upload and image.sample is not None:
+        link_upload = literal(link_upload)  # from the URL: anyone can write it
         notice = (f"This link was made on an uploaded photo ({link_upload}); a link cannot carry a photo, so "
                   f"the sample “{SAMPLES[image.sample].caption}” is shown instead, with its own classes (the "
                   f"link's class is not applied to it). Upload {link_upload} in the sidebar to see the "

@@ -145,6 +145,18 @@ def remembered_radio(label: str, options: Sequence[Any], view_key: str, *, defau
     return choice
 
 
+_MARKDOWN = set("\\`*[]<>!$~|:")
+
+
+def literal(text: str, limit: int = 120) -> str:
+    """``text`` from outside (a file name, a link's parameter) made safe inside Markdown: shown as typed, never
+    as a link, an image fetched from elsewhere, an icon or formula; cut to ``limit`` characters."""
+    text = "".join(ch for ch in str(text) if ch.isprintable())
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return "".join("\\" + ch if ch in _MARKDOWN else ch for ch in text)
+
+
 def problem_card(problem: Any, where: Any = None) -> None:
     """A ``state.Problem`` as one card in the main area: what failed, why, what to do (and a button)."""
     target = where if where is not None else st
