@@ -145,12 +145,12 @@ def remembered_radio(label: str, options: Sequence[Any], view_key: str, *, defau
     return choice
 
 
-_MARKDOWN = set("\\`*[]<>!$~|:")
+_MARKDOWN = set("\\`*[]<>!$~|")  # ":" stays: a shortcode (:smile:) is harmless; :red[…] needs "["
 
 
 def literal(text: str, limit: int = 120) -> str:
     """``text`` from outside (a file name, a link's parameter) made safe inside Markdown: shown as typed, never
-    as a link, an image fetched from elsewhere, an icon or formula; cut to ``limit`` characters."""
+    as a link, an image fetched from elsewhere, coloured text or a formula; cut to ``limit`` characters."""
     text = "".join(ch for ch in str(text) if ch.isprintable())
     if len(text) > limit:
         text = text[:limit - 1] + "…"
