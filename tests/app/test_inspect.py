@@ -56,7 +56,10 @@ def test_broken_upload_replaces_the_results_with_a_card_until_a_good_image(app):
     assert not at.main.get("subheader") and not _image_captions(at.main)
     assert any("Could not read broken.png" in m.value for m in at.main.markdown)
     assert any("pick a sample photo" in m.value for m in at.main.markdown)
-    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    # The sample menu names no sample under a (failed) upload; picking one there replaces it.
+    sample = next(s for s in at.sidebar.selectbox if s.label == "…or a sample photo")
+    assert sample.value is None
+    sample.set_value("coffee").run()
     _no_problem(at)
     assert _headline(at).startswith("espresso")
 
