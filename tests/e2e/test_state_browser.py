@@ -5,6 +5,7 @@
 - upload a photo while a long method runs: the old photo's map leaves the screen at once (not when the new one is done);
 - pick a model whose weights are not here (offline): one card, no server path in the link, a way back;
 - copy a link (made after an upload, or on Layers/Occlusion/Invariance/Compare) and open it in a new page;
+- press the browser's Back after switching pages: the previous page comes back;
 - the sidebar has no pickers on Learn and one uploader on Batch;
 - and the server log has no Streamlit widget warning after all of it.
 
@@ -269,6 +270,26 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
         assert other.locator(MAIN).get_by_text("Grad-CAM++", exact=True).count() == 0
     finally:
         other.context.close()
+
+
+def test_back_returns_to_the_previous_page(page, app_url, screenshot_dir):
+    """Open a Layers link, go to Occlusion (which writes its own settings into the URL), press Back: Layers
+    comes back with the linked layer (each URL update is one history entry, not one per setting)."""
+    page.goto(f"{app_url}/layers?feature_layer=blocks.3.0&channel=5")
+    page.get_by_text("Feature map 5 (enlarged to the photo)").wait_for(timeout=180_000)
+    _wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Occlusion", exact=True).click()
+    page.get_by_text("Patch at one spot").wait_for(timeout=180_000)
+    _wait_idle(page)
+    for _ in range(2):  # the page switch itself, then the Occlusion settings written into the URL
+        page.go_back()
+        _wait_idle(page)
+        if page.get_by_role("heading", name="Layers").count():
+            break
+    page.get_by_text("Feature map 5 (enlarged to the photo)").wait_for(timeout=180_000)
+    assert urlparse(page.url).path == "/layers"
+    assert "│ blocks.3.0 ·" in _select_text(page, "Layer")
+    _shot(page, screenshot_dir, "back_to_layers")
 
 
 def test_sidebar_only_where_it_is_used(page, app_url, screenshot_dir):
