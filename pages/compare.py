@@ -12,9 +12,9 @@ from typing import Any
 import streamlit as st
 
 from ui import cache, state, trust
-from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
+from ui.display import checkerboard_note, display_controls, legend, map_cmap, results_slot, target_label
 from ui.pickers import class_picker, layer_picker, overlay_controls
-from ui.sidebar import start_page
+from ui.sidebar import photo_page
 from ui.widgets import predictions_or_error, show_error, stored_params
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "guided_gradcam"]
@@ -127,11 +127,7 @@ def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
         _tiles([(METHODS[m].display, grad_tile(e)) for m, e in grads], per_row)
 
 
-def main() -> None:
-    ctx = start_page("Compare",
-                     "The same image, class and layer under several methods: where do they agree?")
-    if ctx is None:
-        return
+def main(ctx: Any) -> None:
     preds = predictions_or_error(ctx)
     if preds is None:
         return
@@ -148,6 +144,10 @@ def main() -> None:
         return
 
     waiting = _run_toggles(ctx, methods, layer)
+    params = {m: stored_params(m, ctx.backbone) for m in methods}
+    # The previous grid leaves the screen while other maps are computed (never shown under this photo).
+    grid = results_slot("compare", ctx.model_key, str(ctx.device), ctx.image.digest, tuple(methods), layer,
+                        class_idx, tuple(sorted(waiting)), params)
     results: list[tuple[str, Any]] = []
     progress = st.progress(0.0, text="Computing…")
     for i, method in enumerate(methods):
@@ -157,15 +157,17 @@ def main() -> None:
         progress.progress(i / len(methods), text=f"Computing {spec.display} ({i + 1} of {len(methods)})…")
         try:
             exp = cache.explain_cached(ctx, method, layer if spec.needs_layer else None, class_idx,
-                                       stored_params(method, ctx.backbone))
+                                       params[method])
         except Exception as exc:  # shown in that method's tile; the others go on
             exp = exc
         results.append((method, exp))
     progress.empty()
-    st.divider()
-    scores = trust.compare_scores(ctx, results)
-    _grid(ctx, results, scores, waiting)
-    trust.compare_summary(results, scores)
+    with grid:
+        st.divider()
+        scores = trust.compare_scores(ctx, results)
+        _grid(ctx, results, scores, waiting)
+        trust.compare_summary(results, scores)
 
 
-main()
+photo_page("Compare",
+           "The same image, class and layer under several methods: where do they agree?", main)

@@ -11,9 +11,10 @@ from typing import Any
 import streamlit as st
 
 from ui import cache, state, trust
+from ui.display import results_slot
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
-from ui.sidebar import start_page
+from ui.sidebar import photo_page
 from ui.widgets import param_inputs, predictions_or_error, show_error
 
 def _details(exp: Any, ctx: Any) -> None:
@@ -111,11 +112,7 @@ def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
         _downloads(ctx, exp, preds, alpha, draw, shown, evidence)
 
 
-def main() -> None:
-    ctx = start_page("Inspect", "Why did the classifier decide what it decided? Pick a method and a class: the "
-                                "map shows where the evidence is.")
-    if ctx is None:
-        return
+def main(ctx: Any) -> None:
     preds = predictions_or_error(ctx)
     if preds is None:
         return
@@ -140,16 +137,21 @@ def main() -> None:
                                   chosen=cache.class_prediction(ctx, class_idx)),
                         width="stretch", key="top5", config={"displayModeBar": False})
 
+    # The previous map leaves the screen while another one is computed (never shown under this photo's title).
+    results = results_slot("inspect", ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, class_idx,
+                           params)
     try:
         with st.spinner(f"Computing {spec.display}…", show_time=True):
             exp = cache.explain_cached(ctx, method, layer, class_idx, params)
     except Exception as exc:
         show_error(exc, context=spec.display)
         return
-    for note in exp.notes:
-        st.info(note, icon=":material/info:")
-    st.divider()
-    _view(ctx, exp, preds)
+    with results:
+        for note in exp.notes:
+            st.info(note, icon=":material/info:")
+        st.divider()
+        _view(ctx, exp, preds)
 
 
-main()
+photo_page("Inspect", "Why did the classifier decide what it decided? Pick a method and a class: the "
+           "map shows where the evidence is.", main)

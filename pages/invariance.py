@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import cache
-from ui.sidebar import start_page
+from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
 from ui.widgets import remembered_radio, remembered_select, remembered_slider, reset_when_changed, show_error
 
@@ -64,12 +64,7 @@ def _line(x: list[float], y: list[float], title: str, ytitle: str, kind: str, ho
     return fig
 
 
-def main() -> None:
-    ctx = start_page("Invariance",
-                     "Move, turn or resize the photo (Zeiler & Fergus 2014, fig. 5): does the classifier still see "
-                     "the same thing, and how much does a layer's representation change?")
-    if ctx is None:
-        return
+def main(ctx: Any) -> None:
     from cam_core.invariance import EDGES, TRANSFORMS, default_values
 
     try:
@@ -135,4 +130,6 @@ def main() -> None:
                   caption=f"{_fmt(kind, result.values[i])} · p {result.probs[i]:.2f} · d {result.distances[i]:.2f}")
 
 
-main()
+photo_page("Invariance",
+           "Move, turn or resize the photo (Zeiler & Fergus 2014, fig. 5): does the classifier still see "
+           "the same thing, and how much does a layer's representation change?", main)

@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image
 
 from ui import cache
-from ui.sidebar import start_page
+from ui.sidebar import photo_page
 from ui.widgets import remembered_select, remembered_slider, reset_when_changed, show_error
 
 PER_ROW = 8
@@ -160,12 +160,7 @@ def _stage_strip(ctx: Any, cmap: str) -> None:
             col.image(_tile(maps[info.name], cmap, 256), width="stretch", caption=f"{info.name} · {c}×{h}×{w}")
 
 
-def main() -> None:
-    ctx = start_page("Layers",
-                     "What each layer responds to (Zeiler & Fergus 2014): its strongest feature maps, one of them "
-                     "projected back to pixels, and how the picture turns into features stage by stage.")
-    if ctx is None:
-        return
+def main(ctx: Any) -> None:
     from cam_core.render import COLORMAP_NAMES
 
     try:
@@ -230,4 +225,6 @@ def main() -> None:
         show_error(exc, context="first-layer filters")
 
 
-main()
+photo_page("Layers",
+           "What each layer responds to (Zeiler & Fergus 2014): its strongest feature maps, one of them "
+           "projected back to pixels, and how the picture turns into features stage by stage.", main)

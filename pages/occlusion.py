@@ -17,8 +17,9 @@ import streamlit as st
 from PIL import Image, ImageDraw
 
 from ui import cache, state
+from ui.display import results_slot
 from ui.figures import colorscale, top_k_bar
-from ui.sidebar import start_page
+from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
 from ui.widgets import _fill_choices, predictions_or_error, remembered_slider, set_remembered, show_error
 
@@ -242,14 +243,9 @@ def _params(ctx: Any) -> tuple[int, int, str, Any]:
     return values["patch"], values["stride"], fill_name, fills[fill_name]
 
 
-def main() -> None:
+def main(ctx: Any) -> None:
     from cam_core.occlusion_view import passes
 
-    ctx = start_page("Occlusion explorer",
-                     "Hide one square of the photo at a time (Zeiler & Fergus 2014): where does the probability "
-                     "of the class collapse, and which class wins instead?")
-    if ctx is None:
-        return
     preds = predictions_or_error(ctx)
     if preds is None:
         return
@@ -262,25 +258,31 @@ def main() -> None:
     params = {"patch": patch, "stride": stride, "fill": fill}
     done: set = st.session_state.setdefault("_occ_done", set())
     fine_key = (ctx.model_key, ctx.image.digest, class_idx, patch, stride, fill)
-    maps = st.empty()
-    schedule = passes(patch, stride)
-    try:
-        if len(schedule) > 1 and fine_key not in done:
-            coarse = cache.explain_cached(ctx, "occlusion", None, class_idx, {**params, "stride": schedule[0]})
-            _draw_maps(maps, ctx, coarse, label, f"Coarse pass (stride {schedule[0]}) — refining with stride "
-                       f"{stride}…", interactive=False)
-        exp = cache.explain_cached(ctx, "occlusion", None, class_idx, params)
-    except Exception as exc:
-        maps.empty()
-        show_error(exc, context="occlusion")
-        return
-    done.add(fine_key)
-    rows, cols = len(exp.extras["rows"]), len(exp.extras["cols"])
-    note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · fill {fill_name} · windows reach every "
-            f"edge · {exp.elapsed_ms / 1000:,.1f} s · p({label}) without occlusion: {exp.extras['base_prob']:.1%}")
-    event = _draw_maps(maps, ctx, exp, label, note, interactive=True)
-    _apply_click(event, ctx.image.digest)
-    _probe_section(ctx, patch, fill, class_idx, preds)
+    # The previous maps and probe leave the screen while new ones are computed (never under this photo).
+    area = results_slot("occlusion", str(ctx.device), *fine_key)
+    with area:
+        maps = st.empty()
+        schedule = passes(patch, stride)
+        try:
+            if len(schedule) > 1 and fine_key not in done:
+                coarse = cache.explain_cached(ctx, "occlusion", None, class_idx, {**params, "stride": schedule[0]})
+                _draw_maps(maps, ctx, coarse, label, f"Coarse pass (stride {schedule[0]}) — refining with stride "
+                           f"{stride}…", interactive=False)
+            exp = cache.explain_cached(ctx, "occlusion", None, class_idx, params)
+        except Exception as exc:
+            maps.empty()
+            show_error(exc, context="occlusion")
+            return
+        done.add(fine_key)
+        rows, cols = len(exp.extras["rows"]), len(exp.extras["cols"])
+        note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · fill {fill_name} · windows reach "
+                f"every edge · {exp.elapsed_ms / 1000:,.1f} s · p({label}) without occlusion: "
+                f"{exp.extras['base_prob']:.1%}")
+        event = _draw_maps(maps, ctx, exp, label, note, interactive=True)
+        _apply_click(event, ctx.image.digest)
+        _probe_section(ctx, patch, fill, class_idx, preds)
 
 
-main()
+photo_page("Occlusion explorer",
+           "Hide one square of the photo at a time (Zeiler & Fergus 2014): where does the probability "
+           "of the class collapse, and which class wins instead?", main)

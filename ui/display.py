@@ -83,3 +83,30 @@ def checkerboard_note(where: Any, exp: Any) -> None:
     if checkerboard_cached(exp) > CHECKERBOARD_THRESHOLD:
         target = where if where is not None else st
         target.info(CHECKERBOARD_NOTE, icon=":material/grid_4x4:")
+
+
+def results_slot(page: str, *identity: Any) -> Any:
+    """A container for a page's results, placed before they are computed; fill it afterwards (``with slot:``).
+
+    ``identity`` is what the results describe (model, device, image digest, method, layer, class,
+    parameters…). When it differs from what this session last drew on ``page``, the old results leave the
+    screen now: Streamlit would otherwise keep them, greyed, under the new photo's title for as long as the
+    new ones take (an occlusion or Score-CAM run: seconds to minutes). The same identity (a rerun; alpha or
+    colormap move in a fragment and never get here) leaves them in place, without a flicker.
+
+    How: two neighbouring places, one a container, the other an empty element. The browser keeps a
+    container's old children until new ones replace them, and an ``st.empty`` emptied and refilled within
+    one flush reaches it as just the container; so a new identity swaps the places instead: the old
+    results' place gets an empty element (which clears it), the new ones start in the other, empty place.
+    """
+    ss = st.session_state
+    key, place = f"_results_shown_{page}", f"_results_place_{page}"
+    if ss.get(key) != identity:
+        ss[place] = 1 - ss.get(place, 0)
+    ss[key] = identity
+    if ss.get(place, 0):
+        st.empty()
+        return st.container()
+    slot = st.container()
+    st.empty()
+    return slot

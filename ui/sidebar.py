@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -47,6 +48,23 @@ def start_page(title: str, caption: str, *, image: bool = True) -> Context | Non
         st.info("Choose a model and an image in the sidebar.")
         return None
     return ctx
+
+
+def photo_page(title: str, caption: str, body: Callable[[Context], None]) -> None:
+    """A page about one photo and model: ``start_page``, then ``body(ctx)`` in a slot of its own.
+
+    When the photo, model or device is not the one this page last showed, the slot is emptied at once, before
+    ``body`` computes anything: the old photo's headline, menus, maps and charts never stand under the new
+    photo in the sidebar (greyed, as Streamlit keeps them) while the new ones are computed.
+    """
+    from .display import results_slot
+
+    ctx = start_page(title, caption)
+    if ctx is None:
+        return
+    slot = results_slot(f"photo:{title}", ctx.model_key, str(ctx.device), ctx.image.digest)
+    with slot:
+        body(ctx)
 
 
 def show_notices(ctx: Context) -> None:

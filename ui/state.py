@@ -245,7 +245,9 @@ def remember(key: str, value: Any) -> None:
 
 
 def sync_query_params() -> None:
-    """Write the view's URL entries into ``st.query_params``, touching only those that changed."""
+    """Write the view's URL entries into ``st.query_params`` when any changed, in one update: the browser adds
+    one history entry per update, so Back goes to the previous view (one write per key made Back step
+    through a dozen half-written URLs, each rewritten at once, and looked dead)."""
     v = view()
     wanted = {k: _as_text(v[k]) for k in URL_KEYS if v.get(k) is not None}
     for method, values in (v.get("params") or {}).items():
@@ -253,12 +255,9 @@ def sync_query_params() -> None:
             if value is not None:
                 wanted[f"p.{method}.{name}"] = _as_text(value)
     current = dict(st.query_params)
-    for key in current:
-        if key not in wanted and (key in URL_KEYS or key.startswith("p.")):
-            del st.query_params[key]
-    for key, text in wanted.items():
-        if current.get(key) != text:
-            st.query_params[key] = text
+    kept = {k: t for k, t in current.items() if not (k in URL_KEYS or k.startswith("p."))}
+    if {**kept, **wanted} != current:
+        st.query_params.from_dict({**kept, **wanted})
 
 
 def _as_text(value: Any) -> str:

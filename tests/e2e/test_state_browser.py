@@ -2,8 +2,10 @@
 
 - upload photo A, then photo B: the class menu reads B's top-1 (never A's), also after switching method;
 - upload a broken file: the main area says what failed, why and what to do, and shows no old results;
+- upload a photo while a long method runs: the old photo's map leaves the screen at once (not when the new one is done);
 - pick a model whose weights are not here (offline): one card, no server path in the link, a way back;
 - copy a link (made after an upload, or on Layers/Occlusion/Invariance/Compare) and open it in a new page;
+- press the browser's Back after switching pages: the previous page comes back;
 - the sidebar has no pickers on Learn and one uploader on Batch;
 - and the server log has no Streamlit widget warning after all of it.
 
@@ -136,6 +138,41 @@ def test_broken_upload_replaces_the_results_with_a_card(page, app_url, tmp_path,
     assert main.get_by_text("Could not read", exact=False).count() == 0
 
 
+# Records, every 50 ms, what the main area shows below a headline: a map's "Explained class" details and
+# how many images, and whether a progress bar is up. Read back with window.__seen.
+_WATCH = """() => { window.__seen = []; window.__watch = setInterval(() => {
+  const m = document.querySelector('[data-testid=stMain]'); const h = m && m.querySelector('h3');
+  const details = Array.from(m ? m.querySelectorAll('[data-testid=stMarkdownContainer]') : [])
+      .map(e => e.innerText).find(t => t.includes('Explained class')) || '';
+  window.__seen.push({head: h ? h.innerText : '', details, images: m ? m.querySelectorAll('[data-testid=stImage]').length : 0,
+                      progress: !!(m && m.querySelector('[data-testid=stProgress]'))}); }, 50); }"""
+
+
+def test_new_photo_during_a_long_method_never_shows_the_old_map(page, app_url, tmp_path, screenshot_dir):
+    """Occlusion on the cat, then a new photo: while its occlusion runs (seconds, a progress bar), the page
+    shows the new photo's headline and no map or details of the cat — not even greyed out."""
+    from skimage import data
+
+    page.goto(f"{app_url}/?method=occlusion")
+    page.get_by_text("Explained class: Egyptian cat", exact=False).wait_for(timeout=180_000)
+    _wait_idle(page)
+    photo = tmp_path / "fundus.jpg"  # a photo no other test uses (no cached map), at an odd size
+    Image.fromarray(data.retina()).convert("RGB").resize((611, 173)).save(photo, quality=90)
+    page.evaluate(_WATCH)
+    page.locator(f'{SIDEBAR} input[type="file"]').first.set_input_files(str(photo))
+    page.locator(f'{MAIN} [data-testid="stProgress"]').first.wait_for(timeout=120_000)
+    _shot(page, screenshot_dir, "long_method_new_photo")
+    page.get_by_text("Explained class: lampshade", exact=False).wait_for(timeout=180_000)
+    seen = page.evaluate("() => { clearInterval(window.__watch); return window.__seen }")
+    running = [s for s in seen if s["progress"]]
+    assert running, "the occlusion run was never seen"
+    assert all(s["head"].startswith("lampshade") for s in running), running[0]
+    assert not [s for s in seen if s["head"].startswith("lampshade") and "Egyptian cat" in s["details"]]
+    assert all(s["images"] == 0 for s in running)  # no map at all until the new one is there
+    _wait_idle(page)
+    assert page.locator(f'{MAIN} [data-testid="stImage"]').count() == 3
+
+
 def test_model_without_weights_shows_one_card_and_a_way_back(page, app_url, screenshot_dir):
     page.goto(app_url)
     _headline(page)
@@ -233,6 +270,26 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
         assert other.locator(MAIN).get_by_text("Grad-CAM++", exact=True).count() == 0
     finally:
         other.context.close()
+
+
+def test_back_returns_to_the_previous_page(page, app_url, screenshot_dir):
+    """Open a Layers link, go to Occlusion (which writes its own settings into the URL), press Back: Layers
+    comes back with the linked layer (each URL update is one history entry, not one per setting)."""
+    page.goto(f"{app_url}/layers?feature_layer=blocks.3.0&channel=5")
+    page.get_by_text("Feature map 5 (enlarged to the photo)").wait_for(timeout=180_000)
+    _wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Occlusion", exact=True).click()
+    page.get_by_text("Patch at one spot").wait_for(timeout=180_000)
+    _wait_idle(page)
+    for _ in range(2):  # the page switch itself, then the Occlusion settings written into the URL
+        page.go_back()
+        _wait_idle(page)
+        if page.get_by_role("heading", name="Layers").count():
+            break
+    page.get_by_text("Feature map 5 (enlarged to the photo)").wait_for(timeout=180_000)
+    assert urlparse(page.url).path == "/layers"
+    assert "│ blocks.3.0 ·" in _select_text(page, "Layer")
+    _shot(page, screenshot_dir, "back_to_layers")
 
 
 def test_sidebar_only_where_it_is_used(page, app_url, screenshot_dir):
