@@ -61,7 +61,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextmanager
 def thread_hooks() -> Iterator[Callable[..., None]]:
-    """Yield ``add(module, hook, kind="forward")`` registering hooks that fire only in this thread.
+    """Yield ``add(module, hook, kind="forward")`` registering hooks that fire only in this thread
+    (``kind``: "forward", "forward_pre", or "forward_pre_kwargs" for a pre-hook that sees and may change kwargs).
 
     A shared model may run in other threads (other browser sessions) while our hooks are attached;
     the filter keeps their forward passes untouched. All handles are removed on exit.
@@ -80,6 +81,8 @@ def thread_hooks() -> Iterator[Callable[..., None]]:
             handles.append(module.register_forward_hook(only_mine))
         elif kind == "forward_pre":
             handles.append(module.register_forward_pre_hook(only_mine))
+        elif kind == "forward_pre_kwargs":  # hook(module, args, kwargs) -> (args, kwargs) or None
+            handles.append(module.register_forward_pre_hook(only_mine, with_kwargs=True))
         else:  # pragma: no cover - programming error
             raise ValueError(f"unknown hook kind {kind!r}")
 

@@ -45,6 +45,8 @@ class Recording:
     ``io[module]``: (positional inputs, output) of the last call of each module in ``keep_io``, in call order.
     ``events``: ("start", module) for each call of a module in ``starts_of`` and ("end", module) for each call
     of a module in ``keep_io``, in the order they happened (module order, attention starts).
+    ``attention[module]``: the N×heads×T×T weights of each ``nn.MultiheadAttention`` in ``attention_of``, as
+    its last call computed them (absent when the module was called with positional options).
     """
 
     logits: torch.Tensor | None
@@ -52,6 +54,7 @@ class Recording:
     io: dict[nn.Module, tuple[Any, Any]] = field(default_factory=dict)
     adapters: dict[str, LayerAdapter] = field(default_factory=dict)
     events: list[tuple[str, nn.Module]] = field(default_factory=list)
+    attention: dict[nn.Module, torch.Tensor] = field(default_factory=dict)
 
     @property
     def activations(self) -> dict[str, torch.Tensor]:
@@ -62,6 +65,7 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
            grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
            keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
            input_grad: bool = False, starts_of: Iterable[nn.Module] = (),
+           attention_of: Iterable[nn.MultiheadAttention] = (),
            adapter_for: AdapterFinder = find_adapter) -> Recording:
     """Run ``model(x)`` once, recording ``layers``; see the module docstring.
 
@@ -70,6 +74,8 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     then ``None``). ``edit[name]``: replace that layer's (map-layout) output, e.g. with a batch of ablated
     copies (Ablation-CAM) — the part of the network before the layer then runs once, the rest on the batch.
     ``input_grad``: autograd on from the start (pixel methods differentiate with respect to ``x``).
+    ``attention_of``: attention modules asked, for this call only, to return their per-head weights (torchvision's
+    ViT calls them with ``need_weights=False``); the caller above them gets what it asked for.
     """
     resolved = [resolve_layer(model, layer) for layer in layers]
     names = [name for name, _ in resolved]
@@ -127,6 +133,24 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     def start(module: nn.Module, _inputs: tuple) -> None:
         events.append(("start", module))
 
+    attention: dict[nn.Module, torch.Tensor] = {}
+    asked: dict[nn.Module, tuple[bool, bool]] = {}
+
+    def ask_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if len(args) > 3:  # options given by position: leave the call alone
+            return None
+        asked[module] = (bool(kwargs.get("need_weights", True)), bool(kwargs.get("average_attn_weights", True)))
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def take_weights(module: nn.Module, _inputs: tuple, output: Any) -> Any:
+        wanted = asked.pop(module, None)
+        if wanted is None or not isinstance(output, tuple) or output[1] is None:
+            return None
+        out, weights = output
+        attention[module] = weights.detach()
+        need, average = wanted
+        return out, (None if not need else weights.mean(dim=1) if average else weights)
+
     check_input(model, x)
     logits = None
     with grad_mode(input_grad), thread_hooks() as add:
@@ -136,6 +160,9 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
             add(module, keep)
         for module in starts_of:
             add(module, start, kind="forward_pre")
+        for module in attention_of:
+            add(module, ask_weights, kind="forward_pre_kwargs")
+            add(module, take_weights)
         try:
             logits = logits_of(model(x))
         except _Stop:
@@ -143,4 +170,4 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     missing = [name for name in names if not calls[name]]
     if missing:
         raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass; pick another layer")
-    return Recording(logits=logits, calls=calls, io=io, adapters=adapters, events=events)
+    return Recording(logits=logits, calls=calls, io=io, adapters=adapters, events=events, attention=attention)

@@ -1,10 +1,11 @@
 """Transformer maps read from the attention matrices: attention rollout and gradient-weighted rollout.
 
 torchvision's ``EncoderBlock`` calls its ``nn.MultiheadAttention`` with ``need_weights=False``, so the
-attention matrices never leave the module. They are recomputed here from the block's own query/key
-projections on the attention module's input, caught by a forward pre-hook (thread-scoped, removed on
-every path; no module is patched): ``A_h = softmax(q_h k_hᵀ / √d)`` per head ``h``. timm-style attention
-modules (a fused ``qkv`` Linear with ``num_heads``, e.g. DeiT) are read the same way.
+attention matrices never leave the module. Rollout asks each ``nn.MultiheadAttention`` for its per-head weights
+for the one recorded call (a thread-scoped pre-hook sets ``need_weights``; the block still gets what it asked
+for). Otherwise — timm-style modules (a fused ``qkv`` Linear with ``num_heads``, e.g. DeiT), and transformer
+attribution, which needs q, k and v anyway — they are recomputed from the module's own query/key projections on
+its input: ``A_h = softmax(q_h k_hᵀ / √d)`` per head ``h``. No module is patched.
 
 - **Attention rollout** (Abnar & Zuidema, ACL 2020): per layer ``Â = (fuse_heads(A) + I) / 2`` with rows
   renormalised, ``R = Â_L ⋯ Â_1``; the map is the class token's row of ``R`` over the patch tokens.
@@ -160,13 +161,17 @@ def run_attention_rollout(target: Target, head_fusion: str, discard_ratio: float
         raise CamError(f"discard ratio must be in [0, 1), got {discard_ratio}")
     model, x = target.model, target.x
     names = _attention_modules(model)
-    rec = record(model, x, keep_io=list(names))
+    # nn.MultiheadAttention hands over the weights its own forward computed (no second q·kᵀ); others recompute
+    rec = record(model, x, keep_io=list(names), attention_of=[m for m in names if isinstance(m, nn.MultiheadAttention)])
     calls = []
     with torch.no_grad():
         for module, (args, _output) in rec.io.items():
             call = _Call(names[module], module, torch.empty(0))
             call.tokens = _token_input(call, args)
-            call.fused = fuse_heads(attention_matrices(module, call.tokens[:1])[0], head_fusion)
+            weights = rec.attention.get(module)
+            if weights is None:
+                weights = attention_matrices(module, call.tokens[:1])
+            call.fused = fuse_heads(weights[0], head_fusion)
             calls.append(call)
         grid = _grid(model, calls, x)
         rolled = rollout([c.fused for c in calls], discard_ratio)

@@ -260,6 +260,43 @@ def test_recomputed_attention_is_the_attention_the_block_runs(vit):
         assert torch.allclose(attention_matrices(block.self_attention, h), torch_weights, atol=1e-12)
 
 
+def test_rollout_reads_the_weights_each_attention_module_computed_and_its_caller_sees_no_change(vit):
+    from cam_core.recorder import record
+
+    x = _x()
+    modules = [block.self_attention for block in vit.encoder.layers]
+    with torch.no_grad():
+        hand_logits, attentions = hand_vit(vit, x)
+        rec = record(vit, x, attention_of=modules)
+    assert list(rec.attention) == modules and _hooks(vit) == 0
+    for got, want in zip(rec.attention.values(), attentions):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
+    assert torch.allclose(rec.logits, hand_logits, atol=1e-10)  # the blocks still got (output, None)
+
+
+def test_a_caller_that_asked_for_averaged_weights_still_gets_them():
+    from cam_core.recorder import record
+
+    class Asks(torch.nn.Module):  # calls attention with the defaults: need_weights=True, averaged over heads
+        def __init__(self):
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, t):
+            out, weights = self.mha(t, t, t)
+            return torch.cat([out.flatten(1), weights.flatten(1)], dim=1)
+
+    torch.manual_seed(4)
+    net = Asks().double().eval()
+    t = torch.randn(1, 5, 8, dtype=torch.float64)
+    with torch.no_grad():
+        plain = net(t)
+        rec = record(net, t, attention_of=[net.mha])
+        _, per_head = net.mha(t, t, t, average_attn_weights=False)
+    assert torch.allclose(rec.logits, plain, atol=1e-12)
+    assert torch.allclose(rec.attention[net.mha], per_head, atol=1e-12)
+
+
 @pytest.mark.parametrize("fusion,discard", [("mean", 0.0), ("max", 0.0), ("min", 0.0), ("mean", 0.5),
                                             ("max", 0.9)])
 def test_attention_rollout_equals_the_formula_by_hand(vit, fusion, discard):
