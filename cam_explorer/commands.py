@@ -18,13 +18,14 @@ from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import writers
 from .parsing import (UsageError, apply_colours, colours_in, parse_methods, parse_metrics, parse_one_method,
                       parse_params, parse_settings, resolve_class)
 
 Command = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 COMMANDS: dict[str, Command] = {}
 
 
@@ -72,6 +73,12 @@ class Failures:
             raise
         except Exception as exc:  # one bad item must not stop the others
             self.report(record, exc)
+
+    def attempt(self, record: dict[str, Any], compute: Callable[[], T]) -> T | None:
+        """``compute()``, or ``None`` once its failure became ``record``'s error line (as ``guard``)."""
+        with self.guard(record):
+            return compute()
+        return None
 
     @property
     def exit_code(self) -> int:
@@ -127,16 +134,14 @@ def each_image(paths: list[str], backbone: Any, failures: Failures) -> Iterator[
     """``(path, image, x)`` for each file that loads; a file that does not is reported and skipped."""
     from cam_core.imaging import load_image
 
+    def load(path: str) -> tuple[Any, Any]:
+        img = load_image(path)
+        return img, backbone.preprocess(img)
+
     for path in paths:
-        try:
-            img = load_image(path)
-            x = backbone.preprocess(img)
-        except BrokenPipeError:
-            raise
-        except Exception as exc:  # one bad image must not stop the others
-            failures.report({"image": path}, exc)
-            continue
-        yield path, img, x
+        loaded = failures.attempt({"image": path}, lambda: load(path))  # one bad image must not stop the others
+        if loaded is not None:
+            yield path, *loaded
 
 
 # --------------------------------------------------------------------------- predict
@@ -307,12 +312,9 @@ def explain(args: argparse.Namespace) -> int:
 
     for path, img, x in each_image(args.images, backbone, failures):
         stem = out.stem_for(path)
-        try:
-            targets = _class_targets(args, backbone, x, opened.categories, opened.fixed_class)
-        except BrokenPipeError:
-            raise
-        except Exception as exc:
-            failures.report({"image": path}, exc)
+        targets = failures.attempt(
+            {"image": path}, lambda: _class_targets(args, backbone, x, opened.categories, opened.fixed_class))
+        if targets is None:
             continue
 
         for method in methods:
@@ -405,14 +407,12 @@ def evaluate(args: argparse.Namespace) -> int:
     failures = Failures(args.debug)
 
     for path, img, x in each_image(args.images, backbone, failures):
-        try:
-            targets = _class_targets(args, backbone, x, opened.categories, opened.fixed_class)
-            box = {"box": box_in_input(args.box, img, x)} if args.box is not None else {}
-        except BrokenPipeError:
-            raise
-        except Exception as exc:
-            failures.report({"image": path}, exc)
+        resolved = failures.attempt({"image": path}, lambda: (
+            _class_targets(args, backbone, x, opened.categories, opened.fixed_class),
+            {"box": box_in_input(args.box, img, x)} if args.box is not None else {}))
+        if resolved is None:
             continue
+        targets, box = resolved
         for method in methods:
             layer = opened.layer_for(method, args.layer)
             for target in targets:

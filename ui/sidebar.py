@@ -132,10 +132,10 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
                      max_upload_size=IMAGE_UPLOAD_MB, help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame)")
     failed = ss.get(_UPLOAD_ERROR)
     if failed:
-        st.caption(f":material/broken_image: {literal(failed[0])} could not be read — see the main area.")
+        name, reason = literal(failed[0]), literal(failed[1], limit=400)
+        st.caption(f":material/broken_image: {name} could not be read — see the main area.")
     sample = _sample_picker(showing_upload=bool(failed) or ss.get(_UPLOADED) is not None)
     if failed:
-        name, reason = literal(failed[0]), literal(failed[1], limit=400)
         return None, Problem(
             kind="image", title=f"Could not read {name}", why=f"{name}: {reason}",
             todo="upload a photo in one of these formats: JPEG, PNG, WebP, BMP, TIFF or GIF (up to "
