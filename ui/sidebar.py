@@ -196,7 +196,7 @@ def _sample_picker(showing_upload: bool) -> str | None:
                                  format_func=lambda n: SAMPLES[n].caption, on_change=_drop_upload)
     key = f"w_sample_over_upload_{st.session_state.get('_upload_nonce', 0)}"
     st.selectbox(SAMPLE_LABEL, list(SAMPLES), index=None, key=key, format_func=lambda n: SAMPLES[n].caption,
-                 placeholder="your upload is shown — pick a sample to replace it",
+                 placeholder="your upload is shown",  # the sidebar is narrow; the label says what picking does
                  on_change=_pick_sample_over_upload, args=(key,))
     return None
 
