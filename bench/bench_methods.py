@@ -1,6 +1,7 @@
 """Time every method against the bare forward pass, the forward+backward floor and the peer libraries.
 
 Usage: python bench/bench_methods.py [--repeats N] [--models resnet18,efficientnet_lite0] [--device cpu|cuda]
+                                    [--pretrained-resnet18]
 All figures of one table come from one run on one machine; ratios are what to compare across machines.
 The peers (pytorch-grad-cam, captum) are timed when installed: pip install -r requirements-bench.txt.
 """
@@ -41,9 +42,9 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int, device: t
             for name, runs in interleaved_runs(fns, repeats, device).items()}
 
 
-def build(name: str, device: torch.device) -> tuple[torch.nn.Module, str, torch.Tensor]:
+def build(name: str, device: torch.device, pretrained: bool = False) -> tuple[torch.nn.Module, str, torch.Tensor]:
     image = Image.fromarray(data.chelsea())
-    if name == "resnet18":  # timing only: random weights, the real architecture
+    if name == "resnet18" and not pretrained:  # timing only: random weights, the real architecture
         backbone_spec = models.SPECS["resnet18"]
         model = torchvision.models.resnet18().eval().to(device)
         layer = backbone_spec.default_layer
@@ -136,14 +137,18 @@ def main() -> None:
     parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of occlusion and SmoothGrad")
     parser.add_argument("--models", default="resnet18,efficientnet_lite0")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pretrained-resnet18", action="store_true",
+                        help="ImageNet weights through torchvision (downloaded once; needs the network) instead of "
+                             "random ones: trained layers have dead channels, which Score-CAM skips")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, repeats {args.repeats}, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
     for name in args.models.split(","):
-        model, layer, x = build(name, device)
-        print(f"\n## {name} — input {tuple(x.shape)}, target layer {layer!r}, class 1\n")
+        model, layer, x = build(name, device, args.pretrained_resnet18)
+        weights = "random weights" if name == "resnet18" and not args.pretrained_resnet18 else "pretrained"
+        print(f"\n## {name} ({weights}) — input {tuple(x.shape)}, target layer {layer!r}, class 1\n")
         fast, slow = ours(model, layer, x)
         peer_fast, peer_slow = peers(model, layer, x)
         rows = interleaved_ms({**fast, **peer_fast}, args.repeats, device)

@@ -91,13 +91,14 @@ def spatial_activation(target: Target, method: str) -> tuple[torch.Tensor, torch
     return activations[0].detach(), rec.logits.detach(), target.cls.resolved(rec.logits)
 
 
-def layer_channels(model: torch.nn.Module, x: torch.Tensor, layer: str) -> int:
-    """How many channels ``layer`` outputs for ``x``: a forward that stops at the layer."""
+def layer_map(model: torch.nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """``layer``'s output for the first image of ``x`` (C×u×v, map layout): a forward that stops at the layer.
+    What the estimates of the per-channel methods count their channels on."""
     from ..hygiene import eval_mode
 
-    with eval_mode(model):
+    with eval_mode(model), torch.no_grad():
         rec = record(model, x[:1], [layer], stop_after_layers=True)
-    return int(rec.calls[layer][0].shape[1])
+    return rec.calls[layer][0][0]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ w_k = p^c(x ⊙ M_k) with M_k = norm(upsample(A_k)) — the softmax probability,
 (pytorch-grad-cam instead softmaxes the masked logits over channels). A constant channel (max = min) gives
 no mask and weight 0, as in the authors' code. x is in the model's normalized space, so masked-out pixels
 become 0 = the dataset mean. L = ReLU(Σ_k w_k A_k).
+
+Exact savings: constant channels need no forward, and channels whose maps are positive affine copies of each
+other (common after ReLU: one active cell at the same place) have the same mask — upsampling is linear and the
+min–max normalisation removes scale and offset — so they share one forward and one weight.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import torch.nn.functional as F
 
 from ..batching import batched_forward
 from .base import MapResult, Target
-from .layer_cam import layer_channels, spatial_activation
+from .layer_cam import layer_map, spatial_activation
 
 
 def channel_masks(activations: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -54,28 +58,48 @@ def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch
     return varying, False
 
 
+def distinct_masks(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For k non-constant channels: indices of one channel per distinct min–max normalised map (the first, in
+    channel order) and, for each channel, the position of its map among those (so ``weights = w[inverse]``)."""
+    flat = activations.reshape(activations.shape[0], -1)
+    low = flat.amin(dim=1, keepdim=True)
+    normed = (flat - low) / (flat.amax(dim=1, keepdim=True) - low)
+    _, inverse = torch.unique(normed, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), flat.shape[0], dtype=torch.long, device=flat.device)
+    first.scatter_reduce_(0, inverse, torch.arange(flat.shape[0], device=flat.device), reduce="amin")
+    order = torch.argsort(first)  # keep channel order: progress and chunks follow the layer
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=order.device)
+    return first[order], rank[inverse]
+
+
 def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
-    """One forward per scored channel, at the measured time per batched image (``None`` until timed)."""
+    """One forward per distinct mask (counted on a forward that stops at the layer), at the measured time per
+    batched image (``None`` until timed)."""
     from ..batching import estimate_seconds
 
     if layer is None:
         return None
-    channels = layer_channels(model, x, layer)
-    cap = int(params["max_channels"])
-    return estimate_seconds(model, x, min(channels, cap) if cap else channels)
+    a = layer_map(model, x, layer)
+    chosen, _ = select_channels(a, int(params["max_channels"]))
+    return estimate_seconds(model, x, int(distinct_masks(a[chosen])[0].numel()) if chosen.numel() else 0)
 
 
 def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:
     a, logits, cls = spatial_activation(target, "Score-CAM")
     chosen, capped = select_channels(a, int(max_channels))
     weights = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+    forwards = 0
     if chosen.numel():
-        variants = MaskedByChannels(target.x.detach(), a[chosen])
-        weights[chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))
+        shown, inverse = distinct_masks(a[chosen])
+        forwards = int(shown.numel())
+        variants = MaskedByChannels(target.x.detach(), a[chosen][shown])
+        weights[chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))[inverse]
     raw = torch.einsum("k,kuv->uv", weights, a)
     notes = []
     if capped:
         notes.append(f"approximation: only the {chosen.numel()} channels of highest mean activation (of "
                      f"{a.shape[0]}) were scored; set max_channels to 0 for the exact Score-CAM")
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
-                     class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})
+                     class_idx=cls.index,
+                     extras={"channel_weights": weights.cpu().numpy(), "masked_forwards": forwards})

@@ -50,8 +50,9 @@ def test_gradient_methods_estimate_from_their_own_timing(method, count, kw):
     assert spec.expected_seconds(net, x, {count: 80}) == pytest.approx(10 * eight)
 
 
-def test_scorecam_estimate_is_channels_times_the_measured_forward():
-    """One forward per scored channel: the batched forward's measured time × the layer's channels (or the cap)."""
+def test_scorecam_estimate_is_distinct_masks_times_the_measured_forward():
+    """One forward per distinct mask: the batched forward's measured time × the layer's channels (or the cap),
+    less the channels that are scaled copies of others (the same mask: one forward for both)."""
     from cam_core.batching import estimate_seconds
 
     net = seeded(GapNet())
@@ -62,6 +63,10 @@ def test_scorecam_estimate_is_channels_times_the_measured_forward():
     per = estimate_seconds(net, x, 1)
     assert spec.expected_seconds(net, x, {}, "relu2") == pytest.approx(8 * per)  # relu2 has 8 channels
     assert spec.expected_seconds(net, x, {"max_channels": 3}, "relu2") == pytest.approx(3 * per)
+    with torch.no_grad():  # channels 4–7 become 2 × channels 0–3 (exact in floats): four distinct masks
+        net.conv2.weight[4:] = 2 * net.conv2.weight[:4]
+        net.conv2.bias[4:] = 2 * net.conv2.bias[:4]
+    assert spec.expected_seconds(net, x, {}, "relu2") == pytest.approx(4 * per)
 
 
 def test_ablationcam_estimate_comes_from_its_own_timing_per_channel():

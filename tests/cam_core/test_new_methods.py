@@ -128,6 +128,36 @@ def test_scorecam_equals_a_plain_loop_over_channels():
     assert any("approximation" in note for note in capped.notes)
 
 
+def test_scorecam_channels_with_the_same_normalised_map_share_one_forward():
+    """Channels 4–7 are copies of 0–3 scaled by 2, with twice the bias (a power of two: exact in floats), so
+    after ReLU A_{k+4} = 2·A_k and their masks are the same; the map still equals the per-channel plain loop."""
+    net = seeded(GapNet())
+    with torch.no_grad():
+        net.conv2.weight[4:] = 2 * net.conv2.weight[:4]
+        net.conv2.bias[4:] = 2 * net.conv2.bias[:4]
+    cls = 1
+    A, _ = capture(net, X, net.relu2, cls)
+    a = A[0]
+    weights, varying = [], 0
+    for k in range(a.shape[0]):
+        up = F.interpolate(a[k][None, None], size=X.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        if float(up.max() - up.min()) == 0:
+            weights.append(0.0)
+            continue
+        varying += 1
+        with torch.no_grad():
+            weights.append(float(net((X * (up - up.min()) / (up.max() - up.min()))).softmax(dim=1)[0, cls]))
+    rows = []
+    handle = net.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0]))
+    try:
+        got = explain(net, X, "scorecam", target_layer="relu2", target_class=cls, chunk=2)
+    finally:
+        handle.remove()
+    assert got.raw == pytest.approx(_loop_map(weights, a).numpy(), abs=1e-10)
+    assert varying > 2 and sum(rows) - 1 == varying // 2  # one clean forward, then one per distinct mask
+    assert got.extras["masked_forwards"] == varying // 2
+
+
 class ResidualTail(nn.Module):
     """A layer whose output is later added to a tensor computed before it (batch 1 + batch K broadcasts)."""
 
@@ -146,13 +176,8 @@ class ResidualTail(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("net", [GapNet(), ResidualTail(), ResidualTail(concat=True)],
-                         ids=["gap", "residual", "concat"])
-def test_ablationcam_equals_zeroing_each_channel_in_a_plain_loop(net):
-    net = seeded(net)
-    layer = "relu2" if isinstance(net, GapNet) else "act"
-    module = getattr(net, layer)
-    cls = 1
+def _ablation_loop(net, module, cls):
+    """Ablation-CAM's weights by zeroing one channel at a time with a forward hook, one full forward each."""
     with torch.no_grad():
         clean = float(net(X)[0, cls])
         A, _ = capture(net, X, module, cls)
@@ -168,10 +193,38 @@ def test_ablationcam_equals_zeroing_each_channel_in_a_plain_loop(net):
             finally:
                 handle.remove()
             weights.append((clean - ablated) / clean)
-    expected = _loop_map(weights, A[0])
-    got = explain(net, X, "ablationcam", target_layer=layer, target_class=cls, chunk=3)
+    return _loop_map(weights, A[0])
+
+
+@pytest.mark.parametrize("net", [GapNet(), ResidualTail(), ResidualTail(concat=True)],
+                         ids=["gap", "residual", "concat"])
+def test_ablationcam_equals_zeroing_each_channel_in_a_plain_loop(net):
+    net = seeded(net)
+    layer = "relu2" if isinstance(net, GapNet) else "act"
+    expected = _ablation_loop(net, getattr(net, layer), 1)
+    got = explain(net, X, "ablationcam", target_layer=layer, target_class=1, chunk=3)
     assert got.raw == pytest.approx(expected.numpy(), abs=1e-9)
 
+
+def test_ablationcam_does_not_run_channels_that_are_zero_everywhere():
+    """Channels 0 and 3 are dead after ReLU (a bias of −1000), maybe others too: zeroing them changes nothing,
+    so they are not run — the map still equals the plain loop, which runs them."""
+    net = seeded(GapNet())
+    with torch.no_grad():
+        net.conv2.bias[[0, 3]] = -1e3
+    expected = _ablation_loop(net, net.relu2, 1)
+    A, _ = capture(net, X, net.relu2, 1)
+    live = sum(bool((A[0, k] != 0).any()) for k in range(A.shape[1]))
+    assert live <= 6
+    rows = []
+    handle = net.pool.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[0]))
+    try:
+        got = explain(net, X, "ablationcam", target_layer="relu2", target_class=1, chunk=4)
+    finally:
+        handle.remove()
+    assert got.raw == pytest.approx(expected.numpy(), abs=1e-9)
+    assert sum(rows) == 1 + live  # the clean forward, then each live channel once, after the layer
+    assert got.extras["channel_weights"][[0, 3]].tolist() == [0.0, 0.0]
 
 
 class InPlaceAfter(nn.Module):
