@@ -1,7 +1,7 @@
 """Score every method at every candidate layer on real-photo composites with known boxes: defaults by measurement.
 
 Usage: python bench/localization.py [--model efficientnet_lite0 ...] [--quick] [--count N] [--seed S]
-       [--steps N] [--threads N] [--methods gradcam,layercam,...] [--json FILE]
+       [--steps N] [--threads N] [--methods gradcam,layercam,...] [--input-size N] [--json FILE]
 
 The set is ``bench/localization_set.py``: objects cut out of skimage / scikit-learn photos, scaled to 15–35 %
 of the frame side and pasted at seeded positions on real textures. An object is kept only if the model names
@@ -15,11 +15,13 @@ the two box metrics; deletion/insertion — 2·steps forward passes per map — 
 ``CURVE_LAYERS`` only, and for the pixel methods. Score-CAM (``max_channels=64``: approximate, the 64
 channels of highest mean activation) runs at three layers; saliency, SmoothGrad (10 samples) and occlusion
 (patch 32, stride 16) have no layer. Default 42 composites (every object on every texture); ``--quick``: 14
-composites, fewer layers, no Score-CAM; ``--fraction lo,hi`` other object sizes. Results: docs/benchmarks.md.
+composites, fewer layers, no Score-CAM; ``--fraction lo,hi`` other object sizes; ``--input-size N`` the short
+side the photo is resized to (default: the model's own, 224 for the embedded models). Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -99,8 +101,11 @@ def recognised(bb: models.Backbone) -> dict[str, tuple[int, int]]:
 
 
 def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
-        methods: set[str] | None = None, fraction: tuple[float, float] = lset.FRACTION) -> dict[str, Any]:
+        methods: set[str] | None = None, fraction: tuple[float, float] = lset.FRACTION,
+        input_size: int | None = None) -> dict[str, Any]:
     bb = models.load(model_name)
+    if input_size:  # the same weights, another preprocessing size (the cached backbone is left as it is)
+        bb = models.Backbone(dataclasses.replace(bb.spec, input_size=input_size), bb.model, bb.categories, bb.device)
     model = bb.model
     kept = recognised(bb)
     composites = [c for c in lset.build(count=count, seed=seed, fraction=fraction) if c.obj in kept]
@@ -148,7 +153,7 @@ def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
         "objects": {name: {"class": bb.categories[c], "index": c, "rank_on_cutout": r}
                     for name, (c, r) in kept.items()},
         "composite_top1": top1_hits / len(composites), "composite_top5": top5_hits / len(composites),
-        "layers": cand, "default_layer": bb.spec.default_layer,
+        "layers": cand, "default_layer": bb.spec.default_layer, "input_size": bb.spec.input_size,
         "cells": {f"{m}@{layer}": cell.summary() for (m, layer), cell in cells.items()},
         "seconds": time.perf_counter() - started,
     }
@@ -173,8 +178,9 @@ def best_layers(result: dict[str, Any]) -> dict[str, str]:
 
 def markdown(result: dict[str, Any]) -> str:
     lo, hi = result["fraction"]
-    lines = [f"### {result['model']}: {result['composites']} composites (seed {result['seed']}, objects "
-             f"{100 * lo:.0f}–{100 * hi:.0f} % of the frame side), deletion/insertion at steps={result['steps']}",
+    lines = [f"### {result['model']} at input {result['input_size']}: {result['composites']} composites (seed "
+             f"{result['seed']}, objects {100 * lo:.0f}–{100 * hi:.0f} % of the frame side), deletion/insertion at "
+             f"steps={result['steps']}",
              "",
              "Objects (class explained; rank on the cut-out alone): " + ", ".join(
                  f"{n} → {o['class']} ({o['rank_on_cutout']})" for n, o in result["objects"].items()) + ".",
@@ -207,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)")
     parser.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
     parser.add_argument("--fraction", default="0.15,0.35", help="object side / frame side, lo,hi (default 0.15,0.35)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="short side of the model's input (default: the model's own)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.model or ["efficientnet_lite0"]:
         wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
         lo, hi = (float(v) for v in args.fraction.split(","))
-        result = run(name, count, args.seed, args.steps, args.quick, wanted or None, (lo, hi))
+        result = run(name, count, args.seed, args.steps, args.quick, wanted or None, (lo, hi), args.input_size)
         results.append(result)
         print(markdown(result))
         print(f"\n({result['seconds']:.0f} s for {name})\n", flush=True)

@@ -80,7 +80,7 @@ def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
     for i, (item, digest) in enumerate(items):
         results.append((_explain_item(ctx.model_key, str(ctx.device), digest, item.name, method, layer, key_params,
                                       metrics, ctx.backbone, item), digest))
-        bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {item.name}")
+        bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {literal(item.name)}")
     bar.empty()
     return results, time.perf_counter() - started
 
@@ -131,7 +131,7 @@ def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tupl
                     continue
                 tile = _tile(ctx.model_key, digest, r.name, method, r.layer, params, alpha, cmap, r)
                 st.image(tile, width="stretch")
-                st.markdown(f"**{r.label}** — {r.prob:.1%}")
+                st.markdown(f"**{literal(r.label)}** — {r.prob:.1%}")
                 st.caption(f"{literal(r.name)} · class {r.class_idx} · {r.elapsed_ms:,.0f} ms")
     _downloads([r for r, _ in results], method, alpha, cmap)
 

@@ -15,14 +15,14 @@ from ui.display import results_slot
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
 from ui.sidebar import photo_page
-from ui.widgets import param_inputs, predictions_or_error, show_error
+from ui.widgets import literal, param_inputs, predictions_or_error, show_error
 
 def _details(exp: Any, ctx: Any) -> None:
     from cam_core.registry import METHODS
 
     label = ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else "—"
     st.metric("Time taken", f"{exp.elapsed_ms:,.0f} ms")
-    st.markdown(f"**Explained class:** {label} ({exp.class_idx})  \n"
+    st.markdown(f"**Explained class:** {literal(label)} ({exp.class_idx})  \n"
                 f"**Method:** {METHODS[exp.method].display}  \n"
                 f"**Layer:** {exp.layer or '— (pixel space)'}  \n"
                 + (f"**Score:** {exp.score:.3f} · **probability:** {exp.prob:.1%}" if exp.score is not None else ""))
@@ -117,8 +117,8 @@ def main(ctx: Any) -> None:
     if preds is None:
         return
     best = preds[0]
-    st.subheader(f"{best.label} — {best.prob:.1%}", anchor=False)
-    st.caption(f"Top-1 of {ctx.backbone.display} on {ctx.image.name}")
+    st.subheader(f"{literal(best.label)} — {best.prob:.1%}", anchor=False)
+    st.caption(f"Top-1 of {literal(ctx.backbone.display)} on {literal(ctx.image.name)}")
     unsure = trust.unsure_message(preds)
     if unsure:
         st.warning(unsure, icon=":material/help:")

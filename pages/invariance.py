@@ -13,7 +13,7 @@ import streamlit as st
 from ui import cache
 from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
-from ui.widgets import remembered_radio, remembered_select, remembered_slider, reset_when_changed, show_error
+from ui.widgets import literal, remembered_radio, remembered_select, remembered_slider, reset_when_changed, show_error
 
 THUMBS = 7
 #: Per transformation: slider bounds, default range, step, and how its value is written.
@@ -120,7 +120,7 @@ def main(ctx: Any) -> None:
                              "relative distance", kind, hover), width="stretch", key="inv_dist",
                        config={"displaylogo": False})
     kept = sum(k == result.class_idx for k in result.top_classes)
-    st.caption(f"{label} stays the top-1 class for {kept} of {len(values)} values. Distance is Euclidean "
+    st.caption(f"{literal(label)} stays the top-1 class for {kept} of {len(values)} values. Distance is Euclidean "
                f"between the whole flattened activations of {result.layer}, divided by the original's norm.")
     st.subheader("Some of the transformed photos", anchor=False)
     picks = sorted({round(i * (len(values) - 1) / (THUMBS - 1)) for i in range(THUMBS)}) if len(values) > THUMBS \

@@ -21,7 +21,7 @@ from ui.display import results_slot
 from ui.figures import colorscale, top_k_bar
 from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
-from ui.widgets import _fill_choices, predictions_or_error, remembered_slider, set_remembered, show_error
+from ui.widgets import _fill_choices, literal, predictions_or_error, remembered_slider, set_remembered, show_error
 
 #: Qualitative colours for the top-class map (one per class that appears; the rest reuse them).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -144,7 +144,7 @@ def _draw_maps(where: Any, ctx: Any, exp: Any, label: str, note: str, interactiv
         st.caption(note)
         left, right = st.columns(2)
         with left:
-            st.markdown(f"**Probability of {label}** with the patch at each position")
+            st.markdown(f"**Probability of {literal(label)}** with the patch at each position")
             fig = _prob_figure(exp, grid, thumb, size)
             if interactive:
                 event = st.plotly_chart(fig, width="stretch", key="occ_prob", on_select="rerun",
@@ -205,9 +205,9 @@ def _probe_section(ctx: Any, patch: int, fill: Any, class_idx: int, base: list[A
         before = next((p.prob for p in base if p.class_idx == class_idx), None)
         after = next((p.prob for p in preds if p.class_idx == class_idx), None)
         label = ctx.backbone.categories[class_idx]
-        st.markdown(f"**{label}**: {before:.1%} without the patch → "
+        st.markdown(f"**{literal(label)}**: {before:.1%} without the patch → "
                     + (f"{after:.1%} with it" if after is not None else "out of the top-5 with it")
-                    if before is not None else f"**{label}**")
+                    if before is not None else f"**{literal(label)}**")
         st.plotly_chart(top_k_bar(preds, highlight=class_idx), width="stretch", key="occ_probe_top5",
                         config={"displayModeBar": False})
 

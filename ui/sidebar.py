@@ -384,7 +384,7 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None, Proble
                                     labels.name if labels is not None else None)
     except Exception as exc:
         _log_failure(exc, f"loading own weights {weights.name}")
-        return key, None, Problem(kind="model", title=f"Could not load {weights.name}", why=_one_line(exc),
+        return key, None, Problem(kind="model", title=f"Could not load {literal(weights.name)}", why=_one_line(exc),
                                   todo="upload weights saved from the chosen architecture (a state dict), or "
                                        "go back to the embedded model.",
                                   action=(_embedded_label(), _back_to_embedded))

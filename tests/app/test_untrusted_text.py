@@ -41,3 +41,19 @@ def test_an_uploaded_file_name_is_shown_as_typed(app):
     shown = [e.value for e in at.main.error] + [c.value for c in at.sidebar.caption]
     assert len(shown) >= 2 and not any(name in s for s in shown)
     assert all(literal(name) in s for s in shown)
+
+
+def test_a_good_photo_with_a_crafted_name_is_captioned_as_typed(app):
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()[::4, ::4]).save(buffer, "PNG")
+    name = "![t](http:example.invalid:t.png).png"
+    at = app.run()
+    at.sidebar.file_uploader[0].set_value((name, buffer.getvalue(), "image/png")).run()
+    assert not at.exception
+    captions = [c.value for c in at.main.caption if c.value.startswith("Top-1 of")]
+    assert len(captions) == 1 and literal(name) in captions[0] and name not in captions[0]
