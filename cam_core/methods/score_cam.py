@@ -91,9 +91,9 @@ def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapRes
     weights = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
     forwards = 0
     if chosen.numel():
-        shown, inverse = distinct_masks(a[chosen])
-        forwards = int(shown.numel())
-        variants = MaskedByChannels(target.x.detach(), a[chosen][shown])
+        representatives, inverse = distinct_masks(a[chosen])
+        forwards = int(representatives.numel())
+        variants = MaskedByChannels(target.x.detach(), a[chosen][representatives])
         weights[chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))[inverse]
     raw = torch.einsum("k,kuv->uv", weights, a)
     notes = []
