@@ -35,8 +35,9 @@ def command(fn: Command) -> Command:
     return fn
 
 
-def load_backbone(name: str | None, device_pref: str) -> tuple[str, Any]:
-    """The registered model on the chosen device, and its name (an unknown name is a usage error)."""
+def load_backbone(name: str | None, device_pref: str, input_size: int | None = None) -> tuple[str, Any]:
+    """The registered model on the chosen device, and its name (an unknown name or an input size out of range
+    is a usage error)."""
     import models
     from cam_core.device import pick_device
 
@@ -45,7 +46,10 @@ def load_backbone(name: str | None, device_pref: str) -> tuple[str, Any]:
     known = list(models.available())
     if known and name not in known:
         raise UsageError(f"unknown model {name!r}; choose one of {', '.join(known)}")
-    return name, models.load(name, device=device)
+    if input_size is not None and input_size not in models.INPUT_SIZES:
+        raise UsageError(f"--input-size {input_size}: choose {models.INPUT_SIZES.start} to "
+                         f"{models.INPUT_SIZES.stop - 1} pixels")
+    return name, models.load(name, device=device, input_size=input_size)
 
 
 class Failures:
@@ -120,7 +124,7 @@ def open_model(args: argparse.Namespace, methods: list[str]) -> Opened:
     from cam_core.layers import resolve_layer
 
     params = parse_params(args.param, methods)
-    name, backbone = load_backbone(args.model, args.device)
+    name, backbone = load_backbone(args.model, args.device, args.input_size)
     if args.layer is not None:
         resolve_layer(backbone.model, args.layer)
     categories = list(backbone.categories) if backbone.categories is not None else None
@@ -152,7 +156,7 @@ def predict(args: argparse.Namespace) -> int:
     """Top-k classes per image: ``{"image", "model", "top": [{"class_idx", "label", "prob"}, ...]}``."""
     from cam_core.imaging import load_image
 
-    name, backbone = load_backbone(args.model, args.device)
+    name, backbone = load_backbone(args.model, args.device, args.input_size)
     failures = Failures(args.debug)
     for path in args.images:
         with failures.guard({"image": path}):
@@ -546,7 +550,7 @@ def layers(args: argparse.Namespace) -> int:
     from cam_core.imaging import load_image
     from cam_core.layers import layers as spatial_layers
 
-    name, backbone = load_backbone(args.model, args.device)
+    name, backbone = load_backbone(args.model, args.device, args.input_size)
     img = load_image(args.image) if args.image else _sample_image()
     x = backbone.preprocess(img)
     infos = spatial_layers(backbone.model, x)

@@ -294,6 +294,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="registered model name (default: the embedded EfficientNet-Lite0)")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the model runs (auto: CUDA, then MPS, then CPU)")
+    p.add_argument("--input-size", type=positive_int, default=None, metavar="PX",
+                   help="short side photos are resized to (default: the model's own, 224 for the embedded "
+                        "model); larger gives finer maps of small objects, at (PX/224)² the time")
 
 
 @subcommand

@@ -74,6 +74,16 @@ def test_predict_reports_each_image_and_fails_overall(photos, capsys):
 
 
 @pytest.mark.slow
+def test_predict_at_a_larger_input_size_sees_the_same_cat_with_other_probabilities(photos, capsys):
+    code, out, err = run(capsys, "predict", str(photos["cat"]), "--top", "3")
+    code_big, out_big, err_big = run(capsys, "predict", str(photos["cat"]), "--top", "3", "--input-size", "320")
+    assert code == code_big == 0, err + err_big
+    (small,), (big,) = json_lines(out), json_lines(out_big)
+    assert 281 <= big["top"][0]["class_idx"] <= 285
+    assert abs(big["top"][0]["prob"] - small["top"][0]["prob"]) > 1e-3  # the model saw another input
+
+
+@pytest.mark.slow
 def test_explain_a_float_tiff_with_nan_and_a_svg_says_what_to_do(tmp_path, capsys):
     """A depth map with a no-data NaN is explained from its picture (it used to come out all black); an SVG gets
     one line naming it and what to do."""
@@ -160,6 +170,9 @@ def test_methods_json_and_usage_errors_in_process(capsys):
     assert main(["explain", "nothing.png", "--method", "occlusion", "--param", "patch=0"]) == 2
     err = capsys.readouterr()
     assert err.out == "" and err.err.startswith("error: --param patch=0") and len(err.err.strip().splitlines()) == 1
+    assert main(["predict", "nothing.png", "--input-size", "5000"]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.startswith("error: --input-size 5000") and len(err.err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exit_info:
         main(["explain", "nothing.png", "--alpha", "1.5"])
     assert exit_info.value.code == 2

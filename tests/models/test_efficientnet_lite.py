@@ -35,6 +35,21 @@ def test_lite0_sees_an_espresso(lite0):
     assert top[0].class_idx == ESPRESSO and top[0].label == "espresso"
 
 
+def test_a_larger_input_size_resizes_photos_and_keeps_the_weights(lite0):
+    """``input_size`` changes only the preprocessing: the short side goes to 320 (aspect kept), the same weights
+    classify, and a size out of range is refused with the range."""
+    photo = Image.fromarray(data.chelsea())  # 451 × 300
+    big = models.load("efficientnet_lite0", device="cpu", input_size=320)
+    assert tuple(lite0.preprocess(photo).shape[-2:]) == (224, 352)
+    assert tuple(big.preprocess(photo).shape[-2:]) == (320, 480)
+    assert big.spec.input_size == 320 and lite0.spec.input_size == models.SPECS["efficientnet_lite0"].input_size
+    for mine, theirs in zip(big.model.state_dict().values(), lite0.model.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert big.predict(photo, top=1)[0].class_idx in CAT_CLASSES
+    with pytest.raises(CamError, match="from 64 to 1024"):
+        models.load("efficientnet_lite0", input_size=5000)
+
+
 def test_lite0_is_ready_for_cam(lite0):
     spec = lite0.spec
     modules = dict(lite0.model.named_modules())
