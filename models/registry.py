@@ -63,7 +63,9 @@ def load(
         if int(input_size) not in INPUT_SIZES:
             raise CamError(f"input size {input_size}: choose a short side from {INPUT_SIZES.start} to "
                            f"{INPUT_SIZES.stop - 1} pixels (the model's own is {spec.input_size})")
-        spec = dataclasses.replace(spec, input_size=int(input_size))
+        if int(input_size) != spec.input_size:
+            spec = dataclasses.replace(spec, input_size=int(input_size),
+                                       display=f"{spec.display} · {int(input_size)} px input")
     target = pick_device(device if device is not None else "auto")
     if spec.source == "embedded":
         model = efficientnet_lite.load_pretrained(name)

@@ -26,8 +26,9 @@ ENGINE_CALLS: Counter[str] = Counter()
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
-def get_backbone(name: str, device: str) -> Any:
-    """The registered backbone ``name`` on ``device`` (e.g. "cpu", "cuda"), loaded once per process.
+def get_backbone(name: str, device: str, input_size: int | None = None) -> Any:
+    """The registered backbone ``name`` on ``device`` (e.g. "cpu", "cuda"), loaded once per process
+    (``input_size``: another short side than the model's own, see ``models.load``).
 
     torchvision weights download on first use with a progress bar; offline, ``CamError`` says what to do.
     """
@@ -36,11 +37,11 @@ def get_backbone(name: str, device: str) -> Any:
     ENGINE_CALLS["load"] += 1
     spec = models.SPECS.get(name)
     if spec is None or spec.source == "embedded":
-        return models.load(name, device=device)
+        return models.load(name, device=device, input_size=input_size)
     from models.registry import weights_ready
 
     if weights_ready(name):
-        return models.load(name, device=device, progress=False)
+        return models.load(name, device=device, progress=False, input_size=input_size)
     bar = st.progress(0.0, text=f"Downloading {spec.display} weights…")
 
     def progress(done: int, total: int) -> None:
@@ -49,7 +50,7 @@ def get_backbone(name: str, device: str) -> Any:
                                                       f"{total / 2**20:.0f} MB")
 
     try:
-        return models.load(name, device=device, progress=progress)
+        return models.load(name, device=device, progress=progress, input_size=input_size)
     finally:
         bar.empty()
 

@@ -282,23 +282,43 @@ def _model_section(device: Any) -> tuple[str, Any | None, Problem | None]:
                                format_func=_model_label, on_change=_model_changed)
     if choice == OWN:
         return _own_weights(names, device)
+    size = _input_size(models.SPECS[choice].input_size)
+    key = choice if size is None else f"{choice}@{size}"  # caches and results follow the size too
     failed: dict[str, Any] = st.session_state.setdefault(_WEIGHTS_FAILED, {})
     if not weights_present(choice) and choice in failed:
         state.remember("model", None)  # a model that cannot load is not written into the URL
-        return choice, None, _weights_problem(failed[choice])
+        return key, None, _weights_problem(failed[choice])
     try:
-        return choice, get_backbone(choice, str(device)), None
+        return key, get_backbone(choice, str(device), size), None
     except WeightsUnavailable as exc:
         log.warning("%s", exc)
         failed[choice] = exc
         state.remember("model", None)
-        return choice, None, _weights_problem(exc)
+        return key, None, _weights_problem(exc)
     except Exception as exc:
         _log_failure(exc, f"loading {choice}")
         state.remember("model", None)
-        return choice, None, Problem(kind="model", title=f"Could not load {choice}", why=_one_line(exc),
+        return key, None, Problem(kind="model", title=f"Could not load {choice}", why=_one_line(exc),
                                      todo="choose another model in the sidebar.",
                                      action=(_embedded_label(), _back_to_embedded))
+
+
+#: Input sizes offered beside the model's own (short side, pixels): finer maps of small objects, at a cost
+INPUT_SIZES = (320, 448)
+
+
+def _input_size(own: int) -> int | None:
+    """The input size picker: ``None`` for the model's own size, else the chosen short side."""
+    def label(size: int | None) -> str:
+        if size is None:
+            return f"{own} px (the model's own)"
+        return f"{size} px · about {(size / own) ** 2:.0f}× slower"  # the help says what it is for
+    return remembered_select("Input size", [None, *(s for s in INPUT_SIZES if s != own)], "size", default=None,
+                             format_func=label,
+                             help="The short side the photo is resized to. A larger input gives the last layers a "
+                                  "finer grid: on objects 15–35 % of the frame, Grad-CAM on Lite0 points inside "
+                                  "them on 86 % of test composites at 320 px, 60 % at 224. A photo whose object "
+                                  "fills the frame may lose probability (docs/benchmarks.md, \"Input size\").")
 
 
 def _embedded_label() -> str:

@@ -36,6 +36,7 @@ def _float_pair(raw: str) -> tuple[float, float]:
 URL_KEYS: dict[str, Any] = {
     # shared: model, image, method, layer, class, overlay
     "model": str, "method": str, "layer": str, "class": int, "alpha": float, "cmap": str, "image": str,
+    "size": int,  # the model's input size when not its own (sidebar)
     # Compare
     "compare_methods": _text_list,
     # Layers (feature_layer is shared with Invariance)

@@ -133,3 +133,37 @@ def test_learn_has_no_pickers_and_batch_has_one_uploader(app):
     assert not at.exception
     assert len(at.get("file_uploader")) == 1 and not at.sidebar.get("file_uploader")
     assert at.sidebar.selectbox(key="w_model").value == "efficientnet_lite0"
+
+
+@pytest.mark.slow
+def test_input_size_changes_what_the_model_sees_and_travels_in_the_link(app):
+    """A larger input size is the model's prediction at that size (checked against models.load directly), the
+    headline names it, the link carries it, and a link with a size that is not offered opens at the model's own."""
+    import models
+    from PIL import Image
+    from skimage import data
+
+    at = app.run()
+    _ok(at)
+    own = _headline(at)
+    keyed(at, "selectbox", "size").set_value(320).run()
+    _ok(at)
+    expected = models.load("efficientnet_lite0", device="cpu", input_size=320).predict(
+        Image.fromarray(data.chelsea()), top=1)[0]
+    assert _headline(at) == f"{expected.label} — {expected.prob:.1%}" != own
+    assert any("320 px input" in c.value for c in at.main.caption)
+    assert at.query_params["size"] == "320"
+    keyed(at, "selectbox", "size").set_value(None).run()
+    assert _headline(at) == own and "size" not in at.query_params
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import APP, TIMEOUT_S
+
+    for text, size in (("320", 320), ("99999", None), ("x", None)):  # a fresh session opened from a link
+        linked = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+        linked.query_params["size"] = text
+        linked.run()
+        _ok(linked)
+        assert keyed(linked, "selectbox", "size").value == size
+        assert (_headline(linked) == own) == (size is None)
