@@ -226,7 +226,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "weights that map by the class probability it earns; no gradients.",
         r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
         "Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
-        "One forward pass per channel (hundreds); capping the channels is an approximation.",
+        "One forward pass per distinct channel map (hundreds; constant and duplicate maps are skipped, exactly); capping the channels is an approximation.",
         needs_layer=True, long_running=True, aliases=("score_cam",), estimate=score_cam.estimate_scorecam,
         params={
             "max_channels": ParamSpec(int, 0, "score only this many channels, highest mean activation first "
@@ -240,7 +240,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Switches off one feature map at a time and weights it by how much the class score falls without it.",
         r"w_k = \frac{y^c - y^c_{A^k=0}}{y^c},\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
         "Gradient-free; measures each channel's real effect on the score.",
-        "One pass of the network's tail per channel; the ratio misbehaves when the class score is near 0.",
+        "One pass of the network's tail per channel that is not all zero; the ratio misbehaves when the "
+        "class score is near 0.",
         needs_layer=True, long_running=True, aliases=("ablation_cam",), estimate=ablation_cam.estimate_ablationcam,
         params={"chunk": _CHUNK}),
     MethodSpec(
