@@ -226,7 +226,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "weights that map by the class probability it earns; no gradients.",
         r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
         "Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
-        "One forward pass per distinct channel map (hundreds; constant and duplicate maps are skipped, exactly); capping the channels is an approximation.",
+        "One forward pass per distinct channel map (hundreds; constant and duplicate maps are skipped, "
+        "exactly); capping the channels is an approximation.",
         needs_layer=True, long_running=True, aliases=("score_cam",), estimate=score_cam.estimate_scorecam,
         params={
             "max_channels": ParamSpec(int, 0, "score only this many channels, highest mean activation first "
