@@ -6,6 +6,7 @@
 - pick a model whose weights are not here (offline): one card, no server path in the link, a way back;
 - copy a link (made after an upload, or on Layers/Occlusion/Invariance/Compare) and open it in a new page;
 - press the browser's Back after switching pages: the previous page comes back;
+- pick an input size: the caption names it, the link and the other pages keep it;
 - the sidebar has no pickers on Learn and one uploader on Batch;
 - and the server log has no Streamlit widget warning after all of it.
 
@@ -290,6 +291,28 @@ def test_back_returns_to_the_previous_page(page, app_url, screenshot_dir):
     assert urlparse(page.url).path == "/layers"
     assert "│ blocks.3.0 ·" in _select_text(page, "Layer")
     _shot(page, screenshot_dir, "back_to_layers")
+
+
+def test_input_size_is_picked_once_and_kept_across_pages(page, app_url, screenshot_dir):
+    """Pick 320 px in the sidebar: the headline's caption names it, the link carries it, and the Layers page
+    (reached from the page menu) keeps it."""
+    page.goto(f"{app_url}/")
+    own = _wait_headline(page, ".")
+    box = page.locator(SIDEBAR).get_by_role("combobox", name="Input size", exact=True)
+    box.scroll_into_view_if_needed()  # as a person scrolls the sidebar first (a menu opened mid-scroll closes)
+    page.wait_for_timeout(500)
+    box.click()
+    page.get_by_role("option", name="320 px", exact=False).first.click()
+    page.get_by_text("320 px input", exact=False).first.wait_for(timeout=180_000)
+    _wait_idle(page)
+    assert _headline(page) != own  # the model saw another input
+    assert parse_qs(urlparse(page.url).query)["size"] == ["320"]
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Layers", exact=True).click()
+    page.get_by_role("heading", name="Layers").wait_for(timeout=180_000)
+    _wait_idle(page)
+    assert _select_text(page, "Input size", where=SIDEBAR).startswith("320 px")
+    assert parse_qs(urlparse(page.url).query)["size"] == ["320"]
+    _shot(page, screenshot_dir, "input_size_on_layers")
 
 
 def test_sidebar_only_where_it_is_used(page, app_url, screenshot_dir):
