@@ -31,7 +31,7 @@ def for_class(exp: Explanation, class_idx: int | None) -> Explanation:
     grid: OcclusionGrid = exp.extras["grid"]
     cls = grid.top_class if class_idx is None else int(class_idx)
     raw = occlusion_map(grid, cls)
-    heat, blank = normalize(raw.clamp(min=0), scale=float(raw.abs().max()))
+    heat, blank = normalize(raw.clamp(min=0), signed=raw)
     notes = [n for n in exp.notes if not n.startswith("no positive evidence")]
     if blank:
         notes.append(f"no positive evidence for class {cls}: the map is blank")

@@ -23,15 +23,20 @@ _NOISE = 1e-6
 _FLOOR = torch.finfo(torch.float32).tiny
 
 
-def normalize(heat: torch.Tensor, scale: float | None = None) -> tuple[torch.Tensor, bool]:
+def _finite(t: torch.Tensor) -> torch.Tensor:
+    return torch.nan_to_num(t.float(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def normalize(heat: torch.Tensor, signed: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
     """Scale a non-negative map to [0, 1] by its maximum; a blank (or broken) map stays zeros, never NaN.
 
-    ``scale``: the largest magnitude of the signed map this is the positive part of (default: this map's peak);
-    a peak not above ``1e-6 · scale`` is float rounding, and the map is blank.
+    ``signed``: the signed map this is the positive part of (default: none); a peak not above ``1e-6`` times
+    its largest magnitude is float rounding, and the map is blank.
     """
-    heat = torch.nan_to_num(heat.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
+    heat = _finite(heat).clamp(min=0)
     peak = float(heat.max()) if heat.numel() else 0.0
-    if not peak > max(_FLOOR, _NOISE * (scale or 0.0)):
+    scale = float(_finite(signed).abs().max()) if signed is not None and signed.numel() else 0.0
+    if not peak > max(_FLOOR, _NOISE * scale):
         return torch.zeros_like(heat), True
     return heat / peak, False
 
@@ -65,9 +70,7 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
     if class_idx is not None and result.logits is not None:
         score = float(result.logits[0, class_idx])
         prob = float(result.logits.softmax(dim=1)[0, class_idx])
-    raw = torch.nan_to_num(result.raw.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
-    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]),
-                            scale=float(raw.abs().max()) if raw.numel() else None)
+    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]), signed=result.raw.detach())
     notes = list(result.notes)
     if blank:
         what = f"class {class_idx}" if class_idx is not None else f"channel {target_channel}"

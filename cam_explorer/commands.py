@@ -46,9 +46,9 @@ def load_backbone(name: str | None, device_pref: str, input_size: int | None = N
     known = list(models.available())
     if known and name not in known:
         raise UsageError(f"unknown model {name!r}; choose one of {', '.join(known)}")
-    if input_size is not None and input_size not in models.INPUT_SIZES:
-        raise UsageError(f"--input-size {input_size}: choose {models.INPUT_SIZES.start} to "
-                         f"{models.INPUT_SIZES.stop - 1} pixels")
+    why = models.input_size_error(input_size) if input_size is not None else None
+    if why:
+        raise UsageError(f"--input-size {input_size}: {why}")
     return name, models.load(name, device=device, input_size=input_size)
 
 

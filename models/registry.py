@@ -14,6 +14,13 @@ from models.spec import BackboneSpec
 
 DEFAULT_MODEL = "efficientnet_lite0"
 INPUT_SIZES = range(64, 1025)  # short side of the model's input a person may ask for, in pixels
+
+
+def input_size_error(size: int) -> str | None:
+    """Why ``size`` cannot be a model's input size (``None`` when it can)."""
+    if int(size) in INPUT_SIZES:
+        return None
+    return f"choose a short side from {INPUT_SIZES.start} to {INPUT_SIZES.stop - 1} pixels"
 SPECS: dict[str, BackboneSpec] = {**efficientnet_lite.specs(), **torchvision_zoo.specs()}
 
 
@@ -60,9 +67,9 @@ def load(
     """
     spec = get_spec(name)
     if input_size is not None:
-        if int(input_size) not in INPUT_SIZES:
-            raise CamError(f"input size {input_size}: choose a short side from {INPUT_SIZES.start} to "
-                           f"{INPUT_SIZES.stop - 1} pixels (the model's own is {spec.input_size})")
+        why = input_size_error(input_size)
+        if why:
+            raise CamError(f"input size {input_size}: {why} (the model's own is {spec.input_size})")
         if int(input_size) != spec.input_size:
             spec = dataclasses.replace(spec, input_size=int(input_size),
                                        display=f"{spec.display} · {int(input_size)} px input")

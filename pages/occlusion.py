@@ -276,7 +276,7 @@ def main(ctx: Any) -> None:
         done.add(fine_key)
         rows, cols = len(exp.extras["rows"]), len(exp.extras["cols"])
         note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · fill {fill_name} · windows reach "
-                f"every edge · {exp.elapsed_ms / 1000:,.1f} s · p({label}) without occlusion: "
+                f"every edge · {exp.elapsed_ms / 1000:,.1f} s · p({literal(label)}) without occlusion: "
                 f"{exp.extras['base_prob']:.1%}")
         event = _draw_maps(maps, ctx, exp, label, note, interactive=True)
         _apply_click(event, ctx.image.digest)

@@ -150,7 +150,8 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
             return None, None, None
     state.bind_image(image.identity)
     state.remember("image", image.url_name)
-    st.image(image.image, caption=f"{literal(image.name)} — {image.image.width}×{image.image.height}", width="stretch")
+    st.image(image.image, caption=f"{literal(image.name)} — {image.image.width}×{image.image.height}",
+             width="stretch")
     notice = None
     link_upload = ss.get(state.LINK_UPLOAD)
     if link_upload and image.sample is not None:
@@ -304,7 +305,7 @@ def _model_section(device: Any) -> tuple[str, Any | None, Problem | None]:
 
 
 #: Input sizes offered beside the model's own (short side, pixels): finer maps of small objects, at a cost
-INPUT_SIZES = (320, 448)
+OFFERED_SIZES = (320, 448)
 
 
 def _input_size(own: int) -> int | None:
@@ -313,7 +314,7 @@ def _input_size(own: int) -> int | None:
         if size is None:
             return f"{own} px (the model's own)"
         return f"{size} px · about {(size / own) ** 2:.0f}× slower"  # the help says what it is for
-    return remembered_select("Input size", [None, *(s for s in INPUT_SIZES if s != own)], "size", default=None,
+    return remembered_select("Input size", [None, *(s for s in OFFERED_SIZES if s != own)], "size", default=None,
                              format_func=label,
                              help="The short side the photo is resized to. A larger input gives the last layers a "
                                   "finer grid: on objects 15–35 % of the frame, Grad-CAM on Lite0 points inside "

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from .cache import ENGINE_CALLS
+from .widgets import literal
 
 #: Below this top-class probability, or with the top two closer than ``UNSURE_GAP``, the prediction is unsure.
 UNSURE_TOP = 0.20
@@ -47,10 +48,11 @@ def unsure_message(preds: Sequence[Any]) -> str | None:
         return None
     top = preds[0]
     if float(top.prob) < UNSURE_TOP:
-        return (f"The model is unsure: top class {top.label} at {float(top.prob):.0%}; maps of an unsure "
-                "prediction are hard to read.")
+        return (f"The model is unsure: top class {literal(top.label)} at {float(top.prob):.0%}; maps of an "
+                "unsure prediction are hard to read.")
     if len(preds) > 1 and float(top.prob) - float(preds[1].prob) < UNSURE_GAP:
-        return (f"The model is unsure: top classes {top.label} ({float(top.prob):.0%}) and {preds[1].label} "
+        return (f"The model is unsure: top classes {literal(top.label)} ({float(top.prob):.0%}) and "
+                f"{literal(preds[1].label)} "
                 f"({float(preds[1].prob):.0%}) are within 5 points; maps of an unsure prediction are hard to read.")
     return None
 

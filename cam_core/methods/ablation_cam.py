@@ -52,6 +52,8 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     started = time.perf_counter()
     a, logits, cls = spatial_activation(target, "Ablation-CAM")
     clean = float(logits[0, cls.index])
+    if clean == 0:
+        raise CamError("Ablation-CAM divides by the class score, which is exactly 0 here; use Score-CAM")
     live = live_channels(a)
     count = int(live.numel())
     step = int(chunk) if chunk else max(1, min(max(count, 1), memory_cap(a[None], per_item_factor=8)))
@@ -74,8 +76,6 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     if scores:
         ablated[live] = torch.cat(scores).to(ablated.dtype)
         _per_channel[_timing_key(target.model, target.x, name)] = (time.perf_counter() - started) / count
-    if clean == 0:
-        raise CamError("Ablation-CAM divides by the class score, which is exactly 0 here; use Score-CAM")
     weights = (clean - ablated) / clean
     if clean < 0:
         notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")

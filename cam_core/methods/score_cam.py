@@ -47,10 +47,16 @@ class MaskedByChannels:
         torch.mul(self.template, masks.to(out.dtype), out=out)
 
 
+def _minmax_rows(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of a k×n tensor: its minimum and its span (max − min), both k×1."""
+    low = flat.amin(dim=1, keepdim=True)
+    return low, flat.amax(dim=1, keepdim=True) - low
+
+
 def select_channels(activations: torch.Tensor, max_channels: int) -> tuple[torch.Tensor, bool]:
     """Indices of the non-constant channels, the ``max_channels`` of highest mean activation when capped."""
     flat = activations.reshape(activations.shape[0], -1)
-    varying = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
+    varying = (_minmax_rows(flat)[1][:, 0] > 0).nonzero().flatten()
     if max_channels and varying.numel() > max_channels:
         means = flat[varying].mean(dim=1)
         keep = torch.argsort(means, descending=True, stable=True)[:max_channels]
@@ -62,15 +68,34 @@ def distinct_masks(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     """For k non-constant channels: indices of one channel per distinct min–max normalised map (the first, in
     channel order) and, for each channel, the position of its map among those (so ``weights = w[inverse]``)."""
     flat = activations.reshape(activations.shape[0], -1)
-    low = flat.amin(dim=1, keepdim=True)
-    normed = (flat - low) / (flat.amax(dim=1, keepdim=True) - low)
-    _, inverse = torch.unique(normed, dim=0, return_inverse=True)
+    low, span = _minmax_rows(flat)
+    _, inverse = torch.unique((flat - low) / span, dim=0, return_inverse=True)
     first = torch.full((int(inverse.max()) + 1,), flat.shape[0], dtype=torch.long, device=flat.device)
     first.scatter_reduce_(0, inverse, torch.arange(flat.shape[0], device=flat.device), reduce="amin")
     order = torch.argsort(first)  # keep channel order: progress and chunks follow the layer
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=order.device)
     return first[order], rank[inverse]
+
+
+@dataclass
+class ChannelPlan:
+    """Which channels Score-CAM scores (``chosen``), which of them it runs (``run``, one per distinct mask) and,
+    for each chosen channel, the position of its run (``inverse``); ``capped`` when ``max_channels`` cut."""
+
+    chosen: torch.Tensor
+    run: torch.Tensor
+    inverse: torch.Tensor
+    capped: bool
+
+
+def plan_channels(activations: torch.Tensor, max_channels: int) -> ChannelPlan:
+    """The channels of a C×u×v map that Score-CAM scores and the forwards that takes (see the module docstring)."""
+    chosen, capped = select_channels(activations, int(max_channels))
+    if not chosen.numel():
+        return ChannelPlan(chosen, chosen, chosen, capped)
+    run, inverse = distinct_masks(activations[chosen])
+    return ChannelPlan(chosen, chosen[run], inverse, capped)
 
 
 def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
@@ -80,26 +105,22 @@ def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, lay
 
     if layer is None:
         return None
-    a = layer_map(model, x, layer)
-    chosen, _ = select_channels(a, int(params["max_channels"]))
-    return estimate_seconds(model, x, int(distinct_masks(a[chosen])[0].numel()) if chosen.numel() else 0)
+    plan = plan_channels(layer_map(model, x, layer), int(params["max_channels"]))
+    return estimate_seconds(model, x, int(plan.run.numel()))
 
 
 def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:
     a, logits, cls = spatial_activation(target, "Score-CAM")
-    chosen, capped = select_channels(a, int(max_channels))
+    plan = plan_channels(a, max_channels)
     weights = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
-    forwards = 0
-    if chosen.numel():
-        representatives, inverse = distinct_masks(a[chosen])
-        forwards = int(representatives.numel())
-        variants = MaskedByChannels(target.x.detach(), a[chosen][representatives])
-        weights[chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))[inverse]
+    if plan.run.numel():
+        variants = MaskedByChannels(target.x.detach(), a[plan.run])
+        weights[plan.chosen] = cls.prob(batched_forward(target.model, variants, chunk, target.progress))[plan.inverse]
     raw = torch.einsum("k,kuv->uv", weights, a)
     notes = []
-    if capped:
-        notes.append(f"approximation: only the {chosen.numel()} channels of highest mean activation (of "
+    if plan.capped:
+        notes.append(f"approximation: only the {plan.chosen.numel()} channels of highest mean activation (of "
                      f"{a.shape[0]}) were scored; set max_channels to 0 for the exact Score-CAM")
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
                      class_idx=cls.index,
-                     extras={"channel_weights": weights.cpu().numpy(), "masked_forwards": forwards})
+                     extras={"channel_weights": weights.cpu().numpy(), "masked_forwards": int(plan.run.numel())})
