@@ -3,32 +3,42 @@
 Usage: OMP_WAIT_POLICY=PASSIVE python bench/check_gradient_batches.py — gradient batches run in the default
 memory layout (see cam_core/batching.py); this checks that they stay no slower than captum's at the same steps.
 """
-import sys, time, statistics, torch, torchvision
-sys.path.insert(0, "."); sys.path.insert(0, "bench")
-import models
-from skimage import data
-from PIL import Image
-from cam_core import explain
-from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from captum.attr import IntegratedGradients, NoiseTunnel, Saliency  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data  # noqa: E402
+
+import models  # noqa: E402
+from cam_core import explain  # noqa: E402
+from timing import interleaved_runs  # noqa: E402
+
 torch.manual_seed(0)
 for name in ("efficientnet_lite0", "resnet18"):
-    if name == "resnet18":
-        model = torchvision.models.resnet18().eval(); x = torch.randn(1, 3, 224, 352)
+    if name == "resnet18":  # random weights (ImageNet's need the network), the real architecture
+        model, x = torchvision.models.resnet18().eval(), torch.randn(1, 3, 224, 352)
     else:
-        bb = models.load(name); model = bb.model; x = bb.preprocess(Image.fromarray(data.chelsea()))
-    ig = IntegratedGradients(model)
-    sigma = 0.15 * float(x.max() - x.min())
+        backbone = models.load(name)
+        model, x = backbone.model, backbone.preprocess(Image.fromarray(data.chelsea()))
+    integrated = IntegratedGradients(model)
     tunnel = NoiseTunnel(Saliency(model))
+    sigma = 0.15 * float(x.max() - x.min())
     runs = {
-      "ours IG32": lambda: explain(model, x, "integrated_gradients", None, 1, steps=32),
-      "captum IG32": lambda: ig.attribute(x, baselines=0.0, target=1, n_steps=32, method="riemann_trapezoid", internal_batch_size=32),
-      "ours SG25": lambda: explain(model, x, "smoothgrad", None, 1, samples=25),
-      "captum SG25": lambda: tunnel.attribute(x, nt_type="smoothgrad", nt_samples=25, stdevs=sigma, target=1, nt_samples_batch_size=25),
+        "ours IG32": lambda: explain(model, x, "integrated_gradients", None, 1, steps=32),
+        "captum IG32": lambda: integrated.attribute(x, baselines=0.0, target=1, n_steps=32,
+                                                    method="riemann_trapezoid", internal_batch_size=32),
+        "ours SG25": lambda: explain(model, x, "smoothgrad", None, 1, samples=25),
+        "captum SG25": lambda: tunnel.attribute(x, nt_type="smoothgrad", nt_samples=25, stdevs=sigma, target=1,
+                                                nt_samples_batch_size=25),
     }
-    for f in runs.values(): f()
-    t = {k: [] for k in runs}
-    for _ in range(3):
-        for k, f in runs.items():
-            s = time.perf_counter(); f(); t[k].append(time.perf_counter() - s)
-    m = {k: statistics.median(v) for k, v in t.items()}
-    print(name, {k: round(v, 2) for k, v in m.items()}, "IG captum/ours %.2f" % (m["captum IG32"]/m["ours IG32"]), "SG captum/ours %.2f" % (m["captum SG25"]/m["ours SG25"]))
+    s = {k: statistics.median(w for w, _ in v) / 1000 for k, v in interleaved_runs(runs, 3, x.device).items()}
+    model.zero_grad(set_to_none=True)  # captum writes parameter .grad; ours never does
+    print(name, {k: round(v, 2) for k, v in s.items()}, f"IG captum/ours {s['captum IG32'] / s['ours IG32']:.2f}",
+          f"SG captum/ours {s['captum SG25'] / s['ours SG25']:.2f}", flush=True)
