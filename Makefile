@@ -17,8 +17,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements-ray.txt $(VENV)/.installed
 	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install -r requirements-ray.txt
 	touch $@
 
 install: $(VENV)/.installed
