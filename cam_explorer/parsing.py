@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cam_core.errors import CamError
+from models.backbone import FILL_COLOURS
 
 PROG = "cam-explorer"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -226,7 +227,7 @@ def seed_value(text: str) -> int:
     return value
 
 
-_COLOURS = {"black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+_COLOURS = {**FILL_COLOURS, "gray": FILL_COLOURS["grey"]}  # the app's table, plus the American spelling
 
 
 def colour_value(key: str, text: str, backbone: Any, flag: str = "--param") -> Any:

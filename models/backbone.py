@@ -12,6 +12,12 @@ from models import preprocess as _pre
 from models.spec import BackboneSpec
 
 
+#: Named occluder / fill colours (0..255 RGB) offered by the app and the CLI; ``Backbone.fill_value`` maps
+#: one into the model's normalized space.
+FILL_COLOURS: dict[str, tuple[int, int, int]] = {"grey": (128, 128, 128), "black": (0, 0, 0),
+                                                 "white": (255, 255, 255)}
+
+
 class Backbone:
     """``spec`` (how it was trained), ``model`` (eval mode, on ``device``) and ``categories`` (one name per class)."""
 

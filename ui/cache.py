@@ -248,12 +248,9 @@ def clear_all(models: bool = False) -> None:
 
     Tests call it to start from a clean slate without reloading the model each time.
     """
-    from . import trust
-
-    for fn in (_predict, _input_shape, _layers, _grouped, _stage_strip, _explain, _any_class, _thumbnail, _display,
-               _checkerboard):
+    st.cache_data.clear()  # every map cache of every module (trust's, the pages'): no import of them here
+    for fn in (_layers, _grouped, _stage_strip, _any_class):
         fn.clear()
-    trust.clear()
     if models:
         get_backbone.clear()
         get_own_backbone.clear()

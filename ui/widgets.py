@@ -9,6 +9,8 @@ from typing import Any
 
 import streamlit as st
 
+from models.backbone import FILL_COLOURS
+
 from . import state
 
 log = logging.getLogger("cam_explorer.ui")
@@ -249,12 +251,7 @@ def _number(target: Any, name: str, p: Any, current: Any, key: str) -> int | flo
 
 def _fill_choices(backbone: Any) -> dict[str, Any]:
     """Occluder colours offered to the user → the value in the model's normalized input space."""
-    return {
-        "dataset mean (0)": 0.0,
-        "grey": tuple(backbone.fill_value((128, 128, 128))),
-        "black": tuple(backbone.fill_value((0, 0, 0))),
-        "white": tuple(backbone.fill_value((255, 255, 255))),
-    }
+    return {"dataset mean (0)": 0.0, **{name: tuple(backbone.fill_value(rgb)) for name, rgb in FILL_COLOURS.items()}}
 
 
 def _title(name: str) -> str:
