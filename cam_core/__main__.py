@@ -12,7 +12,7 @@ import sys
 
 def _hand_over() -> int:
     try:
-        from cam_explorer.cli import main
+        from cam_explorer.cli import main  # lazy on purpose: the library never imports the application
     except ModuleNotFoundError as exc:
         if exc.name != "cam_explorer":
             raise

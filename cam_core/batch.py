@@ -23,6 +23,10 @@ from PIL import Image
 from torch import nn
 
 from .errors import CamError
+from .explain import explain
+from .imaging import load_image
+from .metrics import evaluate
+from .render import overlay, to_png_bytes
 
 log = logging.getLogger("cam_explorer.batch")
 
@@ -212,10 +216,6 @@ def explain_item(item: Item, model: nn.Module, preprocess: Callable[[Image.Image
                  metrics: Sequence[str] = (), settings: dict[str, Any] | None = None) -> BatchResult:
     """Decode ``item`` and explain its top-1 class with ``method``, then score the map with ``metrics``
     (``cam_core.evaluate``); any failure becomes ``error`` (one line)."""
-    from .explain import explain
-    from .imaging import load_image
-    from .metrics import evaluate
-
     started = time.perf_counter()
     result = BatchResult(item.name, method)
     if item.error is not None:
@@ -269,8 +269,6 @@ def overlay_name(name: str) -> str:
 
 def overlays_zip(results: Sequence[BatchResult], alpha: float = 0.5, cmap: str = "jet") -> bytes:
     """A ZIP holding one overlay PNG per successful result (files that failed are listed in the CSV)."""
-    from .render import overlay, to_png_bytes
-
     buf = io.BytesIO()
     taken: set[str] = set()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as archive:  # PNGs are compressed already

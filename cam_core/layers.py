@@ -10,6 +10,8 @@ from torch import nn
 from .adapters import adapter_for
 from .errors import CamError
 from .hygiene import eval_mode
+from .methods.attention import is_attention
+from .recorder import record, resolve_layer  # resolve_layer: re-exported, part of the layers API
 
 # Modules that keep the spatial grid but are poor CAM targets (they only pool, drop or pass through).
 _NOT_TARGETS = (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
@@ -37,23 +39,6 @@ class LayerInfo:
         return f"{self.name}  ({self.kind}, {self.shape[0]}×{self.shape[1]}×{self.shape[2]}{where})"
 
 
-def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
-    """Return ``(dotted name, module)`` for a name like ``"layer4"`` / ``"features.28"`` or a module."""
-    if isinstance(layer, nn.Module):
-        for name, module in model.named_modules():
-            if module is layer:
-                return name or "(model)", module
-        raise CamError("the target layer is not a module of this model")
-    try:  # walks only the dotted path: a full named_modules() scan costs ~1 ms on every explain
-        return layer, model.get_submodule(layer)
-    except AttributeError:
-        pass
-    modules = dict(model.named_modules())
-    close = [n for n in modules if n and (n.endswith(str(layer)) or str(layer) in n)][:5]
-    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `python -m cam_core layers`"
-    raise CamError(f"no layer named {layer!r} in this model{hint}")
-
-
 @dataclass(frozen=True)
 class _Seen:
     name: str
@@ -66,9 +51,6 @@ class _Seen:
 def _spatial_outputs(model: nn.Module, x: torch.Tensor) -> list[_Seen]:
     """One dry forward (no autograd) recording, in completion order, modules whose output is a map
     (N×C×H×W, or tokens / channels-last through their adapter)."""
-    from .methods.attention import is_attention  # the one definition of an attention module
-    from .recorder import record  # imports this module: imported when first used
-
     names = {module: name for name, module in model.named_modules() if module is not model}
     attention = [m for m in names if is_attention(m)]
     with eval_mode(model):

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from .registry import get_method
+
 
 def defaults() -> dict[str, Any]:
     """Occlusion's default ``patch``, ``stride`` and ``fill`` — read from the method registry, their one home."""
-    from .registry import get_method
-
     return {name: spec.default for name, spec in get_method("occlusion").params.items()
             if spec.default is not None}
 

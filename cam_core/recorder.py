@@ -22,7 +22,6 @@ from .adapters import LayerAdapter, check_input
 from .adapters import adapter_for as find_adapter
 from .errors import CamError
 from .hygiene import grad_mode, thread_hooks
-from .layers import resolve_layer
 from .targets import logits_of
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # map-layout activation -> replacement (may grow the batch)
@@ -33,6 +32,23 @@ AdapterFinder = Callable[[nn.Module, str, torch.Tensor, torch.Tensor], "LayerAda
 
 class _Stop(Exception):
     """Raised by a hook once the last layer asked for has run: nothing after it is needed."""
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """Return ``(dotted name, module)`` for a name like ``"layer4"`` / ``"features.28"`` or a module."""
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer:
+                return name or "(model)", module
+        raise CamError("the target layer is not a module of this model")
+    try:  # walks only the dotted path: a full named_modules() scan costs ~1 ms on every explain
+        return layer, model.get_submodule(layer)
+    except AttributeError:
+        pass
+    modules = dict(model.named_modules())
+    close = [n for n in modules if n and (n.endswith(str(layer)) or str(layer) in n)][:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `python -m cam_core layers`"
+    raise CamError(f"no layer named {layer!r} in this model{hint}")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batching import estimate_seconds
 from .errors import CamError
 from .methods import ablation_cam, attention, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
 from .methods.base import MapResult, Target
@@ -107,8 +108,6 @@ _SMOOTH_PARAMS = {
 def _items_estimate(count_param: str, grad: bool) -> Callable[[Any, Any, dict[str, Any], str | None], float | None]:
     """An estimate for a method running ``params[count_param]`` batched copies of the input."""
     def estimate(model: Any, x: Any, params: dict[str, Any], _layer: str | None) -> float | None:
-        from .batching import estimate_seconds
-
         return estimate_seconds(model, x, int(params[count_param]), grad=grad)
     return estimate
 

@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import cv2
 import numpy as np
+from matplotlib import colormaps
 from PIL import Image
 
 from cam_core.errors import CamError
@@ -67,8 +68,6 @@ _BLEND_PIXELS = 1 << 21
 
 def _build_colormaps() -> dict[str, np.ndarray]:
     """256×3 uint8 lookup tables taken from matplotlib, built once at import."""
-    from matplotlib import colormaps
-
     tables = {}
     for name in COLORMAP_NAMES:
         cmap = colormaps[name].resampled(256)

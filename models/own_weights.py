@@ -96,7 +96,7 @@ def _parse(data: bytes, filename: str) -> object:
     if not data:
         raise CamError(f"{filename}: empty file")
     if ext in SAFETENSORS:
-        from safetensors.torch import load as load_safetensors
+        from safetensors.torch import load as load_safetensors  # lazy: optional, only for .safetensors files
 
         try:
             return load_safetensors(data)

@@ -26,6 +26,7 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from ..hygiene import submodules
 
@@ -164,9 +165,7 @@ def slide_of(m: nn.Module, in_shape: torch.Size) -> Slide | None:
 
 
 def has_hooks(model: nn.Module) -> bool:
-    from torch.nn.modules import module as mod
-
-    if any(getattr(mod, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")):
+    if any(getattr(torch_module, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")):
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in submodules(model))
 

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CamError
-from ..recorder import record
+from ..hygiene import eval_mode
+from ..recorder import record, resolve_layer
 from ..targets import ClassTarget
 from .base import MapResult, Target
 
@@ -94,8 +95,6 @@ def spatial_activation(target: Target, method: str) -> tuple[torch.Tensor, torch
 def layer_map(model: torch.nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     """``layer``'s output for the first image of ``x`` (C×u×v, map layout): a forward that stops at the layer.
     What the estimates of the per-channel methods count their channels on."""
-    from ..hygiene import eval_mode
-
     with eval_mode(model), torch.no_grad():
         rec = record(model, x[:1], [layer], stop_after_layers=True)
     return rec.calls[layer][0][0]
@@ -155,8 +154,6 @@ def run_layercam(target: Target, fuse_layers: str, gamma: float) -> MapResult:
     extra = [n.strip() for n in str(fuse_layers).split(",") if n.strip() and n.strip() != target.layer_name]
     if not extra:
         return LAYERCAM.run(target)
-    from ..layers import resolve_layer
-
     names = [target.layer_name] + [resolve_layer(target.model, n)[0] for n in extra]
     rec = record(target.model, target.x, names, grad_from=names)
     cls = target.cls.resolved(rec.logits[:1])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..batching import batched_forward
+from ..batching import batched_forward, estimate_seconds
 from .base import MapResult, Target
 from .layer_cam import layer_map, spatial_activation
 
@@ -101,8 +101,6 @@ def plan_channels(activations: torch.Tensor, max_channels: int) -> ChannelPlan:
 def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
     """One forward per distinct mask (counted on a forward that stops at the layer), at the measured time per
     batched image (``None`` until timed)."""
-    from ..batching import estimate_seconds
-
     if layer is None:
         return None
     plan = plan_channels(layer_map(model, x, layer), int(params["max_channels"]))
