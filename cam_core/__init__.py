@@ -18,11 +18,13 @@ from .layers import LayerInfo, auto_layer, layers, resolve_layer
 from .metrics import MetricResult, evaluate
 from .registry import METHODS, MethodSpec, ParamSpec, get_method
 from .sanity import SanityResult, sanity_check
+from .visualize import Visualization, visualize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CamError", "ImageLoadError", "Explanation", "FeatureMaps", "LayerInfo", "METHODS", "MethodSpec",
     "MetricResult", "ParamSpec", "SanityResult", "activations", "auto_layer", "evaluate", "explain",
-    "first_layer_filters", "get_method", "layers", "resolve_layer", "sanity_check", "stage_maps", "__version__",
+    "first_layer_filters", "get_method", "layers", "resolve_layer", "sanity_check", "stage_maps", "Visualization",
+    "visualize", "__version__",
 ]

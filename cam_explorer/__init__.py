@@ -1,6 +1,6 @@
 """CAM Explorer's command line, an application beside ``app.py`` on top of the ``cam_core`` library.
 
-``cam-explorer {predict,explain,evaluate,sanity,methods,layers}`` (also ``python -m cam_explorer`` and, for existing users,
+``cam-explorer {predict,explain,evaluate,sanity,methods,layers,visualize}`` (also ``python -m cam_explorer`` and, for existing users,
 ``python -m cam_core``). Modules: ``parsing`` (argparse, text to values through the method registry),
 ``commands`` (one function per command, each returning an exit code), ``writers`` (JSON lines, files,
 progress on stderr) and ``cli`` (``main``: parse, dispatch, turn errors into exit codes).

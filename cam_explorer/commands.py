@@ -584,3 +584,6 @@ def layers(args: argparse.Namespace) -> int:
                      "hidden name works with `explain --layer`)")
     writers.emit_text(lines)
     return 0
+
+
+from . import visualize_command  # noqa: E402,F401  (its own module: registers `visualize`, parser and command)
