@@ -356,6 +356,8 @@ def explain(args: argparse.Namespace) -> int:
                         record["notes"] = ["the map is blank: no positive evidence for this class"]
                     record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
                     writers.emit(record)
+                    for name, r in results.items():
+                        writers.say(f"{what} {name} {r.score:.4g}" + (f": {r.verdict}" if r.verdict else ""))
     return failures.exit_code
 
 
@@ -426,7 +428,7 @@ def evaluate(args: argparse.Namespace) -> int:
                     progress = writers.Progress(f"{what} {'+'.join(metrics)}")
                     try:
                         results = score(backbone.model, x, exp, metrics, exp.class_idx, progress=progress,
-                                        **settings, **box)
+                                        baseline=args.baseline, **settings, **box)
                     except BaseException:
                         progress.interrupted()
                         raise
@@ -434,6 +436,8 @@ def evaluate(args: argparse.Namespace) -> int:
                     record["metrics"] = {name: writers.metric_record(r) for name, r in results.items()}
                     record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
                     writers.emit(record)
+                    for name, r in results.items():
+                        writers.say(f"{what} {name} {r.score:.4g}" + (f": {r.verdict}" if r.verdict else ""))
     return failures.exit_code
 
 

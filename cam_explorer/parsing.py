@@ -216,6 +216,17 @@ def box_value(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
+def baseline_value(text: str) -> int:
+    """``--baseline``: how many random maps, 0 to 256."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..256 random maps")
+    return value
+
+
 def seed_value(text: str) -> int:
     """``--seed``: a whole number from 0 to 2**32 - 1."""
     try:
@@ -366,6 +377,7 @@ def _explain(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
 @subcommand
 def _evaluate(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from cam_core.metrics import METRICS, SETTINGS
+    from cam_core.metrics.baseline import DEFAULT_COUNT
 
     p = sub.add_parser("evaluate", parents=[common], help="is the map faithful? deletion, insertion, ROAD … scores",
                        description="Score each method's map on each image with faithfulness and localization "
@@ -380,6 +392,9 @@ def _evaluate(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPar
                    help=f"metric setting, repeatable ({settable}); ROAD's pixel_std defaults to the model's std")
     p.add_argument("--box", type=box_value, default=None, metavar="X0,Y0,X1,Y1",
                    help="the object's box in the image file's pixels (pointing_game, energy_in_box)")
+    p.add_argument("--baseline", type=baseline_value, default=DEFAULT_COUNT, metavar="N",
+                   help=f"also score N seeded random smooth maps once per image and class, for each metric's "
+                        f"verdict (default {DEFAULT_COUNT}; 0 = none)")
     return p
 
 

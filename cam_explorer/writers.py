@@ -76,6 +76,8 @@ def metric_record(result: Any) -> dict[str, Any]:
         "details": finite(result.details),
         "notes": [str(n) for n in result.notes],
         "explanation": result.explanation,
+        "baseline": None if result.baseline is None else result.baseline.as_dict(),
+        "verdict": result.verdict,
     }
 
 
@@ -172,6 +174,12 @@ def duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s"
+
+
+def say(line: str) -> None:
+    """One line for the person on stderr (stdout stays JSON)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def announce(what: str, expected_seconds: float | None) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .baseline import BaselineScores, standing
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -28,7 +30,9 @@ class MetricResult:
     ``higher_is_better``: the same direction, for tables and sorting;
     ``class_idx``: the class whose probability was measured (``None`` for the model-free localization metrics);
     ``details``: the values a person may want to check (clean probability, pixels per step, the box …);
-    ``notes``: warnings about this result (a blank map, a tie at the maximum).
+    ``notes``: warnings about this result (a blank map, a tie at the maximum);
+    ``baseline``: the same metric on seeded random smooth maps (``evaluate(..., baseline=N)``), else ``None``;
+    ``verdict``: one plain sentence comparing ``score`` with them ("better than all 16 random maps …"), else "".
     """
 
     name: str
@@ -40,6 +44,13 @@ class MetricResult:
     curves: dict[str, Curve] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    baseline: BaselineScores | None = None
+    verdict: str = ""
+
+    @property
+    def standing(self) -> str | None:
+        """``"better"``, ``"unclear"`` or ``"no better"`` than the random maps; ``None`` without a baseline."""
+        return None if self.baseline is None else standing(self.score, self.baseline, self.higher_is_better)
 
 
 def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> float:

@@ -132,7 +132,7 @@ def test_evaluate_lines_match_the_library_and_a_bad_file_goes_on(photos, capsys)
     settings = ["steps=4", "fractions=0.25,0.5", "chunk=16"]
     code, lines, err = run(capsys, "evaluate", str(photos["empty"]), str(photos["cat"]), "--method", "gradcam",
                            "--metrics", "deletion,insertion,road,energy_in_box", "--box", "0,0,32,64",
-                           "--device", "cpu", *[a for s in settings for a in ("--setting", s)])
+                           "--device", "cpu", "--baseline", "2", *[a for s in settings for a in ("--setting", s)])
     assert code == 1, err
     bad, rec = lines
     assert bad == {"image": str(photos["empty"]), "error": bad["error"]} and "empty.png" in bad["error"]
@@ -141,7 +141,8 @@ def test_evaluate_lines_match_the_library_and_a_bad_file_goes_on(photos, capsys)
     assert list(rec["metrics"]) == ["deletion", "insertion", "road", "energy_in_box"]
     for name, m in rec["metrics"].items():
         assert set(m) == {"score", "higher_is_better", "class_idx", "curve", "curves", "details", "notes",
-                          "explanation"}
+                          "explanation", "baseline", "verdict"}
+        assert m["baseline"]["n"] == 2 and m["verdict"] and f"{name} " in err and m["verdict"] in err
         assert isinstance(m["score"], float) and math.isfinite(m["score"])
         if m["curve"] is not None:
             _curve_ok(m["curve"])
@@ -157,9 +158,10 @@ def test_evaluate_lines_match_the_library_and_a_bad_file_goes_on(photos, capsys)
     exp = explain(backbone.model, x, "gradcam", target_layer=SPECS[DEFAULT_MODEL].default_layer)
     ref = evaluate(backbone.model, x, exp, ["deletion", "insertion", "road", "energy_in_box"], steps=4,
                    fractions=(0.25, 0.5), chunk=16, pixel_std=list(SPECS[DEFAULT_MODEL].std),
-                   box=(0.0, 0.0, 112.0, 224.0))
+                   box=(0.0, 0.0, 112.0, 224.0), baseline=2)
     for name, result in ref.items():
         assert rec["metrics"][name]["score"] == pytest.approx(result.score, abs=1e-6), name
+        assert rec["metrics"][name]["baseline"]["mean"] == pytest.approx(result.baseline.mean, abs=1e-5), name
         assert rec["metrics"][name]["class_idx"] == result.class_idx
         assert result.class_idx == (None if name == "energy_in_box" else rec["class_idx"])  # model-free: none
     assert rec["class_idx"] == exp.class_idx
