@@ -356,8 +356,6 @@ def explain(args: argparse.Namespace) -> int:
                         record["notes"] = ["the map is blank: no positive evidence for this class"]
                     record["elapsed_ms"] = round(float(exp.elapsed_ms), 1)
                     writers.emit(record)
-                    for name, r in results.items():
-                        writers.say(f"{what} {name} {r.score:.4g}" + (f": {r.verdict}" if r.verdict else ""))
     return failures.exit_code
 
 
