@@ -458,7 +458,8 @@ def sanity(args: argparse.Namespace) -> int:
         progress = writers.Progress(f"{Path(path).name} sanity {method} ({args.mode})")
         try:
             result = sanity_check(backbone.model, x, method, opened.fixed_class, target_layer=layer,
-                                  mode=args.mode, seed=args.seed, progress=progress, **opened.params[method])
+                                  mode=args.mode, seed=args.seed, progress=progress,
+                                  categories=opened.categories, **opened.params[method])
             record: dict[str, Any] = {"image": path, "model": opened.name, **result.as_dict(),
                                       "class_idx": result.class_idx, "label": opened.label(result.class_idx)}
             if out is not None:
@@ -467,6 +468,7 @@ def sanity(args: argparse.Namespace) -> int:
                 for entry, thumb in zip(record["stages"], record.pop("stage_thumbnails")):
                     entry["thumbnail"] = thumb
             writers.emit(record)
+            writers.say(f"{Path(path).name} {result.summary()}")
         except BrokenPipeError:
             raise
         except Exception as exc:

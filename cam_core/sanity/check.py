@@ -5,6 +5,12 @@ the model, the stages are randomized top-down — cumulatively (``cascading``: t
 last block, …) or one at a time (``independent``) — and after each the map for the same class is recomputed
 with ``explain`` and compared with the original: Spearman's ρ of |map| and SSIM. Also compared: the map of
 the target class with the map of a (seeded) random other class — a class-blind method draws the same map.
+
+Three outcomes (``SanityResult.outcome``), each with one plain sentence (``reason``):
+``"failed"`` — the map survived randomizing every stage (cascading) or any single stage (independent);
+``"warning"`` — it changed, but only once randomization reached deeper stages ("late"), or the map of a random
+other class looks like it (ρ ≥ 0.5: class-insensitive); ``"passed"`` — neither: a class-insensitive map can
+never pass.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from .similarity import centred_ranks, edge_map, spearman, ssim
 from .stages import Stage, find_stages, named_stages, randomize, restore, stage_state
 
 MODES = ("cascading", "independent")
+OUTCOMES = ("passed", "warning", "failed")
 CHANGED_BELOW = 0.5  # ρ below this: the map has changed (it no longer ranks the pixels alike)
 BN_NOTE = ("randomized BatchNorm layers lose their trained running statistics too (mean 0, variance 1, "
            "weight 1, bias 0: a freshly built layer, the identity in eval mode)")
@@ -66,19 +73,32 @@ class SanityResult:
     random_class_rho: float
     random_class_ssim: float
     random_class_heatmap: np.ndarray | None
-    passed: bool
-    verdict: str  # one plain sentence: passed/failed and why
-    class_verdict: str
+    outcome: str  # "passed", "warning" or "failed" (OUTCOMES)
+    reason: str  # one plain sentence saying why, classes by name
+    verdict: str  # the model check in figures: passed/passed late/failed, ρ and the stage
+    class_verdict: str  # the class check in figures
     elapsed_ms: float
     notes: list[str] = field(default_factory=list)
+    class_name: str = ""  # the target class as a person reads it: 'tabby' (281), or class 281
+    random_class_name: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Only a clean pass: a warning (late, or class-insensitive) is not one."""
+        return self.outcome == "passed"
+
+    @property
+    def class_insensitive(self) -> bool:
+        """The map for a random other class looks like this one (ρ ≥ ``CHANGED_BELOW``)."""
+        return self.random_class_rho >= CHANGED_BELOW
 
     @property
     def rhos(self) -> list[float]:
         return [s.rho for s in self.stages]
 
     def summary(self) -> str:
-        """The verdict and the class check, for a report or a CLI line."""
-        return f"{self.verdict}. {self.class_verdict}."
+        """The outcome and its reason, then the figures, for a report or a CLI line."""
+        return f"Sanity check {self.outcome}: {self.reason} ({self.verdict}; {self.class_verdict})."
 
     def as_dict(self) -> dict[str, Any]:
         """Plain numbers and text (no maps), e.g. for JSON; NaN becomes None."""
@@ -87,7 +107,9 @@ class SanityResult:
 
         return {
             "method": self.method, "layer": self.layer, "class": self.class_idx, "mode": self.mode,
-            "seed": self.seed, "passed": self.passed, "verdict": self.verdict, "class_verdict": self.class_verdict,
+            "seed": self.seed, "outcome": self.outcome, "passed": self.passed, "reason": self.reason,
+            "verdict": self.verdict, "class_verdict": self.class_verdict, "class_name": self.class_name,
+            "random_class_name": self.random_class_name,
             "edge_rho": num(self.edge_rho), "random_class": self.random_class,
             "random_class_rho": num(self.random_class_rho), "random_class_ssim": num(self.random_class_ssim),
             "stages": [{"stage": s.stage, "rho": num(s.rho), "ssim": num(s.ssim), "edge_rho": num(s.edge_rho),
@@ -124,15 +146,56 @@ def _verdict(stages: list[StageResult], mode: str) -> tuple[bool, str]:
     return True, f"passed: randomizing {names} alone changed the map ({len(changed)} of {len(stages)} stages)"
 
 
-def _class_verdict(target: int, other: int | None, rho: float) -> str:
-    if other is None:
+def class_name(index: int | None, categories: Sequence[str] | None) -> str:
+    """``'tabby' (281)`` when the label is known, else ``class 281``."""
+    if index is None:
+        return ""
+    if categories is not None and 0 <= index < len(categories) and str(categories[index]).strip():
+        return f"'{str(categories[index]).strip()}' ({index})"
+    return f"class {index}"
+
+
+def _class_verdict(target: str, other: str, rho: float) -> str:
+    if not other:
         return "class check: the model has one class, nothing to compare"
     if rho != rho:
-        return f"class check: the map for class {other} is blank, unlike the map for class {target}"
+        return f"class check: the map for {other} is blank, unlike the map for {target}"
     if rho >= CHANGED_BELOW:
-        return (f"class check: the maps for class {target} and a random class {other} are alike (ρ={rho:.2f}) — "
+        return (f"class check: the maps for {target} and {other} (drawn at random) are alike (ρ={rho:.2f}) — "
                 "the map barely depends on the class")
-    return f"class check: the map for a random class {other} differs (ρ={rho:.2f}) — the map is class-specific"
+    return f"class check: the map for {other} (drawn at random) differs (ρ={rho:.2f}) — the map is class-specific"
+
+
+def _model_outcome(stages: list[StageResult], mode: str) -> str:
+    """``"passed"``, ``"late"`` (cascading: changed only below the top stage) or ``"failed"``."""
+    changed = [s for s in stages if s.changed]
+    if not changed:
+        return "failed"
+    return "late" if mode == "cascading" and changed[0] is not stages[0] else "passed"
+
+
+def _outcome(model: str, stages: list[StageResult], mode: str, target: str, other: str,
+             rho: float) -> tuple[str, str]:
+    """The outcome and its one plain sentence (classes by name)."""
+    insensitive = bool(other) and rho >= CHANGED_BELOW
+    if model == "failed":
+        whole = "every layer" if mode == "cascading" else "any one stage"
+        return "failed", (f"the map hardly changed when {whole} of the model was replaced by random weights, so "
+                          "it shows the image itself rather than what the model learned")
+    alike = f"the map for {other} looks like the map for {target} (ρ={rho:.2f})"
+    if model == "late":
+        first = next(s for s in stages if s.changed)
+        late = (f"the map stayed similar while the top layers were randomized and changed only when "
+                f"randomization reached {first.stage!r}")
+        if insensitive:
+            return "warning", f"{late}, and {alike}, so it depends weakly on the model and barely on the class"
+        return "warning", f"{late}, so it depends on the model's last layers only weakly"
+    if insensitive:
+        return "warning", (f"the map changes when the model's weights are randomized, but {alike}, so it barely "
+                           "depends on the class asked for")
+    tail = (f" and differs from the map for another class ({other})" if other else "")
+    return "passed", (f"the map changed as soon as the model's weights were randomized{tail}, so it depends on "
+                      f"what the model learned{' and on the class' if other else ''}")
 
 
 def _copy(model: nn.Module) -> nn.Module:
@@ -146,14 +209,16 @@ def _copy(model: nn.Module) -> nn.Module:
 def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: int | None = None, *,
                  target_layer: str | nn.Module | None = None, mode: str = "cascading", seed: int = 0,
                  progress: Callable[[int, int], None] | None = None,
-                 stages: Sequence[str | Sequence[str]] | None = None, **method_params: Any) -> SanityResult:
+                 stages: Sequence[str | Sequence[str]] | None = None, categories: Sequence[str] | None = None,
+                 **method_params: Any) -> SanityResult:
     """Randomize ``model``'s weights stage by stage (on a copy) and see whether ``method``'s map changes.
 
     ``x``: one preprocessed image (3×H×W or 1×3×H×W). ``target_class``: ``None`` is the trained model's top
     class; it stays fixed for every stage. ``mode``: ``"cascading"`` (top-down, cumulative) or
     ``"independent"`` (one stage at a time, the others trained). ``seed`` fixes the random weights (stage *i*
     gets the same weights in both modes) and the random class. ``stages``: dotted module names, top-down, to
-    use instead of the ones found from the model. ``progress(done, total)`` after each map. Other keywords
+    use instead of the ones found from the model. ``categories``: the class labels, so that the reason names
+    classes as a person does. ``progress(done, total)`` after each map. Other keywords
     go to the method (``explain``); SmoothGrad's noise keeps its registry seed. ``model`` is never changed:
     all work happens on a ``copy.deepcopy``.
     """
@@ -223,7 +288,9 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
                                    ssim(original.heatmap, heat), spearman(edges, heat), heat, blank))
         step()
 
-    passed, verdict = _verdict(results, mode)
+    _, verdict = _verdict(results, mode)
+    target_name, other_name = class_name(cls, categories), class_name(other, categories)
+    outcome, reason = _outcome(_model_outcome(results, mode), results, mode, target_name, other_name, other_rho)
     notes = [f"original map: {note}" for note in original.notes]
     notes += [BN_NOTE] if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in twin.modules()) else []
     notes.append(f"ρ below {CHANGED_BELOW} counts as changed; a blank map (no positive evidence left) counts as "
@@ -232,6 +299,7 @@ def sanity_check(model: nn.Module, x: torch.Tensor, method: str, target_class: i
         method=original.method, layer=original.layer, class_idx=cls, mode=mode, seed=seed,
         original=original.heatmap, edge_rho=spearman(edges, reference), stages=results,
         random_class=other, random_class_rho=other_rho, random_class_ssim=other_ssim,
-        random_class_heatmap=other_map, passed=passed, verdict=verdict,
-        class_verdict=_class_verdict(cls, other, other_rho),
-        elapsed_ms=(time.perf_counter() - started) * 1000.0, notes=notes)
+        random_class_heatmap=other_map, outcome=outcome, reason=reason, verdict=verdict,
+        class_verdict=_class_verdict(target_name, other_name, other_rho),
+        elapsed_ms=(time.perf_counter() - started) * 1000.0, notes=notes, class_name=target_name,
+        random_class_name=other_name)

@@ -24,7 +24,8 @@ def _sanity() -> SanityResult:
               StageResult("body", ("body",), float("nan"), 0.0, 0.0, heat, True)]
     return SanityResult(method="gradcam", layer="l", class_idx=3, mode="cascading", seed=0, original=heat,
                         edge_rho=0.0, stages=stages, random_class=1, random_class_rho=0.1, random_class_ssim=0.1,
-                        random_class_heatmap=heat, passed=True, verdict="passed: it changed",
+                        random_class_heatmap=heat, outcome="passed", reason="the map changed",
+                        verdict="passed: it changed",
                         class_verdict="class check: differs", elapsed_ms=1.0)
 
 
