@@ -6,6 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from cam_core.visualize import DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_STEPS
+from cam_core.visualize import visualize as feature_visualization
+
 from . import writers
 from .commands import command, load_backbone
 from .parsing import UsageError, _model_args, positive_int, resolve_class, seed_value, subcommand
@@ -13,8 +18,6 @@ from .parsing import UsageError, _model_args, positive_int, resolve_class, seed_
 
 @subcommand
 def _visualize(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from cam_core.visualize import DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_STEPS
-
     p = sub.add_parser("visualize", parents=[common], help="feature visualization: the image a channel looks for",
                        description="Activation maximisation (Lucid's recipe: Fourier-space image, decorrelated "
                                    "colours, random jitter/scale/rotate) of one channel of a layer, or of a class; "
@@ -37,9 +40,7 @@ def _visualize(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 @command
 def visualize(args: argparse.Namespace) -> int:
     """Write the feature visualization PNG and print one JSON record (objective reached, curve, time)."""
-    from PIL import Image
 
-    from cam_core.visualize import visualize as feature_visualization
 
     if args.channel is not None and not args.layer:
         raise UsageError("--channel needs --layer (list them with `cam-explorer layers`)")
