@@ -26,6 +26,20 @@ def _record(page) -> tuple[list[str], list[tuple[object, str]]]:
     return requests, problems
 
 
+def _broken_images(page) -> list[str]:
+    """Images on the page now that did not load: what a person would see as a broken picture."""
+    return page.evaluate("""() => [...document.images]
+        .filter(i => i.complete && i.naturalWidth === 0 && i.getAttribute('src'))
+        .map(i => i.src)""")
+
+
+def _not_media(problems: list[tuple[object, str]]) -> list[tuple[object, str]]:
+    """Drop 404s for ``/media/`` files: Streamlit deletes a run's images when the next run replaces them, and an
+    image of the page being left may still be requested (a known Streamlit race, streamlit/streamlit#1294).
+    What a person would see, a picture on the page that did not load, is checked on every page instead."""
+    return [(s, u) for s, u in problems if not (s == 404 and "/media/" in u)]
+
+
 def test_no_request_leaves_the_machine(page, app_url, screenshot_dir):
     requests, problems = _record(page)
     host = urlparse(app_url).netloc
@@ -33,10 +47,13 @@ def test_no_request_leaves_the_machine(page, app_url, screenshot_dir):
     page.get_by_role("heading", name="Inspect").wait_for()
     page.locator(".cam-legend").first.wait_for(timeout=180_000)
     _wait_idle(page)
+    assert _broken_images(page) == []
     for name in PAGES[1:]:  # through the navigation, as a person would
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text=name.capitalize()).first.click()
         page.wait_for_url(f"**/{name}**")
         _wait_idle(page)
+        page.wait_for_timeout(500)
+        assert _broken_images(page) == [], name
     page.wait_for_timeout(1500)
     outside = sorted({u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
                       and urlparse(u).netloc != host})
@@ -44,7 +61,7 @@ def test_no_request_leaves_the_machine(page, app_url, screenshot_dir):
     # the favicon is ours, served by the app
     icon = page.locator('link[rel~="icon"]').first.get_attribute("href")
     assert icon and (icon.startswith("/") or urlparse(icon).netloc in ("", host)), icon
-    assert problems == []
+    assert _not_media(problems) == []
     page.screenshot(path=str(screenshot_dir / "offline_last_page.png"))
 
 
@@ -57,4 +74,5 @@ def test_deep_links_load_without_outside_requests_or_404s(page, app_url, name):
     _wait_idle(page)
     assert page.get_by_role("heading", name=name.strip("/").capitalize()).first.is_visible()
     assert [u for u in requests if urlparse(u).scheme.startswith(("http", "ws")) and urlparse(u).netloc != host] == []
-    assert problems == []  # no /PAGE/_stcore/health or host-config probe answered 404
+    assert _broken_images(page) == []
+    assert _not_media(problems) == []  # no /PAGE/_stcore/health or host-config probe answered 404
