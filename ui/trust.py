@@ -93,7 +93,7 @@ def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any, _expec
 
     try:
         return sanity_check(_backbone.model, x, _exp.method, _exp.class_idx, target_layer=_exp.layer,
-                            progress=progress, **(_exp.params or {}))
+                            progress=progress, categories=_backbone.categories, **(_exp.params or {}))
     finally:
         bar.empty()
 
@@ -182,20 +182,35 @@ def sanity_figure(result: Any) -> go.Figure:
     return fig
 
 
-def sanity_thumbnails(result: Any, cmap: str, side: int = 2 * THUMB_SIDE) -> tuple[list[np.ndarray], list[str]]:
-    """The original map, then the map after each stage was randomized, coloured with ``cam_core.render``."""
+def sanity_thumbnails(result: Any, cmap: str, photo_size: tuple[int, int],
+                      side: int = 2 * THUMB_SIDE) -> tuple[list[np.ndarray], list[str]]:
+    """The original map, then the map after each stage was randomized, coloured with ``cam_core.render`` and
+    resized to the photo's aspect ratio (``photo_size`` = width, height), ``side`` pixels on the long side."""
     from PIL import Image
 
     from cam_core.render import colorize
 
+    w, h = photo_size
+    scale = side / max(w, h, 1)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
     def small(heat: np.ndarray) -> np.ndarray:
-        img = Image.fromarray(colorize(heat, cmap))
-        img.thumbnail((side, side))
-        return np.asarray(img)
+        return np.asarray(Image.fromarray(colorize(heat, cmap)).resize(size, Image.Resampling.BILINEAR))
 
     images = [small(result.original)] + [small(s.heatmap) for s in result.stages]
     captions = ["original"] + [f"{s.stage} (ρ={'—' if s.rho != s.rho else f'{s.rho:.2f}'})" for s in result.stages]
     return images, captions
+
+
+#: How each sanity-check outcome is drawn: the Streamlit call's name and its icon.
+OUTCOME_STYLE = {"passed": ("success", ":material/check_circle:"), "warning": ("warning", ":material/warning:"),
+                 "failed": ("error", ":material/cancel:")}
+
+
+def sanity_banner(result: Any) -> None:
+    """The outcome in its colour (passed: green, warning: amber, failed: red) with its one-sentence reason."""
+    kind, icon = OUTCOME_STYLE[result.outcome]
+    getattr(st, kind)(f"Sanity check {result.outcome}: {literal(result.reason, limit=600)}.", icon=icon)
 
 
 # --- the section --------------------------------------------------------------------------------------------
@@ -270,13 +285,17 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
                     show_error(exc, context="Sanity check")
                     asked["sanity"] = False
                 if sanity is not None:
-                    (st.success if sanity.passed else st.warning)(
-                        f"Sanity check {sanity.verdict}. {sanity.class_verdict[0].upper()}{sanity.class_verdict[1:]}.",
-                        icon=":material/check_circle:" if sanity.passed else ":material/warning:")
+                    sanity_banner(sanity)
+                    from cam_core.sanity import CHANGED_BELOW
+
+                    if sanity.random_class_name and sanity.random_class_rho == sanity.random_class_rho:
+                        st.caption(f"Class check: the map for {literal(sanity.random_class_name)} (a class drawn "
+                                   f"at random) against this one, ρ = {sanity.random_class_rho:.2f}; alike from "
+                                   f"ρ = {CHANGED_BELOW}.")
                     st.plotly_chart(sanity_figure(sanity), width="stretch", key="trust_sanity_plot",
                                     config={"displaylogo": False})
         if sanity is not None:
-            images, captions = sanity_thumbnails(sanity, cmap)
+            images, captions = sanity_thumbnails(sanity, cmap, ctx.image.image.size)
             st.image(images, caption=captions, width=THUMB_SIDE)
     return metrics, sanity
 
