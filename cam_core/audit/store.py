@@ -1,0 +1,297 @@
+"""An audit on disk: ``manifest.json`` plus ``parts/part-NNNNN.parquet``, one part per batch.
+
+Every file is written to a temporary name and renamed (``os.replace``), so a run killed at any moment loses at
+most the batch in flight. What is done is the set of ``index`` values in the part files, so the same command on
+the same folder resumes, and no row is ever written twice. Read back with :func:`open_audit` (DuckDB, in-process).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import CamError
+from .rows import FORMAT, SEP, audit_schema
+
+try:  # POSIX: an advisory lock the kernel drops when the process dies, so a killed run never blocks a resume
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, one writer per folder is then the caller's care
+    fcntl = None  # type: ignore[assignment]
+
+MANIFEST = "manifest.json"
+PARTS = "parts"
+TMP_SUFFIX = ".tmp"
+# A folder resumed with other settings would mix two audits in one table: these must match to continue.
+IDENTITY = ("format", "model", "weights_sha256", "input_size", "layer", "methods", "metrics", "baseline",
+            "inputs_sha256")
+COUNTED = ("index", "error", "label_idx", "correct_top1", "correct_top5")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_into(tmp: Path, final: Path) -> None:
+    """Flush ``tmp`` to disk and rename it to ``final`` (atomic on one file system)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _replace_into(tmp, path)
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest, ``None`` when there is none yet."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CamError(f"{path}: not a readable audit manifest ({exc})") from None
+
+
+def part_files(folder: str | Path) -> list[Path]:
+    """The finished part files, in the order they were written (temporary files excluded)."""
+    parts = Path(folder) / PARTS
+    return sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
+
+
+def _part_number(path: Path) -> int:
+    return int(path.name[len("part-"):-len(".parquet")])
+
+
+def _counts(table: pa.Table) -> dict[str, int]:
+    """Rows, errors, labelled rows and correct top-1 / top-5 in one part's counted columns."""
+    def true(col: str) -> int:
+        return int(pc.sum(table[col].fill_null(False).cast(pa.int64())).as_py() or 0)
+    return {"done": table.num_rows, "errors": table.num_rows - table["error"].null_count,
+            "labelled": table.num_rows - table["label_idx"].null_count,
+            "correct_top1": true("correct_top1"), "correct_top5": true("correct_top5")}
+
+
+def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + value
+
+
+class AuditWriter:
+    """Writes one audit folder batch by batch; opening a folder that already holds the same audit resumes it.
+
+    ``manifest`` carries at least ``methods`` ({name: params}) and ``metrics``; its ``IDENTITY`` keys must match
+    an existing manifest's. Only one writer per folder at a time (a lock file the kernel releases on death).
+    """
+
+    def __init__(self, folder: str | Path, manifest: Mapping[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.parts = self.folder / PARTS
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._lock = self._take_lock()
+        try:
+            self.manifest = self._merge(dict(manifest), read_manifest(self.folder))
+            self.schema = audit_schema(list(self.manifest["methods"]), self.manifest.get("metrics") or ())
+            for leftover in self.parts.glob(f".*{TMP_SUFFIX}"):  # a part that was being written when killed
+                leftover.unlink()
+            self.done: set[int] = set()
+            self.counts: dict[str, int] = {"done": 0, "errors": 0, "labelled": 0, "correct_top1": 0,
+                                           "correct_top5": 0}
+            self._next = 0
+            for path in part_files(self.folder):
+                self._next = max(self._next, _part_number(path) + 1)
+                try:
+                    table = pq.read_table(path, columns=list(COUNTED))
+                except (OSError, pa.ArrowException):  # unreadable (not ours, or a disk fault): redo its rows
+                    path.rename(path.with_name(path.name + ".corrupt"))
+                    continue
+                self.done.update(table["index"].to_pylist())
+                _add(self.counts, _counts(table))
+            self.manifest["counts"] = dict(self.counts)
+            write_json_atomic(self.folder / MANIFEST, self.manifest)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_lock(self):
+        fh = open(self.folder / ".lock", "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                raise CamError(f"{self.folder}: another audit is writing to this folder right now") from None
+        return fh
+
+    def _merge(self, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        """The manifest to write: ``new`` for a fresh folder; for a resume, ``old`` with this run's command,
+        engine and versions, after checking both describe the same audit."""
+        new.setdefault("format", FORMAT)
+        if old is None:
+            if any(self.parts.iterdir()):
+                raise CamError(f"{self.folder}: has part files but no manifest; not an audit this tool wrote")
+            return {**new, "started": new.get("started") or utc_now(), "finished": None}
+        differ = [k for k in IDENTITY if k in new and old.get(k) != new[k]]
+        if differ:
+            raise CamError(f"{self.folder}: holds an audit made with other settings ({', '.join(differ)} differ); "
+                           "resume with the same settings or choose another --out")
+        runs = [*old.get("resumed", []), utc_now()]
+        return {**old, **{k: new[k] for k in ("command", "engine", "versions", "source") if k in new},
+                "finished": None, "resumed": runs}
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Write one batch of rows as the next part file; rows already in the folder are skipped. Returns the
+        number of rows written."""
+        seen: set[int] = set()
+        fresh = []
+        for row in rows:
+            index = int(row["index"])
+            if index in seen:
+                raise ValueError(f"row index {index} twice in one batch")
+            seen.add(index)
+            if index not in self.done:
+                fresh.append(row)
+        if not fresh:
+            return 0
+        table = pa.Table.from_pylist(list(fresh), schema=self.schema)
+        final = self.parts / f"part-{self._next:05d}.parquet"
+        tmp = self.parts / f".{final.name}{TMP_SUFFIX}"
+        pq.write_table(table, tmp)
+        _replace_into(tmp, final)
+        self._next += 1
+        self.done.update(int(r["index"]) for r in fresh)
+        _add(self.counts, _counts(table.select(list(COUNTED))))
+        self.manifest["counts"] = dict(self.counts)
+        write_json_atomic(self.folder / MANIFEST, self.manifest)
+        return len(fresh)
+
+    def finish(self, **extra: Any) -> dict[str, Any]:
+        """Mark the audit finished (``finished`` time, final counts and any ``extra`` keys) and release it."""
+        self.manifest.update(extra, counts=dict(self.counts), finished=utc_now())
+        write_json_atomic(self.folder / MANIFEST, self.manifest)
+        self.close()
+        return self.manifest
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the flock
+            self._lock = None
+
+    def __enter__(self) -> AuditWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Audit:
+    """A finished or running audit, read in-process with DuckDB: ``rows`` is a view over the part files."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        manifest = read_manifest(self.folder)
+        if manifest is None:
+            raise CamError(f"{folder}: not an audit folder (no {MANIFEST})")
+        self._manifest = manifest
+        self.schema = audit_schema(list(manifest.get("methods") or {}), manifest.get("metrics") or ())
+        self._con = duckdb.connect(":memory:")
+        self._lock = threading.Lock()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest as it is now (a running audit updates its counts after each part)."""
+        fresh = read_manifest(self.folder)
+        if fresh is not None:
+            self._manifest = fresh
+        return dict(self._manifest)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self._manifest.get("methods") or {})
+
+    def _refresh_view(self) -> None:
+        """Point ``rows`` at the part files present now (a running audit adds parts)."""
+        parts = part_files(self.folder)
+        if parts:
+            files = ", ".join(_sql_string(str(p)) for p in parts)
+            self._con.execute(f"CREATE OR REPLACE VIEW rows AS SELECT * FROM read_parquet([{files}])")
+        else:
+            self._con.register("_no_rows", self.schema.empty_table())
+            self._con.execute("CREATE OR REPLACE VIEW rows AS SELECT * FROM _no_rows")
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """Run ``query`` (DuckDB SQL over the view ``rows``) and return the result as an Arrow table."""
+        with self._lock:
+            self._refresh_view()
+            return self._con.sql(query, params=params or None).to_arrow_table()
+
+    def count(self) -> int:
+        """Rows written so far (errors included)."""
+        return int(self.sql("SELECT count(*) AS n FROM rows")["n"][0].as_py())
+
+    def map(self, index: int, method: str) -> np.ndarray:
+        """Image ``index``'s raw map for ``method`` at the layer grid, (h, w) float32."""
+        if method not in self.methods:
+            raise CamError(f"this audit has no {method!r} maps; it has {', '.join(self.methods) or 'none'}")
+        c = lambda name: f'"{method}{SEP}{name}"'  # noqa: E731 - quoted column name
+        got = self.sql(f'SELECT {c("map")} AS m, {c("map_h")} AS h, {c("map_w")} AS w, error FROM rows '
+                       'WHERE "index" = ?', [int(index)]).to_pylist()
+        if not got:
+            raise CamError(f"no row with index {index} in this audit")
+        row = got[0]
+        if row["m"] is None:
+            raise CamError(f"image {index} has no {method} map" + (f": {row['error']}" if row["error"] else ""))
+        return np.asarray(row["m"], dtype=np.float32).reshape(row["h"], row["w"])
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Audit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_audit(folder: str | Path) -> Audit:
+    """The audit in ``folder`` (a :class:`CamError` when it is not one)."""
+    return Audit(folder)
+
+
+def inputs_fingerprint(names: Iterable[str]) -> str:
+    """A hash of the ordered item names: a resume must see the same list, or ``index`` would mean another file."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode("utf-8") + b"\0")
+    return digest.hexdigest()
