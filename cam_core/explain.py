@@ -47,6 +47,13 @@ def _to_input_size(heat: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return F.interpolate(heat[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
 
 
+def heatmap_from(positive: torch.Tensor, signed: torch.Tensor, size: torch.Size | tuple[int, int]
+                 ) -> tuple[torch.Tensor, bool]:
+    """The map ``explain`` shows: ``positive`` upsampled to ``size`` and scaled to [0, 1], and whether it is blank
+    (``signed``: the map it is the positive part of). Audits rebuild it from a stored raw map."""
+    return normalize(_to_input_size(positive, torch.Size(size)), signed=signed)
+
+
 def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: str | nn.Module | None,
                  target_class: int | None, target_channel: int | None, progress: Progress | None,
                  params: dict[str, Any]) -> Explanation:
@@ -70,7 +77,7 @@ def _explain_one(model: nn.Module, x: torch.Tensor, method: str, target_layer: s
     if class_idx is not None and result.logits is not None:
         score = float(result.logits[0, class_idx])
         prob = float(result.logits.softmax(dim=1)[0, class_idx])
-    heat, blank = normalize(_to_input_size(result.positive.detach(), x.shape[-2:]), signed=result.raw.detach())
+    heat, blank = heatmap_from(result.positive.detach(), result.raw.detach(), x.shape[-2:])
     notes = list(result.notes)
     if blank:
         what = f"class {class_idx}" if class_idx is not None else f"channel {target_channel}"
