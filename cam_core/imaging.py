@@ -102,6 +102,13 @@ def load_image(
         raise ImageLoadError(name, f"cannot convert colour mode {img.mode} to RGB ({exc})") from None
 
 
+def thumbnail(image: Image.Image, max_side: int) -> Image.Image:
+    """A copy of ``image`` scaled down (aspect kept, Lanczos) so that its long side is at most ``max_side``."""
+    img = image.copy()
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return img
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to a new RGB image: alpha over white, 16-bit and float scaled to 8 bits."""
     mode = img.mode

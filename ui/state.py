@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from PIL import Image
+
+from .engine import cached
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -105,6 +107,15 @@ class Context:
     def ready(self) -> bool:
         """True when there is both a model and an image to work on."""
         return self.backbone is not None and self.image is not None
+
+    @cached_property
+    def x(self) -> "torch.Tensor":
+        """The preprocessed model input (1×3×H×W), computed once per (image, model, input size, device) and
+        shared by every page and session: read-only."""
+        if self.backbone is None or self.image is None:
+            raise RuntimeError("no model or no image to preprocess")
+        return cached(self, "preprocess", lambda preprocess, image: preprocess(image),
+                      _preprocess=self.backbone.preprocess, _image=self.image.image)
 
 
 @dataclass(frozen=True)
