@@ -60,7 +60,12 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 def first_layer_filters(model: nn.Module) -> np.ndarray:
     """First-layer filters as RGB tiles, K×kh×kw×3 in [0, 1], each tile min–max normalized on its own."""
     _, conv = first_conv(model)
-    weight = conv.weight.detach().float().cpu()  # K×3×kh×kw
+    return rgb_tiles(conv.weight.detach().float().cpu())
+
+
+def rgb_tiles(weight: torch.Tensor) -> np.ndarray:
+    """K×3×kh×kw kernels as K×kh×kw×3 RGB tiles in [0, 1], each min–max normalized on its own."""
+    weight = weight.detach().cpu()
     flat = weight.reshape(weight.shape[0], -1)
     low = flat.min(dim=1).values.view(-1, 1, 1, 1)
     span = (flat.max(dim=1).values.view(-1, 1, 1, 1) - low).clamp(min=1e-12)
