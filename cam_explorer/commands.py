@@ -592,3 +592,4 @@ def layers(args: argparse.Namespace) -> int:
 
 from . import visualize_command  # noqa: E402,F401  (its own module: registers `visualize`, parser and command)
 from . import audit_report_command  # noqa: E402,F401  (its own module: registers `audit-report`)
+from . import audit_command  # noqa: E402,F401  (its own module: registers `audit`)

@@ -153,7 +153,7 @@ class AuditWriter:
     def _merge(self, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
         """The manifest to write: ``new`` for a fresh folder; for a resume, ``old`` with this run's command,
         engine and versions, after checking both describe the same audit."""
-        new.setdefault("format", FORMAT)
+        new = json.loads(json.dumps({"format": FORMAT, **new}))  # as it will read back (tuples become lists)
         if old is None:
             if any(self.parts.iterdir()):
                 raise CamError(f"{self.folder}: has part files but no manifest; not an audit this tool wrote")

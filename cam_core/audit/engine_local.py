@@ -1,0 +1,63 @@
+"""The local engine: images decoded in worker threads a few batches ahead while the model runs the current
+batch (on the GPU when the model is there). Each worker thread keeps torch to one intra-op thread, so decoding
+never starts OpenMP teams that fight the model's for the cores."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+from torch import nn
+
+from .inputs import InputItem
+from .job import AuditJob
+from .scan import Consumer, Prepared, Preprocess, Scanner, prepare
+
+DEFAULT_WORKERS = 2
+AHEAD = 2  # batches being decoded while the model runs one
+
+
+def _one_torch_thread() -> None:
+    torch.set_num_threads(1)  # per thread: the model's thread keeps its own count
+
+
+def prepared_batches(items: Sequence[InputItem], indices: Sequence[int], preprocess: Preprocess, batch: int,
+                     workers: int = DEFAULT_WORKERS, ahead: int = AHEAD) -> Iterator[list[Prepared]]:
+    """The images at ``indices``, decoded and preprocessed by ``workers`` threads, ``batch`` at a time in order;
+    at most ``ahead + 1`` batches are in memory."""
+    chunks = iter([list(indices[i:i + batch]) for i in range(0, len(indices), batch)])
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="audit-decode", initializer=_one_torch_thread)
+    pending: deque[list[Future[Prepared]]] = deque()
+
+    def submit() -> None:
+        chunk = next(chunks, None)
+        if chunk is not None:
+            pending.append([pool.submit(prepare, i, items[i], preprocess) for i in chunk])
+
+    try:
+        for _ in range(ahead + 1):
+            submit()
+        while pending:
+            futures = pending.popleft()
+            submit()
+            yield [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class LocalEngine:
+    """Rows batch by batch for the images still to do, with ``model`` in this process."""
+
+    name = "local"
+
+    def __init__(self, model: nn.Module, workers: int = DEFAULT_WORKERS, consumer: Consumer | None = None) -> None:
+        self.model = model
+        self.workers = workers
+        self.consumer = consumer
+
+    def __call__(self, job: AuditJob, todo: Sequence[int]) -> Iterator[list[dict[str, Any]]]:
+        scanner = Scanner(self.model, job.categories, job.settings, self.consumer)
+        for batch in prepared_batches(job.items, todo, job.preprocess, job.batch, self.workers):
+            yield scanner.rows(batch)
