@@ -6,10 +6,10 @@ a box) — registered in ``METRICS`` with their settings in ``SETTINGS``. ``base
 same metrics on seeded random smooth maps, for a verdict. Definitions: docs/metrics.md.
 """
 from .baseline import Baseline, BaselineScores, random_maps
-from .evaluate import evaluate
+from .evaluate import evaluate, model_runs
 from .result import Curve, MetricResult, trapezoid_auc
 from .settings import SETTINGS
 from .specs import METRICS, MetricSpec, get_metric
 
 __all__ = ["Baseline", "BaselineScores", "Curve", "METRICS", "MetricResult", "MetricSpec", "SETTINGS", "evaluate",
-           "get_metric", "random_maps", "trapezoid_auc"]
+           "get_metric", "model_runs", "random_maps", "trapezoid_auc"]

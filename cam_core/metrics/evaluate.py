@@ -105,3 +105,31 @@ def _score(model: nn.Module, x: torch.Tensor, heats: list[np.ndarray], specs: li
         results[i].update(p.finish(Measured(class_idx, clean, probs[offset:offset + p.count])))
         offset += p.count
     return [{spec.name: out[spec.name] for spec in wanted} for (_, wanted), out in zip(jobs, results)]
+
+
+def model_runs(model: nn.Module, x: torch.Tensor, metrics: str | Sequence[str] = ("deletion", "insertion"),
+               target_class: int | None = None, *, baseline: Any = None, **settings: Any) -> tuple[int, int]:
+    """How many images ``evaluate`` with the same arguments would run now: ``(the map's own, the baseline's)``.
+
+    The baseline's part is 0 when its scores are already kept; nothing is run (for time estimates)."""
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    specs = [get_metric(name) for name in names]
+    if not any(spec.needs_model for spec in specs):
+        return 0, 0
+    resolved = resolve_settings(settings)
+    x = one_image(x)
+    ctx = Context(x=x, heat=np.zeros(tuple(x.shape[-2:])), settings=resolved)
+
+    def count(wanted: list[MetricSpec]) -> int:
+        families: dict[str, tuple[Any, set[str]]] = {}
+        for spec in wanted:
+            families.setdefault(spec.family.__name__, (spec.planner, set()))[1].add(spec.name)
+        return sum(planner(ctx, chosen).count for planner, chosen in families.values())
+
+    own = 1 + count(specs)
+    base = as_baseline(baseline)
+    if base is None:
+        return own, 0
+    missing = [spec for spec in specs
+               if base.get(model, base.key(model, x, target_class, spec.name, resolved, spec.settings)) is None]
+    return own, base.n * count(missing) if missing else 0

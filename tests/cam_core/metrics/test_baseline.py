@@ -117,3 +117,20 @@ def test_no_baseline_by_default_and_bad_values_refused():
     for bad in (-1, "many", 2.5):
         with pytest.raises(CamError, match="baseline"):
             evaluate(RegionNet(), image(), region_map(), "deletion", 0, baseline=bad)
+
+
+@pytest.mark.parametrize("metrics", [("deletion", "insertion"), ("road", "average_drop"), ("pointing_game",)])
+def test_model_runs_foretells_the_images_evaluate_runs(metrics):
+    from cam_core.metrics import model_runs
+
+    net, x, base = RegionNet(), image(), Baseline(3)
+    settings = {"steps": 5, "box": (9, 4, 13, 8)}
+    counter = Counter(net)
+    for heat in (region_map(), region_map(0.0, 1.0)):  # the second map finds the baseline kept
+        own, extra = model_runs(net, x, metrics, 0, baseline=base, **settings)
+        counter.items = 0
+        evaluate(net, x, heat, metrics, 0, baseline=base, **settings)
+        assert own + extra == counter.items
+        assert model_runs(net, x, metrics, 0, baseline=base, **settings) == (own, 0)
+    assert model_runs(net, x, metrics, 0, **settings)[1] == 0  # no baseline asked
+    counter.handle.remove()
