@@ -144,7 +144,7 @@ def audit(args: argparse.Namespace) -> int:
         # Ray is optional (requirements-ray.txt) and slow to import: only for --engine ray
         from cam_core.audit.engine_ray import RayEngine  # noqa: PLC0415
 
-        engine: Any = RayEngine(functools.partial(load_model, name, args.input_size), backbone.device,
+        engine: Any = RayEngine(functools.partial(load_model, name, args.input_size), args.device,
                                 address=args.address, actors=args.workers)
     else:
         engine = LocalEngine(backbone.model, workers=args.workers)
