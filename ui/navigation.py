@@ -16,6 +16,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("occlusion.py", "Occlusion", ":material/grid_on:", "occlusion"),
     ("invariance.py", "Invariance", ":material/rotate_right:", "invariance"),
     ("batch.py", "Batch", ":material/photo_library:", "batch"),
+    ("audit.py", "Audit", ":material/fact_check:", "audit"),
     ("learn.py", "Learn", ":material/school:", "learn"),
 )
 HOME = "inspect.py"

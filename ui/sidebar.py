@@ -219,6 +219,12 @@ def _drop_upload() -> None:
     ss[state.LINK_UPLOAD] = None
 
 
+def show_photo(ref: ImageRef) -> None:
+    """Make ``ref`` the session's photo, as an upload would (the Audit page opens an image in Inspect)."""
+    _drop_upload()
+    st.session_state[_UPLOADED] = ref
+
+
 def _decode_upload(upload: Any) -> ImageRef | tuple[str, str]:
     """The uploaded file decoded, or ``(file name, reason)`` (tracebacks go to the server log only)."""
     from cam_core.errors import CamError, ImageLoadError

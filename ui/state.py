@@ -38,6 +38,7 @@ def _float_pair(raw: str) -> tuple[float, float]:
 URL_KEYS: dict[str, Any] = {
     # shared: model, image, method, layer, class, overlay
     "model": str, "method": str, "layer": str, "class": int, "alpha": float, "cmap": str, "image": str,
+    "audit": str,  # the Audit page: the audit's name inside the audits folders (checked there)
     "size": int,  # the model's input size when not its own (sidebar)
     # Compare
     "compare_methods": _text_list,

@@ -144,3 +144,11 @@ def new_audit_dir(name: str, roots: Sequence[Path] | None = None) -> Path:
     if not _inside(folder.resolve(), root):  # a race with someone planting a link: refuse rather than write there
         raise AuditPathError(f"audit {name!r}: it leads outside the audits folder {root}; refused")
     return folder
+
+
+def within_roots(path: Path | None, roots: Sequence[Path] | None = None) -> bool:
+    """True when ``path`` (resolved) lies inside one of the audits folders: the app reads nothing else."""
+    if path is None:
+        return False
+    real = Path(path).resolve()
+    return any(_inside(real, root) for root in _roots(roots))

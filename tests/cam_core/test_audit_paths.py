@@ -111,3 +111,14 @@ def test_new_audit_dir(layout: dict[str, Path], tmp_path: Path) -> None:
             new_audit_dir(bad, [fresh])
     with pytest.raises(AuditPathError, match="already exists"):
         new_audit_dir("mine-1", [fresh])
+
+
+def test_within_roots(layout: dict[str, Path]) -> None:
+    from cam_core.audit.paths import within_roots
+
+    root = layout["root"]
+    assert within_roots(root / "run1" / "images", [root])
+    assert not within_roots(layout["outside"] / "passwd", [root])
+    assert not within_roots(root / ".." / "secret", [root]) and not within_roots(None, [root])
+    (root / "out").symlink_to(layout["outside"], target_is_directory=True)
+    assert not within_roots(root / "out" / "passwd", [root])

@@ -1,0 +1,73 @@
+"""The Audit page as a person uses it (AppTest): open an audit, read its accuracy, filter, open an image in
+Inspect; a name that would leave the audits folder shows a message and nothing else. Figures from the hand-made
+sample audit (tests/audit_sample.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tests import audit_sample
+
+PAGE = "pages/audit.py"
+
+
+@pytest.fixture
+def audits(tmp_path, monkeypatch):
+    root = tmp_path / "audits"
+    audit_sample.build(root / "run1")
+    (tmp_path / "secret").mkdir()
+    monkeypatch.setenv("CAM_EXPLORER_AUDITS", str(root))
+    return root
+
+
+def _captions(at) -> list[str]:
+    return [c.value for c in at.caption if c.value.endswith(".png") or ".png ·" in c.value]
+
+
+def _open(app, name: str):
+    app.query_params["audit"] = name
+    app.switch_page(PAGE).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_open_filter_and_sort(app, audits):
+    at = _open(app, "run1")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "7" and metrics["Errors"] == "1"
+    assert metrics["Top-1 accuracy"] == "50.0%" and metrics["Top-5 accuracy"] == "83.3%"
+    assert metrics["Right for the wrong reason"] == "1"
+    assert any("6 images match" in m.value for m in at.markdown)
+    # sorted by confidence, highest first: d .95, a .90, b .80, c .70, e .60, f .50
+    assert [c.split(" ·")[0] for c in _captions(at)] == ["d.png", "a.png", "b.png", "c.png", "e.png", "f.png"]
+    at.segmented_control(key="w_audit_outcome").set_value("incorrect").run()
+    assert any("3 images match" in m.value for m in at.markdown)
+    assert [c.split(" ·")[0] for c in _captions(at)] == ["d.png", "b.png", "f.png"]
+    at.selectbox(key="w_audit_class").set_value(2).run()  # cup, incorrect: f only
+    assert [c.split(" ·")[0] for c in _captions(at)] == ["f.png"]
+    assert any(c.startswith("Mean gradcam map of cup (incorrect): 1 map,") for el in at.main.get("image") for c in el.captions)
+
+
+def test_hostile_names_show_a_message(app, audits):
+    at = _open(app, "../secret")  # from a link
+    assert [e.value for e in at.error] == ["audit '../secret': '..' is not allowed; give a name inside the audits "
+                                           "folder"]
+    assert not at.metric  # nothing of an audit is shown
+    for name, message in (("run1", None), (str(audits / "run1"), "absolute paths are not allowed"),
+                          ("run1/../../secret", "'..' is not allowed"), ("nope", "no such audit")):
+        at.text_input(key="w_audit_typed").input(name).run()  # typed
+        assert not at.exception, at.exception
+        if message is None:
+            assert not at.error and at.metric
+            continue
+        assert len(at.error) == 1 and message in at.error[0].value, [e.value for e in at.error]
+        assert not at.metric  # the previous audit's figures are gone
+
+
+def test_open_in_inspect(app, audits):
+    at = _open(app, "run1")
+    at.button(key="audit_inspect_3").click().run()  # d.png
+    assert not at.exception, at.exception
+    assert not at.warning and not at.error, [w.value for w in (*at.warning, *at.error)]
+    assert at.session_state["_uploaded_image"].name == "d.png"
+    assert at.session_state["view"]["method"] == "gradcam"
+    assert [t.value for t in at.title] == ["Inspect"]
