@@ -44,6 +44,7 @@ from cam_core import evaluate, explain, layers  # noqa: E402
 GRADIENT_CAMS = ("gradcam", "gradcam++", "layercam", "xgradcam", "hirescam")
 SLOW_LAYER_METHODS = {"scorecam": {"max_channels": 64}}
 PIXEL_METHODS = {"saliency": {}, "smoothgrad": {"samples": 10}, "occlusion": {"patch": 32, "stride": 16}}
+ON_REQUEST = {"rise": {"masks": 1000}}  # box metrics only, run when named in --methods (RISE: 1000 forwards a map)
 CURVE_METHODS = ("gradcam", "scorecam")  # layer methods that also get deletion/insertion (at CURVE_LAYERS)
 CURVE_LAYERS = ("blocks.4", "blocks.5", "bn2")
 SCORECAM_LAYERS = ("blocks.4", "blocks.5", "bn2")
@@ -122,6 +123,7 @@ def run(model_name: str, count: int, seed: int, steps: int, quick: bool,
     jobs += [(method, None, params, True) for method, params in PIXEL_METHODS.items()]
     if methods:
         jobs = [job for job in jobs if job[0] in methods]
+        jobs += [(method, None, params, False) for method, params in ON_REQUEST.items() if method in methods]
 
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     top1_hits = top5_hits = 0

@@ -311,7 +311,10 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "Depends on the baseline; `steps` forward+backward passes.",
         long_running=True, aliases=("ig", "integratedgradients"), estimate=_items_estimate("steps", grad=True),
         params={
-            "steps": ParamSpec(int, 64, "points on the path (trapezoid rule)", 2, 1024, 1),
+            "steps": ParamSpec(int, 64, "gradient evaluations on the path", 2, 1024, 1),
+            "rule": ParamSpec(str, "adaptive", "how the path integral is summed: a trapezoid grid refined where "
+                              "its known error is largest, Gauss–Legendre nodes, or equal steps",
+                              choices=integrated_gradients.RULES),
             "baseline": ParamSpec(str, "fill", "the path's start: a fill colour, or a Gaussian blur of the image",
                                   choices=("fill", "blur")),
             "fill": _FILL,
@@ -321,9 +324,10 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         "rise", "RISE", "perturbation", rise.run_rise,
         "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018",
         "https://arxiv.org/abs/1806.07421",
-        "Shows the model the image through many random smooth masks and averages the masks, each weighted by "
-        "the class probability it kept.",
-        r"M = \frac{1}{N\,p}\sum_{i=1}^{N} p^c(x \odot m_i)\, m_i",
+        "Shows the model the image through many random smooth masks and adds up the masks, each weighted by "
+        "how much more (or less) of the class probability it kept than the average mask did.",
+        r"M = \frac{1}{N\,p}\sum_{i=1}^{N} \big(p^c(x \odot m_i) - \bar p\big)\, m_i,\quad "
+        r"\bar p = \frac{1}{N}\sum_i p^c(x \odot m_i)",
         "Model-agnostic (a black box is enough); seeded, so reproducible.",
         "Hundreds to thousands of forward passes; a grainy map at low N.",
         long_running=True, estimate=_items_estimate("masks", grad=False),

@@ -119,7 +119,8 @@ def test_integrated_gradients_with_learned_chunks_equals_captum_on_flat_regions(
     net, x, cls = net_and_input
     flat = x.clone()
     flat[..., 4:20, 6:26] = 0.25
-    ours = explain(net, flat, "integrated_gradients", target_class=cls, steps=24, fill=0.0)  # chunk learned
+    ours = explain(net, flat, "integrated_gradients", target_class=cls, steps=24, fill=0.0,
+                   rule="trapezoid")  # chunk learned
     theirs = IntegratedGradients(_peer(net)).attribute(flat.clone(), baselines=0.0, target=cls, n_steps=24,
                                                        method="riemann_trapezoid")[0].detach().numpy()
     # captum: trapezoid weights summing to 23/24, and its α points rounded to float32 by torch.linspace

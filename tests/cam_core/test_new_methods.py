@@ -1,5 +1,7 @@
 """The CAM family beyond Grad-CAM, Integrated Gradients and RISE against references derived here:
 formulas on independently captured A and G, plain loops, and identities."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_core import explain
+from cam_core.methods.integrated_gradients import completeness_note, gauss_legendre
 from cam_core.methods.rise import rise_mask
 from cam_core.methods.wrappers import sample_noise
 
@@ -301,7 +304,7 @@ class Smooth(nn.Module):
 def test_integrated_gradients_completeness_and_a_plain_trapezoid_loop():
     net = seeded(Smooth())
     cls = 0
-    got = explain(net, X8, "integrated_gradients", target_class=cls, steps=256)
+    got = explain(net, X8, "integrated_gradients", target_class=cls, steps=256, rule="trapezoid")
     with torch.no_grad():
         difference = float(net(X8)[0, cls] - net(torch.zeros_like(X8))[0, cls])
     assert float(got.gradient.sum()) == pytest.approx(difference, rel=0.01)
@@ -314,7 +317,7 @@ def test_integrated_gradients_completeness_and_a_plain_trapezoid_loop():
         point = (alpha * X8).clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(net(point)[0, cls], point)
         total += grad * (0.5 if i in (0, steps - 1) else 1.0) / (steps - 1)
-    few = explain(net, X8, "integrated_gradients", target_class=cls, steps=steps, chunk=2)
+    few = explain(net, X8, "integrated_gradients", target_class=cls, steps=steps, chunk=2, rule="trapezoid")
     assert few.gradient == pytest.approx((X8 * total)[0].numpy(), abs=1e-10)
 
 
@@ -328,23 +331,125 @@ def test_integrated_gradients_agrees_with_captum_riemann_trapezoid():
     baseline = torch.full_like(X8, 0.3)
     theirs = IntegratedGradients(net).attribute(X8, baselines=baseline, target=2, n_steps=32,
                                                 method="riemann_trapezoid")
-    ours = explain(net, X8, "integrated_gradients", target_class=2, steps=32, fill=0.3)
+    ours = explain(net, X8, "integrated_gradients", target_class=2, steps=32, fill=0.3, rule="trapezoid")
     assert ours.gradient * 31 / 32 == pytest.approx(theirs[0].detach().numpy(), abs=1e-10)
 
 
+def test_integrated_gradients_gauss_legendre_equals_captum_default():
+    """captum's default rule is Gauss–Legendre on [0, 1]; at equal steps the attributions are the same."""
+    from captum.attr import IntegratedGradients
+
+    net = seeded(Smooth())
+    theirs = IntegratedGradients(net).attribute(X8, baselines=0.0, target=1, n_steps=12)
+    ours = explain(net, X8, "integrated_gradients", target_class=1, steps=12, rule="gauss_legendre")
+    assert ours.gradient == pytest.approx(theirs[0].detach().numpy(), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_gauss_legendre_is_exact_for_polynomials_up_to_degree_2n_minus_1(steps):
+    alphas, weights = gauss_legendre(steps)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-14)
+    for degree in range(2 * steps):  # ∫₀¹ α^k dα = 1 / (k + 1)
+        assert float((weights * alphas ** degree).sum()) == pytest.approx(1 / (degree + 1), rel=1e-12)
+    assert float((weights * alphas ** (2 * steps)).sum()) != pytest.approx(1 / (2 * steps + 1), rel=1e-12)
+
+
+class Exponential(nn.Module):
+    """y_0 = exp(s), s = Σ w ⊙ x: from the zero baseline IG_i = w_i x_i (e^s − 1) / s exactly."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = nn.Parameter(w, requires_grad=False)
+
+    def forward(self, x):
+        s = (x * self.w).sum(dim=(1, 2, 3))
+        return torch.stack([torch.exp(s), -s], dim=1)
+
+
+@pytest.mark.parametrize("rule, steps, rel", [("gauss_legendre", 8, 1e-9), ("adaptive", 64, 2e-3),
+                                              ("trapezoid", 64, 2e-3)])
+def test_integrated_gradients_equals_the_closed_form_path_integral(rule, steps, rel):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    w = torch.randn(1, 3, 4, 4, dtype=torch.float64) * 0.1
+    s = float((w * x).sum())
+    expected = (w * x * (math.exp(s) - 1) / s)[0]
+    got = explain(Exponential(w), x, "integrated_gradients", target_class=0, steps=steps, rule=rule, fill=0.0)
+    assert got.gradient == pytest.approx(expected.numpy(), rel=rel, abs=1e-12)
+    assert got.extras["completeness_gap"] == pytest.approx(0.0, abs=rel * abs(math.exp(s) - 1))
+
+
+class Switch(nn.Module):
+    """A score that rises steeply near the start of the path, as Lite0's do on photos: 4·tanh(100·(s − 0.03))."""
+
+    def forward(self, x):
+        s = x.mean(dim=(1, 2, 3))
+        return torch.stack([4 * torch.tanh(100 * (s - 0.03)), -s], dim=1)
+
+
+def test_adaptive_rule_closes_the_gap_where_equal_steps_do_not():
+    """Completeness against the closed-form score difference; the adaptive grid equals a plain trapezoid loop
+    on the same points."""
+    net = Switch()
+    x = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64)
+    difference = float(net(x)[0, 0] - net(torch.zeros_like(x))[0, 0])
+    uniform = explain(net, x, "integrated_gradients", target_class=0, steps=32, rule="trapezoid")
+    adaptive = explain(net, x, "integrated_gradients", target_class=0, steps=32, rule="adaptive", chunk=3)
+    assert abs(uniform.extras["completeness_gap"]) > 0.02 * difference  # measured: 3.3 %
+    assert abs(adaptive.extras["completeness_gap"]) < 0.005 * difference  # measured: 0.08 %
+    assert float(adaptive.gradient.sum()) - difference == pytest.approx(adaptive.extras["completeness_gap"], abs=1e-9)
+    alphas = adaptive.extras["alphas"]
+    assert len(alphas) == 32 and alphas == sorted(alphas) and alphas[0] == 0 and alphas[-1] == 1
+    total = torch.zeros_like(x)
+    for i, alpha in enumerate(alphas):
+        point = (alpha * x).clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(point)[0, 0], point)
+        left = alpha - alphas[i - 1] if i > 0 else 0.0
+        right = alphas[i + 1] - alpha if i + 1 < len(alphas) else 0.0
+        total += grad * (left + right) / 2
+    assert adaptive.gradient == pytest.approx((x * total)[0].numpy(), rel=1e-10, abs=1e-12)
+    assert adaptive.notes == []  # within 1 %: nothing to say
+    assert uniform.notes == [completeness_note(uniform.extras["completeness_gap"], difference)]
+
+
+def test_completeness_note_says_the_share_in_plain_words():
+    assert completeness_note(-0.2, 8.0).startswith("The attributions add up to 98% of the class score's change")
+    assert "More steps" not in completeness_note(-0.2, 8.0) and "More steps" in completeness_note(1.0, 8.0)
+
+
 def test_rise_equals_a_plain_loop_over_the_same_seeded_masks():
+    """The contrast map Σ (p_i − p̄) m_i / (N·p), computed here in two passes (p̄ first)."""
     net = seeded(GapNet())
     cls, n, p = 3, 24, 0.5
-    total = torch.zeros(16, 16, dtype=torch.float64)
-    for i in range(n):
-        m = rise_mask(i, (16, 16), 4, p, 7).double()
-        with torch.no_grad():
-            total += float(net(X * m).softmax(dim=1)[0, cls]) * m
-    expected = total / (n * p)
+    masks = [rise_mask(i, (16, 16), 4, p, 7).double() for i in range(n)]
+    with torch.no_grad():
+        probs = [float(net(X * m).softmax(dim=1)[0, cls]) for m in masks]
+    mean = sum(probs) / n
+    expected = sum((prob - mean) * m for prob, m in zip(probs, masks)) / (n * p)
     got = explain(net, X, "rise", target_class=cls, masks=n, cells=4, p=p, seed=7, chunk=5)
-    assert got.raw == pytest.approx(expected.numpy(), abs=1e-6)
+    assert got.raw == pytest.approx(expected.numpy(), rel=1e-5, abs=1e-9)
+    assert got.extras["mean_score"] == pytest.approx(mean, rel=1e-6)
     other_chunk = explain(net, X, "rise", target_class=cls, masks=n, cells=4, p=p, seed=7, chunk=7)
     assert other_chunk.raw == pytest.approx(got.raw, abs=1e-12)
+
+
+class CornerNet(nn.Module):
+    """Class 0's logit is 8 × the mean of the top-left 8×8 corner: only those pixels matter."""
+
+    def forward(self, x):
+        corner = x[..., :8, :8].mean(dim=(1, 2, 3))
+        return torch.stack([8 * corner, torch.zeros_like(corner)], dim=1)
+
+
+def test_rise_contrast_is_dark_where_the_model_does_not_look():
+    """The paper's Σ p_i m_i is about p̄ everywhere (a wash); the contrast is positive on the corner that
+    drives the score and about zero elsewhere."""
+    x = torch.ones(1, 3, 16, 16)
+    got = explain(CornerNet(), x, "rise", target_class=0, masks=200, cells=4, p=0.5, seed=1)
+    positive = torch.as_tensor(got.raw).clamp(min=0)
+    inside, outside = float(positive[:8, :8].mean()), float(positive[8:, 8:].mean())
+    assert inside > 5 * outside
+    assert float(torch.as_tensor(got.heatmap)[12:, 12:].mean()) < 0.1  # the far corner is dark on screen
 
 
 def test_layercam_fusion_equals_tanh_max_of_normalised_layer_maps():
