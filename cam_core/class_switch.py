@@ -6,8 +6,9 @@ The result is built exactly as ``explain`` builds it (positive part, max-normali
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from .explain import normalize
 from .explanation import Explanation
@@ -20,6 +21,28 @@ def switchable(exp: Explanation) -> bool:
     return isinstance(grid, OcclusionGrid) and grid.complete
 
 
+def occlusion_explanation(grid: OcclusionGrid, class_idx: int | None, params: dict[str, Any],
+                          notes: Sequence[str] = (), started: float | None = None) -> Explanation:
+    """The occlusion ``Explanation`` of ``class_idx`` (``None``: the clean top class) from a complete grid,
+    built exactly as ``explain`` builds it (positive part, max-normalised, at the input's size)."""
+    started = time.perf_counter() if started is None else started
+    cls = grid.top_class if class_idx is None else int(class_idx)
+    raw = occlusion_map(grid, cls)
+    heat, blank = normalize(raw.clamp(min=0), signed=raw)
+    notes = [n for n in notes if not n.startswith("no positive evidence")]
+    if blank:
+        notes.append(f"no positive evidence for class {cls}: the map is blank")
+    extras = {"prob_grid": grid.prob_grid(cls).cpu().numpy(), "top_class_grid": grid.top_class_grid().cpu().numpy(),
+              "rows": grid.rows, "cols": grid.cols, "patch": grid.patch, "stride": grid.stride,
+              "base_prob": float(grid.base[cls]), "grid": grid}
+    logits = grid.logits[0]
+    return Explanation(
+        heatmap=heat.cpu().numpy().astype("float32", copy=False), raw=raw.detach().cpu().numpy(),
+        method="occlusion", class_idx=cls, score=float(logits[cls]), prob=float(logits.softmax(dim=0)[cls]),
+        layer=None, elapsed_ms=(time.perf_counter() - started) * 1000.0, gradient=None, params=dict(params),
+        extras=extras, notes=notes)
+
+
 def for_class(exp: Explanation, class_idx: int | None) -> Explanation:
     """``exp`` re-targeted to ``class_idx`` (``None``: the clean top class), as ``explain`` would return it.
 
@@ -27,17 +50,4 @@ def for_class(exp: Explanation, class_idx: int | None) -> Explanation:
     """
     if not switchable(exp):
         raise ValueError(f"a {exp.method} explanation cannot change class without recomputing")
-    started = time.perf_counter()
-    grid: OcclusionGrid = exp.extras["grid"]
-    cls = grid.top_class if class_idx is None else int(class_idx)
-    raw = occlusion_map(grid, cls)
-    heat, blank = normalize(raw.clamp(min=0), signed=raw)
-    notes = [n for n in exp.notes if not n.startswith("no positive evidence")]
-    if blank:
-        notes.append(f"no positive evidence for class {cls}: the map is blank")
-    extras = dict(exp.extras, prob_grid=grid.prob_grid(cls).cpu().numpy(), base_prob=float(grid.base[cls]))
-    logits = grid.logits[0]
-    return dataclasses.replace(
-        exp, heatmap=heat.cpu().numpy().astype("float32", copy=False), raw=raw.detach().cpu().numpy(),
-        class_idx=cls, score=float(logits[cls]), prob=float(logits.softmax(dim=0)[cls]),
-        elapsed_ms=(time.perf_counter() - started) * 1000.0, extras=extras, notes=notes)
+    return occlusion_explanation(exp.extras["grid"], class_idx, exp.params, exp.notes)

@@ -1,4 +1,4 @@
-"""The Occlusion page's computations: which passes to run, and where each occluder window lies on the photo.
+"""The Occlusion page's computations: where each occluder window lies on the photo, the probe, the colours.
 
 The engine (``methods/occlusion.py``) places windows every ``stride`` input pixels plus one flush with
 the far edge, so every pixel is probed. Drawing one cell per window *centred* on it would leave a band
@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
+from .methods.occlusion import fill_tensor, occlude
+from .predict import Prediction, predict
 from .registry import get_method
 
 
@@ -22,12 +26,6 @@ def defaults() -> dict[str, Any]:
     """Occlusion's default ``patch``, ``stride`` and ``fill`` — read from the method registry, their one home."""
     return {name: spec.default for name, spec in get_method("occlusion").params.items()
             if spec.default is not None}
-
-
-def passes(patch: int, stride: int) -> list[int]:
-    """Strides to run, coarse to fine: a quick pass at ``stride = patch`` first when the fine one overlaps."""
-    patch, stride = int(patch), int(stride)
-    return [patch, stride] if stride < patch else [stride]
 
 
 def centres(starts: Sequence[int], patch: int) -> np.ndarray:
@@ -61,6 +59,36 @@ def window_at(x: float, y: float, photo_size: tuple[int, int], input_hw: tuple[i
     return int(min(max(top, 0), max(in_h - patch, 0))), int(min(max(left, 0), max(in_w - patch, 0)))
 
 
+def probe(model: nn.Module, x: torch.Tensor, top: int, left: int, patch: int, fill: Any,
+          categories: Sequence[str] | None = None, k: int = 5) -> list[Prediction]:
+    """The top-``k`` predictions with the ``patch`` square at (top, left) of ``x`` (input pixels) set to ``fill``."""
+    return predict(model, occlude(x, top, left, patch, fill_tensor(fill, x)), categories, top=k)
+
+
+def fill_rgb(fill: Any, black: Sequence[float], white: Sequence[float]) -> tuple[int, int, int]:
+    """The occluder's colour on screen (0–255 per channel): ``fill`` in normalized space mapped back, given
+    what black and white normalize to (``Backbone.fill_value((0, 0, 0))`` and ``((255, 255, 255))``)."""
+    lo = np.asarray(black, dtype=np.float64)
+    hi = np.asarray(white, dtype=np.float64)
+    v = np.broadcast_to(np.asarray(fill, dtype=np.float64), lo.shape)
+    rgb = np.clip(np.rint((v - lo) / (hi - lo) * 255.0), 0, 255).astype(int)
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+def prob_top(extras: dict[str, Any]) -> float:
+    """The top of the probability map's colour scale: the highest probability, occluded or not (≥ 1e-6)."""
+    return max(float(np.nanmax(extras["prob_grid"])), float(extras["base_prob"]), 1e-6)
+
+
+def winning_classes(top_class_grid: Any) -> tuple[list[int], list[list[int]]]:
+    """Classes that win somewhere, most frequent first, and the grid as indices into that list."""
+    grid = np.asarray(top_class_grid)
+    classes, counts = np.unique(grid, return_counts=True)
+    classes = classes[np.argsort(-counts, kind="stable")]
+    index = {int(c): i for i, c in enumerate(classes)}
+    return [int(c) for c in classes], [[index[int(c)] for c in row] for row in grid.tolist()]
+
+
 @dataclass(frozen=True)
 class Grid:
     """The occlusion grid of one run in the photo's pixels: cell edges (for drawing) and centres (for clicks)."""
@@ -69,6 +97,11 @@ class Grid:
     y_edges: np.ndarray
     x_centres: np.ndarray
     y_centres: np.ndarray
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """Every window centre as flat x and y lists, row by row (for click targets)."""
+        return ([float(x) for _ in self.y_centres for x in self.x_centres],
+                [float(y) for y in self.y_centres for _ in self.x_centres])
 
 
 def photo_grid(extras: dict[str, Any], input_hw: tuple[int, int], photo_size: tuple[int, int]) -> Grid:

@@ -9,16 +9,22 @@ direct run's map. The grid is filled in place: an ``OcclusionStep`` shares it wi
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from .batching import Progress
+from .class_switch import occlusion_explanation
+from .device import model_device
+from .explanation import Explanation
 from .hygiene import eval_mode
 from .methods.occlusion import (OcclusionGrid, _check, _empty_grid, coarse_indices, fill_tensor, occlusion_map,
                                 run_windows)
+from .registry import get_method
 
 
 @dataclass
@@ -37,6 +43,15 @@ class OcclusionStep:
     def map(self, class_idx: int | None = None) -> torch.Tensor:
         """The H×W map of ``class_idx`` from the windows done so far."""
         return occlusion_map(self.grid, class_idx)
+
+    def coarse(self) -> OcclusionGrid:
+        """The coarse windows alone (stride ≈ patch) as a grid of their own: complete from the "coarse" step on."""
+        g = self.grid
+        rows = coarse_indices(len(g.rows), g.patch, g.stride)
+        cols = coarse_indices(len(g.cols), g.patch, g.stride)
+        index = torch.as_tensor([r * len(g.cols) + c for r in rows for c in cols], device=g.probs.device)
+        return OcclusionGrid(g.probs[index], g.base, g.logits, [g.rows[r] for r in rows], [g.cols[c] for c in cols],
+                             g.patch, g.patch, g.size, g.done[index])
 
 
 def _spread(n: int, count: int) -> list[int]:
@@ -123,3 +138,20 @@ def progressive_maps(model: nn.Module, x: torch.Tensor, patch: int, stride: int,
             on_map(step.map(class_idx), step)
     assert step is not None
     return step.grid
+
+
+def explain_progressive(model: nn.Module, x: torch.Tensor, class_idx: int | None = None, *,
+                        on_step: Callable[[OcclusionStep], None] | None = None, progress: Progress | None = None,
+                        **params: Any) -> Explanation:
+    """``explain(model, x, "occlusion", None, class_idx, **params)`` run coarse to fine: ``on_step(step)`` after
+    each step of ``progressive_occlusion`` (no preview), the same ``Explanation`` at the end (every window once)."""
+    started = time.perf_counter()
+    resolved = get_method("occlusion").resolve_params(params)
+    x = x.to(model_device(model))
+    step = None
+    for step in progressive_occlusion(model, x, resolved["patch"], resolved["stride"], resolved["fill"],
+                                      resolved["chunk"], progress, engine=resolved["engine"], preview=0):
+        if on_step is not None:
+            on_step(step)
+    assert step is not None and step.final
+    return occlusion_explanation(step.grid, class_idx, resolved, started=started)

@@ -125,6 +125,38 @@ def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
     return lut[idx.astype(np.uint8)]
 
 
+def unit_range(a: Any) -> np.ndarray:
+    """Min–max scaled to [0, 1] as float32 (a flat map becomes zeros): a feature map shown by its own range."""
+    a = np.asarray(a, dtype=np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def tile(a: Any, cmap: str, width: int) -> Image.Image:
+    """A small map min–max scaled, colorized and enlarged with nearest neighbour to about ``width`` pixels
+    (each cell stays a visible square)."""
+    img = Image.fromarray(colorize(unit_range(a), cmap))
+    scale = max(1, round(width / img.width))
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def filter_mosaic(tiles: np.ndarray, per_row: int = 16, cell: int = 40, gap: int = 3) -> Image.Image:
+    """First-layer filters (K×kh×kw×3 in [0, 1]) as one mosaic on white, each tile enlarged with nearest
+    neighbour to about ``cell`` pixels."""
+    k, kh, kw, _ = tiles.shape
+    scale = max(1, cell // max(kh, kw))
+    th, tw = kh * scale, kw * scale
+    rows = -(-k // per_row)
+    cols = min(k, per_row)
+    canvas = np.full((rows * (th + gap) + gap, cols * (tw + gap) + gap, 3), 255, dtype=np.uint8)
+    for i in range(k):
+        r, c = divmod(i, per_row)
+        block = np.repeat(np.repeat((tiles[i] * 255).round().astype(np.uint8), scale, 0), scale, 1)
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        canvas[y:y + th, x:x + tw] = block
+    return Image.fromarray(canvas)
+
+
 def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a 2-D map to ``size = (h, w)``: float32, ``align_corners=False`` semantics.
 
@@ -427,6 +459,13 @@ def save_npy(array: Any, path: str | Path) -> Path:
     except OSError as exc:
         raise CamError(f"{p}: cannot write .npy ({exc.strerror or exc})") from None
     return p
+
+
+def to_npy_bytes(array: Any) -> bytes:
+    """float32 ``.npy`` bytes of an array (for download buttons; no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
 
 
 def to_png_bytes(img: ImageLike) -> bytes:

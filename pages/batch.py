@@ -12,58 +12,27 @@ from typing import Any
 
 import streamlit as st
 
-from ui import state
+from cam_core.batch import MAX_ITEMS, Item, gather, overlays_zip, predictions_csv
+from cam_core.metrics import METRICS
+from cam_core.registry import METHODS
+from ui import cache, state
 from ui.pickers import layer_picker, method_picker, overlay_controls
 from ui.sidebar import IMAGE_TYPES, start_page
-from ui.samples import DEFAULT_SAMPLE
+from ui.samples import DEFAULT_SAMPLE, SAMPLES, sample_png
 from ui.widgets import literal, param_inputs, show_error
 
 PER_ROW = 4
 PER_PAGE = 24
-#: Long side of the copy of each image kept in the cache (gallery and overlay ZIP are drawn from it).
-KEEP_SIDE = 768
 TILE_SIDE = 384
-
-
-@st.cache_data(max_entries=128, show_spinner=False)
-def _explain_item(model_key: str, device: str, digest: str, name: str, method: str, layer: str | None,
-                  params: tuple[tuple[str, Any], ...], metrics: tuple[str, ...], _backbone: Any, _item: Any) -> Any:
-    from cam_core.batch import explain_item
-    from ui.cache import ENGINE_CALLS
-
-    ENGINE_CALLS["batch_item"] += 1
-    from cam_core.metrics import METRICS
-
-    uses_std = any("pixel_std" in METRICS[m].settings for m in metrics)
-    settings = {"pixel_std": tuple(_backbone.spec.std)} if uses_std else {}
-    return explain_item(_item, _backbone.model, _backbone.preprocess, _backbone.categories, method, layer,
-                        dict(params), keep_side=KEEP_SIDE, metrics=metrics, settings=settings)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def _tile(model_key: str, digest: str, name: str, method: str, layer: str | None, params: tuple, alpha: float,
-          cmap: str, _result: Any) -> Any:
-    """The gallery tile (overlay, long side ≤ TILE_SIDE) of one result."""
-    from PIL import Image
-
-    from cam_core.render import overlay
-
-    small = _result.image.copy()
-    small.thumbnail((TILE_SIDE, TILE_SIDE), Image.Resampling.LANCZOS)
-    return overlay(small, _result.heatmap, alpha, cmap)
 
 
 def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
     """The batch's ``(Item, digest)`` pairs, read once per set of uploaded files (kept in session state)."""
-    from cam_core.batch import Item, gather
-
     memo: dict[tuple, list] = st.session_state.setdefault("_batch_items", {})
     key = (tuple(getattr(u, "file_id", None) or f"{u.name}:{u.size}" for u in uploads), use_samples)
     if key not in memo:
         files = [(u.name, u.getvalue()) for u in uploads]
         if use_samples:
-            from ui.samples import SAMPLES, sample_png
-
             files += [(f"{name}.png", sample_png(name)) for name in SAMPLES]
         memo.clear()  # one batch at a time: the previous one's bytes are let go
         memo[key] = [(it, state.digest_of(it.data) if it.error is None else f"error:{it.name}")
@@ -73,13 +42,11 @@ def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
 
 def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
          params: dict[str, Any], metrics: tuple[str, ...] = ()) -> tuple[list[tuple[Any, str]], float]:
-    key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
     bar = st.progress(0.0, text=f"Explaining {len(items)} images…")
     started = time.perf_counter()
     results = []
     for i, (item, digest) in enumerate(items):
-        results.append((_explain_item(ctx.model_key, str(ctx.device), digest, item.name, method, layer, key_params,
-                                      metrics, ctx.backbone, item), digest))
+        results.append((cache.batch_item_cached(ctx, item, digest, method, layer, params, metrics), digest))
         bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {literal(item.name)}")
     bar.empty()
     return results, time.perf_counter() - started
@@ -87,8 +54,6 @@ def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
 
 def _metric_means(results: list[Any], metrics: tuple[str, ...]) -> None:
     """Each chosen metric's mean over the files that were scored, with its one-line meaning."""
-    from cam_core.metrics import METRICS
-
     cols = st.columns(len(metrics))
     for col, name in zip(cols, metrics):
         values = [r.scores[name] for r in results if name in r.scores]
@@ -98,8 +63,6 @@ def _metric_means(results: list[Any], metrics: tuple[str, ...]) -> None:
 
 
 def _downloads(results: list[Any], method: str, alpha: float, cmap: str) -> None:
-    from cam_core.batch import overlays_zip, predictions_csv
-
     good = sum(r.ok for r in results)
     a, b, _ = st.columns([2, 2, 3])
     a.download_button(f"Overlays ZIP ({good} PNG)", lambda: overlays_zip(results, alpha, cmap),
@@ -112,7 +75,7 @@ def _downloads(results: list[Any], method: str, alpha: float, cmap: str) -> None
 
 
 @st.fragment
-def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tuple) -> None:
+def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: dict[str, Any]) -> None:
     """Overlays with labels (errors in their own tile); redrawn alone when alpha or colormap moves."""
     a, c, p = st.columns([2, 2, 3])
     alpha, cmap = overlay_controls(a, c)
@@ -129,7 +92,7 @@ def _gallery(ctx: Any, results: list[tuple[Any, str]], method: str, params: tupl
                     st.markdown(f"**{literal(r.name)}**")
                     st.error(literal(r.error, limit=400), icon=":material/broken_image:")
                     continue
-                tile = _tile(ctx.model_key, digest, r.name, method, r.layer, params, alpha, cmap, r)
+                tile = cache.batch_tile_cached(ctx, r, digest, params, alpha, cmap, TILE_SIDE)
                 st.image(tile, width="stretch")
                 st.markdown(f"**{literal(r.label)}** — {r.prob:.1%}")
                 st.caption(f"{literal(r.name)} · class {r.class_idx} · {r.elapsed_ms:,.0f} ms")
@@ -142,8 +105,6 @@ def main() -> None:
                               "be read shows its error in its own tile; the others go on.", image=False)
     if ctx is None:
         return
-    from cam_core.batch import MAX_ITEMS
-    from cam_core.registry import METHODS
 
     up, opts = st.columns([1, 1], gap="large")
     with up:
@@ -163,8 +124,6 @@ def main() -> None:
         if spec.params:
             with st.expander(f"{spec.display} parameters"):
                 params = param_inputs(method, ctx.backbone)
-        from cam_core.metrics import METRICS
-
         scorable = [name for name, m in METRICS.items() if not m.needs_box]
         metrics = tuple(st.multiselect("Score each map (slower: ~30–60 model runs per metric and image)", scorable,
                                        default=[], key="w_batch_metrics", format_func=lambda n: METRICS[n].display,
@@ -187,8 +146,7 @@ def main() -> None:
     if metrics:
         _metric_means([r for r, _ in results], metrics)
     st.divider()
-    key_params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
-    _gallery(ctx, results, method, key_params)
+    _gallery(ctx, results, method, params)
 
 
 main()

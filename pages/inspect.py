@@ -10,16 +10,19 @@ from typing import Any
 
 import streamlit as st
 
+from cam_core import __version__
+from cam_core.registry import METHODS
+from cam_core.render import colorize, gradient_image, heatmap_at_image_size, overlay, to_npy_bytes, to_png_bytes
+from cam_core.report import build_report
 from ui import cache, state, trust
-from ui.display import results_slot
+from ui.display import checkerboard_note, display_controls, legend, map_cmap, results_slot, target_label
 from ui.figures import heatmap_figure, top_k_bar
 from ui.pickers import class_picker, layer_picker, method_picker, overlay_controls
 from ui.sidebar import photo_page
 from ui.widgets import literal, param_inputs, predictions_or_error, show_error
 
-def _details(exp: Any, ctx: Any) -> None:
-    from cam_core.registry import METHODS
 
+def _details(exp: Any, ctx: Any) -> None:
     label = ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else "—"
     st.metric("Time taken", f"{exp.elapsed_ms:,.0f} ms")
     st.markdown(f"**Explained class:** {literal(label)} ({exp.class_idx})  \n"
@@ -30,14 +33,6 @@ def _details(exp: Any, ctx: Any) -> None:
 
 def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, shown: Any,
                evidence: tuple[Any, Any] = (None, None)) -> None:
-    import io
-
-    import numpy as np
-
-    from cam_core import __version__
-    from cam_core.registry import METHODS
-    from cam_core.render import heatmap_at_image_size, overlay, to_png_bytes
-
     image = ctx.image
     stem = image.name.rsplit(".", 1)[0]
     base = f"{stem}_{exp.method}"
@@ -46,13 +41,9 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, sh
         return to_png_bytes(overlay(image.image, shown, alpha, cmap))  # what the page shows
 
     def heatmap_npy() -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, heatmap_at_image_size(exp.heatmap, image.image))
-        return buf.getvalue()
+        return to_npy_bytes(heatmap_at_image_size(exp.heatmap, image.image))
 
     def report_html() -> str:
-        from cam_core.report import build_report
-
         spec = METHODS[exp.method]
         return build_report(
             original=image.image, overlay=overlay(image.image, shown, alpha, cmap), image_name=image.name,
@@ -77,10 +68,6 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, sh
 def _view(ctx: Any, exp: Any, preds: list[Any]) -> None:
     """Everything that depends on alpha/colormap/display scale; reruns alone when they move (the map is
     not recomputed)."""
-    from cam_core.render import colorize, gradient_image, heatmap_at_image_size, overlay
-
-    from ui.display import checkerboard_note, display_controls, legend, map_cmap, target_label
-
     a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
     pct, signed = display_controls(q, g)
@@ -122,8 +109,6 @@ def main(ctx: Any) -> None:
     unsure = trust.unsure_message(preds)
     if unsure:
         st.warning(unsure, icon=":material/help:")
-
-    from cam_core.registry import METHODS
 
     controls, chart = st.columns([3, 2])
     with controls:

@@ -1,7 +1,8 @@
 """Invariance (Zeiler & Fergus 2014, fig. 5): translate, rotate or scale the photo over a range and plot,
 per value, the target class probability and how far a layer's feature vector moved from the original's.
 
-The sweep runs in batches with a progress bar and is cached by image hash + model + all its settings.
+The sweep (``ui.cache.sweep_cached``) runs in batches with a progress bar and is cached by image hash + model +
+all its settings.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from cam_core.invariance import EDGES, TRANSFORMS, default_values
 from ui import cache
 from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
@@ -24,25 +26,6 @@ RANGES = {
                    title="Rotation (degrees, + is counter-clockwise)"),
     "scale": dict(lo=0.4, hi=2.5, default=(0.6, 1.6), step=0.05, unit="×", fmt="×%.2f", title="Scale factor"),
 }
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _sweep(model_key: str, device: str, digest: str, kind: str, values: tuple[float, ...], layer: str,
-           class_idx: int, edge: str, _backbone: Any, _image: Any) -> Any:
-    from cam_core.invariance import sweep
-
-    cache.ENGINE_CALLS["invariance"] += 1
-    # Created inside the cached function so that Streamlit replays (creates, then clears) it on a hit.
-    bar = st.progress(0.0, text=f"{kind}: starting…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"{kind}: {done} of {total} images")
-
-    try:
-        return sweep(_backbone.model, _backbone.preprocess, _image, kind, list(values), layer, class_idx,
-                     edge=edge, progress=progress)
-    finally:
-        bar.empty()
 
 
 def _fmt(kind: str, v: float) -> str:
@@ -65,8 +48,6 @@ def _line(x: list[float], y: list[float], title: str, ytitle: str, kind: str, ho
 
 
 def main(ctx: Any) -> None:
-    from cam_core.invariance import EDGES, TRANSFORMS, default_values
-
     try:
         preds = cache.predict_cached(ctx, top=5)
         choices = cache.layer_choices_cached(ctx)  # grouped by stage, no pass-through/container entries
@@ -106,8 +87,7 @@ def main(ctx: Any) -> None:
                                  format_func=lambda e: "grey" if e == "grey" else "mirrored")
     values = tuple(default_values(kind, float(low), float(high), int(steps)))
     try:
-        result = _sweep(ctx.model_key, str(ctx.device), ctx.image.digest, kind, values, layer, int(class_idx),
-                        edge, ctx.backbone, ctx.image.image)
+        result = cache.sweep_cached(ctx, kind, values, layer, int(class_idx), edge)
     except Exception as exc:
         show_error(exc, context="invariance sweep")
         return

@@ -2,17 +2,18 @@
 back to pixels with a deconvnet, the per-channel mean activations, the first-layer filters, and the
 channel-mean map at each stage from the input to the head.
 
-Every heavy result is cached by image hash + model + layer (+ channel); changing N or the colormap only redraws.
+Every heavy result comes from ``ui.cache`` (keyed by image hash + model + layer (+ channel)); changing N or the
+colormap only redraws.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
+from cam_core.render import (CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, COLORMAP_NAMES, colorize, end_colours,
+                             filter_mosaic, heatmap_at_image_size, overlay, tile, unit_range)
 from ui import cache
 from ui.sidebar import photo_page
 from ui.widgets import remembered_select, remembered_slider, reset_when_changed, show_error
@@ -20,79 +21,6 @@ from ui.widgets import remembered_select, remembered_slider, reset_when_changed,
 PER_ROW = 8
 TILE_PX = 176
 MAX_STAGES = 8
-
-
-# --- cached engine calls ---------------------------------------------------------------------------------
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _features(model_key: str, device: str, digest: str, layer: str, _backbone: Any, _image: Any) -> Any:
-    from cam_core.features import activations
-
-    cache.ENGINE_CALLS["features"] += 1
-    return activations(_backbone.model, _backbone.preprocess(_image), layer)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _projection(model_key: str, device: str, digest: str, layer: str, channel: int, _backbone: Any,
-                _image: Any) -> tuple[np.ndarray, float]:
-    """The deconvnet projection as an image, and its checkerboard share (``render.checkerboard_fraction``)."""
-    from cam_core.explain import explain
-    from cam_core.render import checkerboard_fraction, gradient_image
-
-    cache.ENGINE_CALLS["deconvnet"] += 1
-    exp = explain(_backbone.model, _backbone.preprocess(_image), "deconvnet", target_layer=layer,
-                  target_channel=channel)
-    return gradient_image(exp.gradient), checkerboard_fraction(exp.gradient)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _stages(model_key: str, device: str, digest: str, names: tuple[str, ...], _backbone: Any,
-            _image: Any) -> dict[str, np.ndarray]:
-    from cam_core.features import stage_maps
-
-    cache.ENGINE_CALLS["stages"] += 1
-    return stage_maps(_backbone.model, _backbone.preprocess(_image), list(names))
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _filters(model_key: str, device: str, _backbone: Any) -> np.ndarray:
-    from cam_core.features import first_layer_filters
-
-    return first_layer_filters(_backbone.model)
-
-
-# --- pure helpers (display only) ---------------------------------------------------------------------------
-
-def _unit(a: np.ndarray) -> np.ndarray:
-    """Min–max scaled to [0, 1] (a flat map becomes zeros)."""
-    a = np.asarray(a, dtype=np.float32)
-    lo, hi = float(a.min()), float(a.max())
-    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-
-
-def _tile(a: np.ndarray, cmap: str, width: int = TILE_PX) -> Image.Image:
-    """A small map colorized and enlarged with nearest neighbour (each cell stays a visible square)."""
-    from cam_core.render import colorize
-
-    img = Image.fromarray(colorize(_unit(a), cmap))
-    scale = max(1, round(width / img.width))
-    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-
-
-def _filter_mosaic(tiles: np.ndarray, per_row: int = 16, cell: int = 40, gap: int = 3) -> Image.Image:
-    """First-layer filters (K×kh×kw×3 in [0, 1]) as one mosaic, each tile enlarged with nearest neighbour."""
-    k, kh, kw, _ = tiles.shape
-    scale = max(1, cell // max(kh, kw))
-    th, tw = kh * scale, kw * scale
-    rows = -(-k // per_row)
-    cols = min(k, per_row)
-    canvas = np.full((rows * (th + gap) + gap, cols * (tw + gap) + gap, 3), 255, dtype=np.uint8)
-    for i in range(k):
-        r, c = divmod(i, per_row)
-        tile = np.repeat(np.repeat((tiles[i] * 255).round().astype(np.uint8), scale, 0), scale, 1)
-        y, x = gap + r * (th + gap), gap + c * (tw + gap)
-        canvas[y:y + th, x:x + tw] = tile
-    return Image.fromarray(canvas)
 
 
 def _mean_chart(fm: Any, top: list[int], selected: int) -> go.Figure:
@@ -120,10 +48,8 @@ def _layer_select(ctx: Any, choices: list[Any]) -> str:
 
 
 def _selected_channel(ctx: Any, fm: Any, layer: str, channel: int, cmap: str) -> None:
-    from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, colorize, heatmap_at_image_size, overlay
-
     thumb = cache.display_image(ctx.image)
-    unit = _unit(fm.maps[channel])
+    unit = unit_range(fm.maps[channel])
     a, b, c = st.columns(3)
     a.image(colorize(heatmap_at_image_size(unit, thumb), cmap), width="stretch",
             caption=f"Feature map {channel} (enlarged to the photo)")
@@ -131,8 +57,7 @@ def _selected_channel(ctx: Any, fm: Any, layer: str, channel: int, cmap: str) ->
     with c:
         try:
             with st.spinner("Projecting to pixels (deconvnet)…"):
-                proj, board = _projection(ctx.model_key, str(ctx.device), ctx.image.digest, layer, channel,
-                                          ctx.backbone, ctx.image.image)
+                proj, board = cache.projection_cached(ctx, layer, channel)
             st.image(proj, width="stretch", caption="Deconvnet projection to pixel space")
             st.caption("Signed: grey = 0, each colour channel's ± scaled to the 99th percentile of |value|.")
             if board > CHECKERBOARD_THRESHOLD:
@@ -147,8 +72,7 @@ def _stage_strip(ctx: Any, cmap: str) -> None:
         st.info("This model has no layer with a spatial output to show.")
         return
     try:
-        maps = _stages(ctx.model_key, str(ctx.device), ctx.image.digest, tuple(s.name for s in stages),
-                       ctx.backbone, ctx.image.image)
+        maps = cache.stage_maps_cached(ctx, [s.name for s in stages])
     except Exception as exc:
         show_error(exc, context="stage maps")
         return
@@ -157,12 +81,10 @@ def _stage_strip(ctx: Any, cmap: str) -> None:
     for col, info in zip(cols[1:], stages):
         if info.name in maps:
             c, h, w = info.shape
-            col.image(_tile(maps[info.name], cmap, 256), width="stretch", caption=f"{info.name} · {c}×{h}×{w}")
+            col.image(tile(maps[info.name], cmap, 256), width="stretch", caption=f"{info.name} · {c}×{h}×{w}")
 
 
 def main(ctx: Any) -> None:
-    from cam_core.render import COLORMAP_NAMES
-
     try:
         choices = cache.layer_choices_cached(ctx)
     except Exception as exc:
@@ -181,7 +103,7 @@ def main(ctx: Any) -> None:
         cmap = remembered_select("Colormap", list(COLORMAP_NAMES), "feature_cmap", default="viridis")
     try:
         with st.spinner(f"Feature maps of {layer}…"):
-            fm = _features(ctx.model_key, str(ctx.device), ctx.image.digest, layer, ctx.backbone, ctx.image.image)
+            fm = cache.features_cached(ctx, layer)
     except Exception as exc:
         show_error(exc, context=f"feature maps of {layer}")
         return
@@ -189,14 +111,12 @@ def main(ctx: Any) -> None:
     top = fm.top(top_n)
     k, u, v = fm.maps.shape
     st.subheader(f"Top {len(top)} of {k} channels at {layer} ({u}×{v} each)", anchor=False)
-    from cam_core.render import end_colours
-
     low, high = end_colours(cmap)
     st.caption(f"Ranked by mean activation over the image; each map scaled to its own range: {high} = the "
                f"channel's strongest activation, {low} = its weakest.")
     for start in range(0, len(top), PER_ROW):
         for col, ch in zip(st.columns(PER_ROW), top[start:start + PER_ROW]):
-            col.image(_tile(fm.maps[ch], cmap), width="stretch", caption=f"ch {ch} · mean {fm.mean[ch]:.3f}")
+            col.image(tile(fm.maps[ch], cmap, TILE_PX), width="stretch", caption=f"ch {ch} · mean {fm.mean[ch]:.3f}")
 
     st.subheader("One channel, enlarged and projected to pixels", anchor=False)
     order = [int(c) for c in fm.order]
@@ -218,8 +138,8 @@ def main(ctx: Any) -> None:
 
     st.subheader("First-layer filters", anchor=False)
     try:
-        tiles = _filters(ctx.model_key, str(ctx.device), ctx.backbone)
-        st.image(_filter_mosaic(tiles), caption=f"{tiles.shape[0]} filters, {tiles.shape[1]}×{tiles.shape[2]} "
+        tiles = cache.filters_cached(ctx)
+        st.image(filter_mosaic(tiles), caption=f"{tiles.shape[0]} filters, {tiles.shape[1]}×{tiles.shape[2]} "
                                                 "RGB, each scaled to its own range")
     except Exception as exc:
         show_error(exc, context="first-layer filters")

@@ -1,21 +1,23 @@
 """Occlusion explorer (Zeiler & Fergus 2014, fig. 7): slide a square over the photo and watch the
 classifier. Two maps over the occluder positions: the target class's probability, and the class that
-wins. A coarse pass shows first, then the fine pass runs with a progress bar; click the map (or move the
-sliders) to see the top-5 with the patch at that spot.
+wins. The coarse windows' maps show first, then the rest of the windows run with a progress bar (each window
+once, ``cam_core.progressive``); click the map (or move the sliders) to see the top-5 with the patch there.
 
-Patch, stride and fill are the method's own parameters (defaults from ``cam_core.registry``, values shared
-with Inspect); the schedule and the geometry come from ``cam_core.occlusion_view``. The page lays out.
+Patch, stride and fill are the method's own parameters (defaults and ranges from ``cam_core.registry``, values
+shared with Inspect); the geometry comes from ``cam_core.occlusion_view``. The page lays out.
 """
 from __future__ import annotations
 
 import html
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
 
+from cam_core.occlusion_view import defaults, photo_grid, prob_top, window_at, winning_classes
+from cam_core.registry import get_method
+from cam_core.render import COLORMAPS
 from ui import cache, state
 from ui.display import results_slot
 from ui.figures import colorscale, top_k_bar
@@ -29,28 +31,6 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 #: Both maps are drawn at this height with the same margins and no in-figure legend: equal plot areas.
 MAP_HEIGHT = 420
 PROB_CMAP = "coolwarm"  # reversed: red where hiding the square makes the probability collapse
-SLIDER = {"patch": (8, 160, 4), "stride": (4, 160, 4)}
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _probe(model_key: str, device: str, digest: str, patch: int, fill: Any, top: int, left: int,
-           _backbone: Any, _image: Any) -> list:
-    """Top-5 with the patch at (top, left) in model-input pixels."""
-    from cam_core.methods.occlusion import fill_tensor, occlude
-    from cam_core.predict import predict
-
-    cache.ENGINE_CALLS["occlusion_probe"] += 1
-    x = _backbone.preprocess(_image)
-    return predict(_backbone.model, occlude(x, top, left, patch, fill_tensor(fill, x)), _backbone.categories, top=5)
-
-
-def _fill_rgb(backbone: Any, fill: Any) -> tuple[int, int, int]:
-    """The occluder's colour on screen: the fill (normalized space) mapped back to 0–255 per channel."""
-    lo = np.asarray(backbone.fill_value((0, 0, 0)), dtype=np.float64)
-    hi = np.asarray(backbone.fill_value((255, 255, 255)), dtype=np.float64)
-    v = np.broadcast_to(np.asarray(fill, dtype=np.float64), lo.shape)
-    rgb = np.clip(np.rint((v - lo) / (hi - lo) * 255.0), 0, 255).astype(int)
-    return int(rgb[0]), int(rgb[1]), int(rgb[2])
 
 
 def _base_figure(thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
@@ -65,43 +45,30 @@ def _base_figure(thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
     return fig
 
 
-def _prob_top(exp: Any) -> float:
-    return max(float(np.max(exp.extras["prob_grid"])), float(exp.extras["base_prob"]), 1e-6)
-
-
 def _prob_figure(exp: Any, grid: Any, thumb: Image.Image, size: tuple[int, int]) -> go.Figure:
     values = exp.extras["prob_grid"]
     fig = _base_figure(thumb, size)
     # x/y are cell edges (one more than the grid): the cells tile the photo from edge to edge.
-    fig.add_trace(go.Heatmap(z=values, x=grid.x_edges, y=grid.y_edges, zmin=0.0, zmax=_prob_top(exp),
+    fig.add_trace(go.Heatmap(z=values, x=grid.x_edges, y=grid.y_edges, zmin=0.0, zmax=prob_top(exp.extras),
                              colorscale=colorscale(PROB_CMAP, reverse=True), opacity=0.65, showscale=False,
                              hovertemplate="p = %{z:.3f}<extra></extra>"))
-    gx, gy = np.meshgrid(grid.x_centres, grid.y_centres)
+    xs, ys = grid.points()
     # Invisible markers at the window centres: clicking one selects that occluder position.
-    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", marker=dict(size=14, opacity=0.0),
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=dict(size=14, opacity=0.0),
                              hovertemplate="patch centred at x %{x:.0f}, y %{y:.0f}<extra></extra>",
                              showlegend=False, name="positions"))
     return fig
 
 
-def _classes(exp: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Classes that win somewhere, most frequent first, and the grid as indices into them."""
-    grid = np.asarray(exp.extras["top_class_grid"])
-    classes, counts = np.unique(grid, return_counts=True)
-    classes = classes[np.argsort(-counts, kind="stable")]
-    index = {int(c): i for i, c in enumerate(classes)}
-    return classes, np.vectorize(lambda c: index[int(c)])(grid)
-
-
 def _top_class_figure(exp: Any, grid: Any, thumb: Image.Image, size: tuple[int, int],
                       categories: list[str]) -> go.Figure:
-    classes, z = _classes(exp)
+    classes, z = winning_classes(exp.extras["top_class_grid"])
     n = len(classes)
     scale = []
     for i in range(n):  # a stepped colorscale: value i ↦ colour i
         colour = PALETTE[i % len(PALETTE)]
         scale += [[i / n, colour], [(i + 1) / n, colour]]
-    text = np.vectorize(lambda c: f"{categories[int(c)]} ({int(c)})")(exp.extras["top_class_grid"])
+    text = [[f"{categories[classes[i]]} ({classes[i]})" for i in row] for row in z]
     fig = _base_figure(thumb, size)
     fig.add_trace(go.Heatmap(z=z, x=grid.x_edges, y=grid.y_edges, zmin=-0.5, zmax=n - 0.5, colorscale=scale,
                              showscale=False, opacity=0.7, text=text,
@@ -110,22 +77,20 @@ def _top_class_figure(exp: Any, grid: Any, thumb: Image.Image, size: tuple[int, 
 
 
 def _prob_legend(exp: Any, label: str) -> str:
-    from cam_core.render import COLORMAPS
-
     lut = COLORMAPS[PROB_CMAP][::-1]
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in (lut[round(i * 255 / 10)] for i in range(11)))
     return (f'<div class="cam-legend"><div style="height:10px;border-radius:2px;'
             f'background:linear-gradient(to right, {stops})"></div>'
             f'<div style="display:flex;justify-content:space-between;font-size:0.8rem;opacity:0.75">'
             f'<span>red: p = 0 (hiding this square removes the evidence for {html.escape(label)})</span>'
-            f'<span>blue: p = {_prob_top(exp):.2f}</span></div></div>')
+            f'<span>blue: p = {prob_top(exp.extras):.2f}</span></div></div>')
 
 
 def _class_legend(exp: Any, categories: list[str], most: int = 12) -> str:
-    classes, _ = _classes(exp)
+    classes, _ = winning_classes(exp.extras["top_class_grid"])
     chips = [f'<span style="white-space:nowrap;margin-right:0.9rem"><span style="display:inline-block;width:0.8rem;'
              f'height:0.8rem;background:{PALETTE[i % len(PALETTE)]};margin-right:0.3rem;vertical-align:-0.1rem">'
-             f'</span>{html.escape(categories[int(c)])} ({int(c)})</span>' for i, c in enumerate(classes[:most])]
+             f'</span>{html.escape(categories[c])} ({c})</span>' for i, c in enumerate(classes[:most])]
     more = f" … and {len(classes) - most} more" if len(classes) > most else ""
     return (f'<div class="cam-legend" style="font-size:0.8rem;line-height:1.6">'
             f'<b>wins:</b> {"".join(chips)}{more}</div>')
@@ -134,8 +99,6 @@ def _class_legend(exp: Any, categories: list[str], most: int = 12) -> str:
 def _draw_maps(where: Any, ctx: Any, exp: Any, label: str, note: str, interactive: bool) -> Any:
     """Both maps side by side in ``where``, each with its legend underneath (never over the other plot);
     returns the probability chart's selection event when interactive."""
-    from cam_core.occlusion_view import photo_grid
-
     thumb = cache.display_image(ctx.image, 768)
     size = ctx.image.image.size
     grid = photo_grid(exp.extras, exp.heatmap.shape, size)
@@ -175,11 +138,8 @@ def _apply_click(event: Any, digest: str) -> None:
 
 
 def _probe_section(ctx: Any, patch: int, fill: Any, class_idx: int, base: list[Any]) -> None:
-    from cam_core.occlusion_view import window_at
-
     w, h = ctx.image.image.size
-    x = ctx.backbone.preprocess(ctx.image.image)
-    in_h, in_w = x.shape[-2:]
+    in_h, in_w = ctx.x.shape[-2:]
     st.subheader("Patch at one spot", anchor=False)
     st.caption("Click a cell of the probability map, or move the sliders (photo pixels).")
     a, b = st.columns(2)  # keyed to the photo: its size is the sliders' range
@@ -189,15 +149,14 @@ def _probe_section(ctx: Any, patch: int, fill: Any, class_idx: int, base: list[A
                            where=b, depends_on=(ctx.image.digest,))
     top, left = window_at(cx, cy, (w, h), (in_h, in_w), patch)
     try:
-        preds = _probe(ctx.model_key, str(ctx.device), ctx.image.digest, patch, fill, top, left, ctx.backbone,
-                       ctx.image.image)
+        preds = cache.probe_cached(ctx, patch, fill, top, left)
     except Exception as exc:
         show_error(exc, context="occluded prediction")
         return
     thumb = cache.display_image(ctx.image, 768).copy()
     s = thumb.width / in_w
     box = [left * s, top * s, (left + patch) * s - 1, (top + patch) * s - 1]
-    ImageDraw.Draw(thumb).rectangle(box, fill=_fill_rgb(ctx.backbone, fill), outline=(255, 0, 0),
+    ImageDraw.Draw(thumb).rectangle(box, fill=cache.fill_rgb(ctx, fill), outline=(255, 0, 0),
                                     width=max(1, round(2 * s)))
     pic, bars = st.columns([2, 3])
     pic.image(thumb, width="stretch", caption=f"Patch {patch}px at x {cx}, y {cy}")
@@ -213,17 +172,17 @@ def _probe_section(ctx: Any, patch: int, fill: Any, class_idx: int, base: list[A
 
 
 def _params(ctx: Any) -> tuple[int, int, str, Any]:
-    """Patch, stride and fill: the registry's defaults, shared with Inspect's occlusion parameters."""
-    from cam_core.occlusion_view import defaults
-
+    """Patch, stride and fill: the registry's defaults and ranges, shared with Inspect's occlusion parameters."""
     d = defaults()
+    specs = get_method("occlusion").params
     stored: dict[str, Any] = state.view().setdefault("params", {}).setdefault("occlusion", {})
     p, s, f = st.columns([2, 2, 2])
     values = {}
     for name, col, label, help_text in (
             ("patch", p, "Patch size (input px)", "Side of the occluding square in the model's input pixels"),
             ("stride", s, "Stride (input px)", "Step between positions of the fine pass; smaller is finer, slower")):
-        lo, hi, step = SLIDER[name]
+        p_ = specs[name]
+        lo, hi, step = int(p_.min), int(p_.max), int(p_.step)
         current = int(min(max(int(stored.get(name, d[name])), lo), hi))
         key = f"w_occ_{name}"
         if key in st.session_state:  # the widget's own state (clamped): no second default beside it
@@ -244,8 +203,6 @@ def _params(ctx: Any) -> tuple[int, int, str, Any]:
 
 
 def main(ctx: Any) -> None:
-    from cam_core.occlusion_view import passes
-
     preds = predictions_or_error(ctx)
     if preds is None:
         return
@@ -256,24 +213,22 @@ def main(ctx: Any) -> None:
         class_idx = top_class_picker(ctx, preds, "Target class")
     label = ctx.backbone.categories[class_idx]
     params = {"patch": patch, "stride": stride, "fill": fill}
-    done: set = st.session_state.setdefault("_occ_done", set())
-    fine_key = (ctx.model_key, ctx.image.digest, class_idx, patch, stride, fill)
     # The previous maps and probe leave the screen while new ones are computed (never under this photo).
-    area = results_slot("occlusion", str(ctx.device), *fine_key)
+    area = results_slot("occlusion", str(ctx.device), ctx.model_key, ctx.image.digest, class_idx, patch, stride,
+                        fill)
     with area:
         maps = st.empty()
-        schedule = passes(patch, stride)
+
+        def coarse(first: Any) -> None:  # drawn while the other windows run (a cached map has no coarse step)
+            _draw_maps(maps, ctx, first, label, f"Coarse windows (stride ≈ patch {patch}) — refining with stride "
+                       f"{stride}…", interactive=False)
+
         try:
-            if len(schedule) > 1 and fine_key not in done:
-                coarse = cache.explain_cached(ctx, "occlusion", None, class_idx, {**params, "stride": schedule[0]})
-                _draw_maps(maps, ctx, coarse, label, f"Coarse pass (stride {schedule[0]}) — refining with stride "
-                           f"{stride}…", interactive=False)
-            exp = cache.explain_cached(ctx, "occlusion", None, class_idx, params)
+            exp = cache.explain_cached(ctx, "occlusion", None, class_idx, params, on_coarse=coarse)
         except Exception as exc:
             maps.empty()
             show_error(exc, context="occlusion")
             return
-        done.add(fine_key)
         rows, cols = len(exp.extras["rows"]), len(exp.extras["cols"])
         note = (f"{rows}×{cols} positions (patch {patch}, stride {stride}) · fill {fill_name} · windows reach "
                 f"every edge · {exp.elapsed_ms / 1000:,.1f} s · p({literal(label)}) without occlusion: "

@@ -7,23 +7,33 @@ misses), so tests can prove that a widget did not recompute a map.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from cam_core.class_switch import for_class, switchable
+from cam_core import occlusion_view
+from cam_core.batch import explain_item
+from cam_core.class_switch import for_class, occlusion_explanation, switchable
 from cam_core.explain import explain
+from cam_core.features import activations, first_layer_filters, stage_maps
 from cam_core.imaging import thumbnail
+from cam_core.invariance import sweep
 from cam_core.layer_groups import grouped_layers, stage_strip
 from cam_core.layers import layers
+from cam_core.metrics import METRICS
+from cam_core.progressive import explain_progressive
 from cam_core.registry import get_method
-from cam_core.render import checkerboard_fraction, display_map
+from cam_core.render import checkerboard_fraction, display_map, gradient_image, overlay
 
 from . import engine
 from .engine import ENGINE_CALLS, cached, keep, peek
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from cam_core.batch import BatchResult, Item
     from cam_core.explanation import Explanation
+    from cam_core.features import FeatureMaps
+    from cam_core.invariance import Sweep
     from cam_core.layers import LayerInfo
     from cam_core.predict import Prediction
 
@@ -31,7 +41,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["ENGINE_CALLS", "get_backbone", "get_own_backbone", "predict_cached", "explain_cached",
            "layers_cached", "layer_choices_cached", "stage_strip_cached", "class_prediction", "expected_text",
-           "display_image", "display_map_cached", "checkerboard_cached", "clear_all"]
+           "display_image", "display_map_cached", "checkerboard_cached", "clear_all", "features_cached",
+           "projection_cached", "stage_maps_cached", "filters_cached", "probe_cached", "fill_rgb",
+           "sweep_cached", "batch_item_cached", "batch_tile_cached"]
 
 log = logging.getLogger("cam_explorer.ui")
 
@@ -133,28 +145,39 @@ def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:
 
 
 def explain_cached(ctx: "Context", method: str, layer: str | None = None, class_idx: int | None = None,
-                   params: dict[str, Any] | None = None) -> "Explanation":
+                   params: dict[str, Any] | None = None,
+                   on_coarse: Callable[["Explanation"], None] | None = None) -> "Explanation":
     """``cam_core.explain`` on the context's image, cached by image hash + model + device + method + layer
     + class + parameters. Long-running methods (occlusion, SmoothGrad) show a progress bar with the expected
     time. A result that holds every class (occlusion) is kept once per view without the class: another
     class is derived from it (``cam_core.class_switch``), never recomputed.
 
+    ``on_coarse`` (occlusion only): run coarse to fine (``cam_core.progressive``, each window once) and call
+    it with the coarse windows' explanation while the rest run; a stored result calls nothing.
     Raises ``CamError`` (not cached) for anything the person can fix; show it with ``ui.widgets.show_error``.
     """
     assert ctx.image is not None
     spec = get_method(method)
+    if on_coarse is not None and spec.name != "occlusion":
+        raise ValueError(f"{spec.display} has no coarse-to-fine run")
     # Defaults filled in, so that {} and the same values spelled out share one cache entry.
     resolved = spec.resolve_params(dict(params or {}))
     cls = None if class_idx is None else int(class_idx)
-    view = dict(method=method, layer=layer, params=resolved)
+    view = dict(method=spec.name, layer=layer, params=resolved)
     known = peek(ctx, "explain_any_class", **view)  # serves any class with no forward pass
     if known is not None:
         return known if known.class_idx == cls else for_class(known, cls)
-    backbone = _backbone_of(ctx)
+    model = _backbone_of(ctx).model
+
+    def step(s: Any) -> None:
+        if s.stage == "coarse" and not s.final and on_coarse is not None:
+            on_coarse(occlusion_explanation(s.coarse(), cls, resolved))
 
     def run(x: Any, progress: Any = None, **_: Any) -> "Explanation":
         extra = {} if progress is None else {"progress": progress}
-        return explain(backbone.model, x, method, layer, cls, **extra, **resolved)
+        if on_coarse is not None:
+            return explain_progressive(model, x, cls, on_step=step, **extra, **resolved)
+        return explain(model, x, spec.name, layer, cls, **extra, **resolved)
 
     exp = cached(ctx, "explain", run, _x=ctx.x, **view, class_idx=cls,
                  bar=spec.display if spec.long_running else None,
@@ -220,3 +243,91 @@ def checkerboard_cached(exp: "Explanation") -> float:
     if exp.gradient is None:
         return 0.0
     return cached(None, "checkerboard", lambda exp: checkerboard_fraction(exp), exp=exp)
+
+
+# --- the pages' own engine calls ----------------------------------------------------------------------------
+
+def features_cached(ctx: "Context", layer: str) -> "FeatureMaps":
+    """``cam_core.features.activations`` of ``layer`` for the context's image (Layers)."""
+    return cached(ctx, "features", lambda model, x, layer: activations(model, x, layer), entries=16,
+                  _model=_backbone_of(ctx).model, _x=ctx.x, layer=layer)
+
+
+def projection_cached(ctx: "Context", layer: str, channel: int) -> tuple[Any, float]:
+    """The deconvnet projection of one channel as an image, and its checkerboard share (Layers)."""
+    def run(model: Any, x: Any, layer: str, channel: int) -> tuple[Any, float]:
+        exp = explain(model, x, "deconvnet", target_layer=layer, target_channel=channel)
+        return gradient_image(exp.gradient), checkerboard_fraction(exp.gradient)
+
+    return cached(ctx, "deconvnet", run, entries=32, _model=_backbone_of(ctx).model, _x=ctx.x, layer=layer,
+                  channel=int(channel))
+
+
+def stage_maps_cached(ctx: "Context", names: list[str]) -> dict[str, Any]:
+    """The channel-mean map of each named layer, from one forward (Layers' stage strip)."""
+    return cached(ctx, "stages", lambda model, x, names: stage_maps(model, x, list(names)), entries=8,
+                  _model=_backbone_of(ctx).model, _x=ctx.x, names=tuple(names))
+
+
+def filters_cached(ctx: "Context") -> Any:
+    """The first convolution's filters as K×kh×kw×3 in [0, 1] (Layers); no image involved."""
+    return cached(ctx, "filters", lambda model: first_layer_filters(model), image=False, entries=4,
+                  _model=_backbone_of(ctx).model)
+
+
+def probe_cached(ctx: "Context", patch: int, fill: Any, top: int, left: int) -> list["Prediction"]:
+    """Top-5 with the occluder at (top, left) in model-input pixels (Occlusion's probe)."""
+    backbone = _backbone_of(ctx)
+    return cached(ctx, "occlusion_probe",
+                  lambda model, x, categories, patch, fill, top, left:
+                  occlusion_view.probe(model, x, top, left, patch, fill, categories),
+                  _model=backbone.model, _x=ctx.x, _categories=backbone.categories, patch=int(patch), fill=fill,
+                  top=int(top), left=int(left))
+
+
+def fill_rgb(ctx: "Context", fill: Any) -> tuple[int, int, int]:
+    """The occluder's colour on screen for the context's model (its normalization undone)."""
+    backbone = _backbone_of(ctx)
+    return occlusion_view.fill_rgb(fill, backbone.fill_value((0, 0, 0)), backbone.fill_value((255, 255, 255)))
+
+
+def sweep_cached(ctx: "Context", kind: str, values: tuple[float, ...], layer: str, class_idx: int,
+                 edge: str) -> "Sweep":
+    """``cam_core.invariance.sweep`` of the context's photo, with a progress bar (Invariance)."""
+    assert ctx.image is not None
+    backbone = _backbone_of(ctx)
+    return cached(ctx, "invariance",
+                  lambda model, preprocess, image, kind, values, layer, class_idx, edge, progress:
+                  sweep(model, preprocess, image, kind, list(values), layer, class_idx, edge=edge,
+                        progress=progress),
+                  bar=f"{kind.capitalize()} sweep", entries=16, _model=backbone.model,
+                  _preprocess=backbone.preprocess, _image=ctx.image.image, kind=kind,
+                  values=tuple(float(v) for v in values), layer=layer, class_idx=int(class_idx), edge=edge)
+
+
+#: Long side of the copy of each Batch image kept with its result (gallery and overlay ZIP are drawn from it).
+KEEP_SIDE = 768
+
+
+def batch_item_cached(ctx: "Context", item: "Item", digest: str, method: str, layer: str | None,
+                      params: dict[str, Any], metrics: tuple[str, ...] = ()) -> "BatchResult":
+    """``cam_core.batch.explain_item`` of one file (Batch), keyed by its content hash, not the page's photo."""
+    backbone = _backbone_of(ctx)
+    uses_std = any("pixel_std" in METRICS[m].settings for m in metrics)
+    settings = {"pixel_std": tuple(backbone.spec.std)} if uses_std else {}
+    return cached(ctx, "batch_item",
+                  lambda item, name, digest, method, layer, params, metrics:
+                  explain_item(item, backbone.model, backbone.preprocess, backbone.categories, method, layer,
+                               dict(params), keep_side=KEEP_SIDE, metrics=metrics, settings=settings),
+                  image=False, entries=128, _item=item, name=item.name, digest=digest, method=method, layer=layer,
+                  params=params, metrics=tuple(metrics))
+
+
+def batch_tile_cached(ctx: "Context", result: "BatchResult", digest: str, params: dict[str, Any], alpha: float,
+                      cmap: str, side: int) -> Any:
+    """The gallery tile of one Batch result: its overlay with the long side at most ``side``."""
+    return cached(ctx, "batch_tile",
+                  lambda result, digest, name, method, layer, params, alpha, cmap, side:
+                  overlay(thumbnail(result.image, side), result.heatmap, alpha, cmap),
+                  image=False, entries=256, _result=result, digest=digest, name=result.name, method=result.method,
+                  layer=result.layer, params=params, alpha=float(alpha), cmap=cmap, side=int(side))

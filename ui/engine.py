@@ -134,7 +134,7 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def key_of(ctx: "Context | None", name: str, image: bool = True, **inputs: Any) -> Key:
+def key_of(ctx: "Context | None", name: str, /, image: bool = True, **inputs: Any) -> Key:
     """The store's key of ``name`` for ``inputs`` (``_``-prefixed ones left out) on the context's model,
     device and (when ``image``) image."""
     where: tuple[Any, ...] = ()
@@ -156,7 +156,8 @@ def cached(ctx: "Context | None", name: str, fn: Callable[..., Any], /, *, bar: 
 
     With ``bar`` (e.g. "Occlusion"), a miss shows one progress bar ("Occlusion (about 12 s): 3 of 40") and
     ``fn`` gets ``progress=(done, total)``; ``expected`` is the time text, or a callable only a miss pays for.
-    The bar is gone when ``fn`` returns or raises. ``image=False`` leaves the image out of the key.
+    The bar is gone when ``fn`` returns or raises. ``image=False`` leaves the image out of the key. The
+    option names (``bar``, ``expected``, ``image``, ``entries``) cannot be inputs.
     """
     key = key_of(ctx, name, image, **inputs)
     args = _arguments(inputs)
@@ -180,12 +181,12 @@ def cached(ctx: "Context | None", name: str, fn: Callable[..., Any], /, *, bar: 
     return STORE.compute(name, key, make, entries)
 
 
-def peek(ctx: "Context | None", name: str, image: bool = True, **inputs: Any) -> Any | None:
+def peek(ctx: "Context | None", name: str, /, image: bool = True, **inputs: Any) -> Any | None:
     """The stored result of ``name`` for ``inputs``, or ``None``; never computes."""
     return STORE.get(name, key_of(ctx, name, image, **inputs))[1]
 
 
-def keep(ctx: "Context | None", name: str, value: Any, image: bool = True, entries: int = ENTRIES,
+def keep(ctx: "Context | None", name: str, value: Any, /, image: bool = True, entries: int = ENTRIES,
          **inputs: Any) -> None:
     """Store ``value`` as the result of ``name`` for ``inputs`` (e.g. a result that serves every class)."""
     STORE.put(name, key_of(ctx, name, image, **inputs), value, entries)

@@ -90,7 +90,7 @@ def test_occlusion_shows_both_maps_and_the_probe(app):
     note = [c.value for c in at.caption if "positions (patch 112, stride 56)" in c.value]
     assert note and note[0].startswith("3×6 positions")  # rows 0,56,112 of 224; cols 0..240 of 352
     assert any(c.startswith("Patch 112px at x ") for c in _captions(at))
-    assert ENGINE_CALLS["explain"] == home_calls + 2  # the coarse pass, then the fine one
+    assert ENGINE_CALLS["explain"] == home_calls + 1  # one run, coarse windows first (each window once)
 
 
 def test_occlusion_probe_moves_without_recomputing_the_maps(app):

@@ -41,3 +41,40 @@ def test_a_method_without_every_class_refuses():
     assert not switchable(exp)
     with pytest.raises(ValueError):
         for_class(exp, 0)
+
+
+@pytest.mark.parametrize("cls", [3, None])
+def test_progressive_explanation_equals_explain_and_draws_the_coarse_windows_first(cls):
+    from cam_core.progressive import explain_progressive
+
+    counting = Counting(seeded(GapNet(), seed=2))
+    coarse = []
+
+    def on_step(step):
+        if step.stage == "coarse":
+            coarse.append(step.coarse())
+
+    params = {"patch": 4, "stride": 2, "engine": "full"}
+    got = explain_progressive(counting, X, cls, on_step=on_step, **params)
+    grid = got.extras["grid"]
+    assert counting.seen == 1 + len(grid.rows) * len(grid.cols)  # every window once
+    direct = explain(counting.net, X, "occlusion", target_class=cls, **params)
+    assert got.class_idx == direct.class_idx and got.params == direct.params and got.notes == direct.notes
+    np.testing.assert_allclose(got.heatmap, direct.heatmap, atol=1e-9)
+    np.testing.assert_allclose(got.raw, plain_map(counting.net, X, direct.class_idx, 4, 2).numpy(), atol=1e-9)
+    for name in ("prob_grid", "top_class_grid"):
+        np.testing.assert_allclose(got.extras[name], direct.extras[name], atol=1e-9)
+    assert got.prob == pytest.approx(direct.prob, abs=1e-12) and switchable(got)
+    # the coarse grid (every patch//stride-th start, and the last): complete, its own windows' plain map
+    (view,) = coarse
+    # fine starts 0,2,4,6,8,9 (rows, 13 px) and 0,2,4,6,7 (cols, 11 px); every 2nd one and the last
+    assert view.complete and view.rows == [0, 4, 8, 9] and view.cols == [0, 4, 7]
+    np.testing.assert_allclose(occlusion_map_of(view, direct.class_idx),
+                               plain_map(counting.net, X, direct.class_idx, 4, 2, rows=[0, 4, 8, 9], cols=[0, 4, 7]).numpy(),
+                               atol=1e-9)
+
+
+def occlusion_map_of(grid, cls):
+    from cam_core.methods.occlusion import occlusion_map
+
+    return occlusion_map(grid, cls).numpy()
