@@ -15,7 +15,7 @@ import streamlit as st
 from cam_core.audit import review
 from cam_core.audit.paths import AuditPathError, audit_roots, list_audits, resolve_audit
 from cam_core.render import colorize, upsample
-from ui import audit_view, state
+from ui import audit_jobs, audit_start, audit_view, state
 from ui.audit_figures import confusion_figure
 from ui.display import results_slot
 from ui.sidebar import render_sidebar, show_notices
@@ -34,23 +34,78 @@ def _pick_audit() -> str | None:
     where = ", ".join(str(r) for r in audit_roots())
     left, right = st.columns([1, 1])
     options = names if current in names or not current else [current, *names]
-    choice = left.selectbox(f"Audit ({len(names)} in {where})", options,
-                            index=options.index(current) if current in options else None,
-                            placeholder="no audit yet" if not names else "pick an audit", key="w_audit_pick",
-                            help="Audits are folders in CAM_EXPLORER_AUDITS (several separated by "
-                                 "os.pathsep; default ./audits)")
-    typed = right.text_input("…or its name", value="", key="w_audit_typed", placeholder="run1 or team/run1")
+    ss = st.session_state
+    if ss.get("w_audit_pick") is not None and ss["w_audit_pick"] not in options:
+        del ss["w_audit_pick"]
+    kwargs: dict[str, Any] = dict(placeholder="no audit yet" if not names else "pick an audit", key="w_audit_pick",
+                                  help=f"{len(names)} audits in {where} (CAM_EXPLORER_AUDITS: several folders "
+                                       "separated by os.pathsep; default ./audits)")
+    if "w_audit_pick" not in ss:
+        kwargs["index"] = options.index(current) if current in options else None
+    choice = left.selectbox("Audit", options, **kwargs)
+    typed = right.text_input("…or its name", key="w_audit_typed", placeholder="run1 or team/run1")
     name = typed.strip() or choice
     state.remember("audit", name or None)
     return name
 
 
-def _progress(manifest: dict[str, Any], s: review.Summary) -> None:
-    total = int(manifest.get("inputs") or 0)
-    if manifest.get("finished") or not total:
-        return
-    st.progress(min(1.0, s.rows / total), text=f"Running: {s.rows} of {total} images so far (the figures "
-                                                f"below refresh as parts are written)")
+def _start(ctx: Any) -> None:
+    """Start an audit on an uploaded ZIP (in the background; its folder goes in the first audits folder)."""
+    from cam_core.batch import MAX_ITEMS
+    from cam_core.registry import METHODS
+
+    with st.expander("Start an audit on a ZIP of images", icon=":material/add:"):
+        st.caption(f"An ImageFolder (one folder per class, named by the model's label or its WordNet ID) or plain "
+                   f"images, up to {MAX_ITEMS} files. It runs in the background with the model chosen in the "
+                   f"sidebar; you can leave or reload the page. Saved in {audit_roots()[0]}.")
+        a, b = st.columns([1, 1])
+        a.text_input("Name", key="w_audit_new_name", value=audit_start.default_name(),
+                     help="letters, digits, '.', '_' or '-'")
+        b.multiselect("Methods", list(METHODS), default=["gradcam"], key="w_audit_new_methods",
+                      format_func=lambda m: METHODS[m].display,
+                      help="Layer CAMs (Grad-CAM, Grad-CAM++, …) share one pass per batch; others cost one "
+                           "explain call per image")
+        st.file_uploader("ZIP of images", type=["zip"], key="w_audit_new_zip")
+        st.button("Start the audit", key="audit_start", icon=":material/play_arrow:",
+                  on_click=audit_start.start_from_upload, args=(ctx.model_key,))
+        failed = audit_start.start_error()
+        if failed:
+            st.error(failed, icon=":material/error:")
+
+
+def _progress(folder: Path) -> bool:
+    """The background run's progress, refreshed every two seconds while it runs; True when there is no
+    manifest yet (nothing else to show)."""
+    job = audit_jobs.status(folder)
+    if job is None:
+        return False
+
+    @st.fragment(run_every=2 if job.state == "running" else None)
+    def live() -> None:
+        now = audit_jobs.status(folder)
+        if now is None:
+            return
+        if now.state != job.state:
+            st.rerun(scope="app")  # finished (or failed): redraw the whole page from the final parts
+        if now.state == "running":
+            if not now.total:
+                st.info("Starting: loading the model and listing the images…", icon=":material/hourglass_top:")
+                return
+            text = f"Running: {now.done:,} of {now.total:,} images"
+            if now.rate:
+                text += f" · {now.rate:.1f} images/s"
+            if now.left_s is not None and now.rate:
+                text += f" · about {audit_start.duration(now.left_s)} left"
+            st.progress(min(1.0, now.done / now.total), text=text)
+        elif now.state == "failed":
+            st.error(f"The audit failed: {literal(now.message or '', limit=400)}", icon=":material/error:")
+        elif now.state == "stopped":
+            st.warning(now.message, icon=":material/pause_circle:")
+            st.button("Resume", key="audit_resume", icon=":material/play_arrow:",
+                      on_click=audit_start.resume, args=(folder,))
+
+    live()
+    return not (folder / "manifest.json").is_file()
 
 
 def _headline(s: review.Summary) -> None:
@@ -159,6 +214,8 @@ def _mean_map(folder: Path, sig: Any, data: dict[str, Any], filters: review.Filt
 
 
 def _show(folder: Path) -> None:
+    if _progress(folder):
+        return
     key, sig = str(folder), audit_view.signature(folder)
     audit = audit_view.audit_of(folder)
     manifest = audit.manifest
@@ -167,7 +224,6 @@ def _show(folder: Path) -> None:
     st.caption(f"{literal(str(manifest.get('model')))} · layer {literal(str(manifest.get('layer')))} · "
                f"methods {literal(', '.join(audit.methods) or 'none')} · source "
                f"{literal(str(manifest.get('source')), limit=80)}")
-    _progress(manifest, s)
     _headline(s)
     _overview(data)
     st.divider()
@@ -190,6 +246,7 @@ def main() -> None:
     st.caption("The model across a whole image set: where it looks for each class, where it is right for the "
                "wrong reason, which mistakes it is sure of.")
     show_notices(ctx)
+    _start(ctx)
     name = _pick_audit()
     if not name:
         st.info("Pick an audit above, or make one with `cam-explorer audit DATA --method gradcam --out "

@@ -16,6 +16,8 @@ from ..errors import CamError
 ENV = "CAM_EXPLORER_AUDITS"
 DEFAULT = "audits"
 MANIFEST = "manifest.json"
+#: An audit started from the app has this before its manifest is written (ui/audit_jobs.py).
+JOB = "job.json"
 # A new audit's name: letters, digits, '.', '_', '-' (one folder, no leading dot).
 NEW_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
@@ -85,11 +87,15 @@ def resolve_audit(name: str, roots: Sequence[Path] | None = None) -> Path:
             raise AuditPathError(f"audit {name!r}: it leads outside the audits folder {root} (a symlink?); refused")
         if not real.is_dir():
             raise AuditPathError(f"audit {name!r}: not a folder")
-        if not (real / MANIFEST).is_file():
+        if not _is_audit(real):
             raise AuditPathError(f"audit {name!r}: no {MANIFEST} in it, so it is not an audit folder")
         check_contents(real, root)
         return real
     raise AuditPathError(f"audit {name!r}: no such audit in {_where(roots)}")
+
+
+def _is_audit(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file() or (folder / JOB).is_file()
 
 
 def check_contents(folder: Path, root: Path) -> None:
@@ -122,11 +128,11 @@ def _candidates(root: Path) -> Iterable[str]:
     for child in sorted(root.iterdir()):
         if child.name.startswith("."):
             continue
-        if (child / MANIFEST).is_file():
+        if _is_audit(child):
             yield child.name
         elif child.is_dir() and not child.is_symlink():
             for grand in sorted(child.iterdir()):
-                if not grand.name.startswith(".") and (grand / MANIFEST).is_file():
+                if not grand.name.startswith(".") and _is_audit(grand):
                     yield f"{child.name}/{grand.name}"
 
 

@@ -71,3 +71,58 @@ def test_open_in_inspect(app, audits):
     assert at.session_state["_uploaded_image"].name == "d.png"
     assert at.session_state["view"]["method"] == "gradcam"
     assert [t.value for t in at.title] == ["Inspect"]
+
+
+def _photo_zip() -> bytes:
+    import io
+    import zipfile
+
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for folder, name, photo in (("tabby", "chelsea.png", data.chelsea()), ("espresso", "coffee.png",
+                                                                                 data.coffee())):
+            png = io.BytesIO()
+            Image.fromarray(photo).resize((160, 120)).save(png, format="PNG")
+            z.writestr(f"photos/{folder}/{name}", png.getvalue())
+        z.writestr("photos/tabby/broken.png", b"not an image")
+    return buf.getvalue()
+
+
+def test_start_an_audit_on_a_zip_and_watch_it_finish(app, audits):
+    """The ZIP runs through `cam-explorer audit` in the background; reruns (as a reload would) show its progress
+    from the disk until it is done, then its figures: 3 images, 1 error, 2 labelled."""
+    import time
+
+    app.switch_page(PAGE).run()
+    app.text_input(key="w_audit_new_name").input("mine").run()
+    app.file_uploader(key="w_audit_new_zip").set_value(("photos.zip", _photo_zip(), "application/zip")).run()
+    app.button(key="audit_start").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert (audits / "mine" / "images" / "tabby" / "chelsea.png").is_file()
+    deadline = time.monotonic() + 240
+    while (not app.metric or app.get("progress") or app.info) and time.monotonic() < deadline:
+        time.sleep(2)
+        app.run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Images"] == "3" and metrics["Errors"] == "1"
+    assert any("2 images match" in m.value for m in app.markdown)
+    assert (audits / "mine" / "manifest.json").is_file()
+
+
+def test_start_refuses_a_zip_with_dot_dot(app, audits):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../evil.png", b"1")
+    app.switch_page(PAGE).run()
+    app.text_input(key="w_audit_new_name").input("evil").run()
+    app.file_uploader(key="w_audit_new_zip").set_value(("evil.zip", buf.getvalue(), "application/zip")).run()
+    app.button(key="audit_start").click().run()
+    assert any("climbs out of the archive with '..'" in e.value for e in app.error)
+    assert not (audits / "evil").exists() and not (audits.parent / "evil.png").exists()
