@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import ray
+import ray.data
 import torch
 from torch import nn
 
