@@ -1,5 +1,5 @@
-"""The Ray Data engine (Ray started in-process on 2 CPUs, one model actor: the quickest start) writes the same rows as the local engine: same columns,
-same predictions and errors, maps within 1e-5. Real skimage photos and a corrupt file; a tiny hand-built net
+"""The Ray Data engine (Ray started in-process on 2 CPUs, one model actor: the quickest start) writes the same
+rows as the local engine: same columns, same predictions and errors, maps within 1e-5. Real skimage photos and a corrupt file; a tiny hand-built net
 the actors build themselves (module-level loader and preprocessing: what Ray pickles)."""
 from __future__ import annotations
 
