@@ -187,45 +187,6 @@ def _check_channel(args: argparse.Namespace, methods: list[str]) -> None:
                          f"feature-map targets work with {', '.join(takers)}")
 
 
-class ExpectedTime:
-    """Expected seconds of a long method before it starts, from ``cam_core.batching.estimate_seconds``.
-
-    ``estimate_seconds`` needs how many items a run batches and whether they carry gradients; the CLI
-    learns both from the first run of a (method, parameters, input shape): the total its progress reported,
-    and which of the two batching timings that run moved. The next image of that shape gets an estimate.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.work: dict[tuple, tuple[int, bool]] = {}  # key -> (items, with gradients)
-
-    @staticmethod
-    def key(method: str, params: dict[str, Any], x: Any) -> tuple:
-        return method, repr(sorted(params.items())), tuple(x.shape), str(x.device)
-
-    def _timings(self, x: Any) -> dict[bool, float | None]:
-        from cam_core.batching import estimate_seconds
-
-        return {grad: estimate_seconds(self.model, x, 1, grad) for grad in (False, True)}
-
-    def before(self, key: tuple, x: Any) -> tuple[float | None, dict[bool, float | None]]:
-        """(expected seconds or ``None``, the timings now, to compare after the run)."""
-        from cam_core.batching import estimate_seconds
-
-        timings = self._timings(x)
-        known = self.work.get(key)
-        expected = None if known is None else estimate_seconds(self.model, x, known[0], known[1])
-        return expected, timings
-
-    def after(self, key: tuple, x: Any, timings: dict[bool, float | None], total: int | None) -> None:
-        if key in self.work or not total or total <= 1:
-            return
-        now = self._timings(x)
-        moved = [grad for grad in (False, True) if now[grad] is not None and now[grad] != timings[grad]]
-        if len(moved) == 1:
-            self.work[key] = (total, moved[0])
-
-
 def _class_targets(args: argparse.Namespace, backbone: Any, x: Any, categories: list[str] | None,
                    fixed_class: int | None) -> list[int | None]:
     """The classes to explain for one image: ``--top K`` predicted, else ``--class`` (``None``: the top one)."""
@@ -261,20 +222,18 @@ def _report_html(args: argparse.Namespace, path: str, name: str, backbone: Any, 
         elapsed_ms=exp.elapsed_ms, notes=exp.notes, version=__version__)
 
 
-def explain_one(opened: Opened, expected: ExpectedTime, what: str, x: Any, method: str, layer: str | None,
-                target: int | None, channel: int | None = None) -> Any:
-    """``cam_core.explain`` for one (image, method, class); a long method announces its expected time and
-    draws progress on stderr (``what`` names the run there)."""
+def explain_one(opened: Opened, what: str, x: Any, method: str, layer: str | None, target: int | None,
+                channel: int | None = None) -> Any:
+    """``cam_core.explain`` for one (image, method, class); a long method announces its expected time
+    (``MethodSpec.expected_seconds``, as the app does) and draws progress on stderr (``what`` names the run)."""
     from cam_core.explain import explain as run_method
     from cam_core.registry import METHODS
 
     params = opened.params[method]
-    progress = writers.Progress(what) if METHODS[method].long_running else None
-    key = ExpectedTime.key(method, params, x)
-    timings: dict[bool, float | None] = {}
+    spec = METHODS[method]
+    progress = writers.Progress(what) if spec.long_running else None
     if progress is not None:
-        estimate, timings = expected.before(key, x)
-        writers.announce(what, estimate)
+        writers.announce(what, spec.expected_seconds(opened.backbone.model, x, params, layer))
     try:
         exp = run_method(opened.backbone.model, x, method, target_layer=layer, target_class=target,
                          target_channel=channel, progress=progress, **params)
@@ -282,8 +241,6 @@ def explain_one(opened: Opened, expected: ExpectedTime, what: str, x: Any, metho
         if progress is not None:
             progress.interrupted()
         raise
-    if progress is not None:
-        expected.after(key, x, timings, progress.total)
     return exp
 
 
@@ -311,7 +268,6 @@ def explain(args: argparse.Namespace) -> int:
     opened = open_model(args, methods)
     backbone = opened.backbone
     out = writers.OutputFolder(args.out)
-    expected = ExpectedTime(backbone.model)
     failures = Failures(args.debug)
 
     for path, img, x in each_image(args.images, backbone, failures):
@@ -333,7 +289,7 @@ def explain(args: argparse.Namespace) -> int:
                 base = f"{stem}_{writers.safe_name(method)}{suffix}"
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
                 with failures.guard(_item(path, method, target)):
-                    exp = explain_one(opened, expected, what, x, method, layer, target, args.channel)
+                    exp = explain_one(opened, what, x, method, layer, target, args.channel)
                     heat = render.heatmap_at_image_size(exp, img)
                     overlay = render.overlay(img, heat, args.alpha, args.colormap)
                     npy = out.heatmap(base, heat)
@@ -384,15 +340,12 @@ def check_box(args: argparse.Namespace, metrics: list[str]) -> None:
 
 def with_model_settings(settings: dict[str, Any], metrics: list[str], backbone: Any) -> dict[str, Any]:
     """``--setting`` values with colours in the model's input space (``deletion_fill=gray``) and ROAD's
-    ``pixel_std`` taken from the model's normalization unless given."""
-    from cam_core.metrics import METRICS
+    ``pixel_std`` taken from the model's normalization unless given (``cam_core.metrics.with_pixel_std``)."""
+    from cam_core.metrics import with_pixel_std
 
     settings = dict(settings)
     colours_in(settings, backbone, "--setting")
-    std = getattr(getattr(backbone, "spec", None), "std", None)
-    if std is not None and "pixel_std" not in settings and any("pixel_std" in METRICS[m].settings for m in metrics):
-        settings["pixel_std"] = [float(v) for v in std]
-    return settings
+    return with_pixel_std(settings, metrics, getattr(getattr(backbone, "spec", None), "std", None))
 
 
 @command
@@ -407,7 +360,6 @@ def evaluate(args: argparse.Namespace) -> int:
     opened = open_model(args, methods)
     backbone = opened.backbone
     settings = with_model_settings(settings, metrics, backbone)
-    expected = ExpectedTime(backbone.model)
     failures = Failures(args.debug)
 
     for path, img, x in each_image(args.images, backbone, failures):
@@ -422,7 +374,7 @@ def evaluate(args: argparse.Namespace) -> int:
             for target in targets:
                 what = f"{Path(path).name} {method}" + (f" class {target}" if target is not None else "")
                 with failures.guard(_item(path, method, target)):
-                    exp = explain_one(opened, expected, what, x, method, layer, target)
+                    exp = explain_one(opened, what, x, method, layer, target)
                     progress = writers.Progress(f"{what} {'+'.join(metrics)}")
                     try:
                         results = score(backbone.model, x, exp, metrics, exp.class_idx, progress=progress,

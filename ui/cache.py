@@ -21,7 +21,7 @@ from cam_core.imaging import thumbnail
 from cam_core.invariance import sweep
 from cam_core.layer_groups import grouped_layers, stage_strip
 from cam_core.layers import layers
-from cam_core.metrics import METRICS
+from cam_core.metrics import with_pixel_std
 from cam_core.progressive import explain_progressive
 from cam_core.registry import get_method
 from cam_core.render import checkerboard_fraction, display_map, gradient_image, overlay
@@ -313,8 +313,7 @@ def batch_item_cached(ctx: "Context", item: "Item", digest: str, method: str, la
                       params: dict[str, Any], metrics: tuple[str, ...] = ()) -> "BatchResult":
     """``cam_core.batch.explain_item`` of one file (Batch), keyed by its content hash, not the page's photo."""
     backbone = _backbone_of(ctx)
-    uses_std = any("pixel_std" in METRICS[m].settings for m in metrics)
-    settings = {"pixel_std": tuple(backbone.spec.std)} if uses_std else {}
+    settings = with_pixel_std({}, metrics, backbone.spec.std)
     return cached(ctx, "batch_item",
                   lambda item, name, digest, method, layer, params, metrics:
                   explain_item(item, backbone.model, backbone.preprocess, backbone.categories, method, layer,

@@ -221,6 +221,12 @@ def _default_steps() -> int:
     return int(SETTINGS["steps"].default)
 
 
+def _steps_range() -> tuple[int, int]:
+    from cam_core.metrics import SETTINGS
+
+    return int(SETTINGS["steps"].min), int(SETTINGS["steps"].max)
+
+
 def _asked(key: tuple[Any, ...]) -> dict[str, Any]:
     """What was asked for this map; anything asked for another map is forgotten."""
     asked = st.session_state.get(_ASKED)
@@ -250,7 +256,8 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
         left, right = st.columns(2, gap="large")
         with left:
             st.markdown("**Deletion and insertion**")
-            steps = int(st.number_input("Curve steps", min_value=2, max_value=100, value=_default_steps(), step=1,
+            lo, hi = _steps_range()  # the metrics settings' range, their one home
+            steps = int(st.number_input("Curve steps", min_value=lo, max_value=hi, value=_default_steps(), step=1,
                                         key=_STEPS_KEY, help="Pixels are changed in this many equal steps; "
                                         "fewer steps are faster, more give a smoother curve"))
             st.session_state[_STEPS_CHOSEN] = steps  # Compare scores with the same steps

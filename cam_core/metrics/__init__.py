@@ -9,7 +9,7 @@ from .baseline import Baseline, BaselineScores, random_maps
 from .evaluate import evaluate, model_runs
 from .result import Curve, MetricResult, trapezoid_auc
 from .settings import SETTINGS
-from .specs import METRICS, MetricSpec, get_metric
+from .specs import METRICS, MetricSpec, get_metric, with_pixel_std
 
 __all__ = ["Baseline", "BaselineScores", "Curve", "METRICS", "MetricResult", "MetricSpec", "SETTINGS", "evaluate",
-           "get_metric", "model_runs", "random_maps", "trapezoid_auc"]
+           "get_metric", "model_runs", "random_maps", "trapezoid_auc", "with_pixel_std"]

@@ -4,9 +4,10 @@ The UI, the CLI and the Learn page read ``METRICS``; a new metric is one entry h
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from ..errors import CamError
 from . import confidence, deletion_insertion, localization, road
@@ -71,3 +72,12 @@ def get_metric(name: str) -> MetricSpec:
     if spec is None:
         raise CamError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
     return spec
+
+
+def with_pixel_std(settings: dict[str, Any], metrics: Sequence[str], std: Sequence[float] | None) -> dict[str, Any]:
+    """``settings`` with ROAD's ``pixel_std`` set to the model's normalization ``std`` when a metric of
+    ``metrics`` reads it and it was not given (the app and the CLI both take the default from here)."""
+    out = dict(settings)
+    if std is not None and "pixel_std" not in out and any("pixel_std" in METRICS[m].settings for m in metrics):
+        out["pixel_std"] = [float(v) for v in std]
+    return out

@@ -1,15 +1,10 @@
-"""What the command line writes that is not a map: progress lines on stderr, durations, file stems, and the
-expected time of a long run from the batching engine's own measurements."""
+"""What the command line writes that is not a map: progress lines on stderr, durations, file stems."""
 from __future__ import annotations
 
 import io
 
 import pytest
-import torch
-from torch import nn
 
-from cam_core.batching import Stack, batched_forward, batched_gradient, estimate_seconds
-from cam_explorer.commands import ExpectedTime
 from cam_explorer.writers import OutputFolder, Progress, duration, one_line
 
 
@@ -56,25 +51,3 @@ def test_stems_stay_unique_and_errors_stay_one_line(tmp_path):
     assert out.path.is_dir()
     assert [out.stem_for(p) for p in ("a/cat.jpg", "b/cat.jpg", "my photo!.png")] == ["cat", "cat_2", "my_photo"]
     assert one_line(ValueError("two\nlines")) == "ValueError: two lines"
-
-
-def test_expected_time_comes_from_the_batching_engines_measurement():
-    """A first run teaches (items, gradients?); the next run of that key is announced with exactly
-    ``estimate_seconds(model, x, items, grad)``: the same number the engine would give."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 5)).eval()
-    x = torch.rand(1, 3, 9, 11)
-    expected = ExpectedTime(model)
-    for grad, run in ((False, lambda p: batched_forward(model, Stack(x.repeat(10, 1, 1, 1)), progress=p)),
-                      (True, lambda p: batched_gradient(model, Stack(x.repeat(10, 1, 1, 1)),
-                                                        lambda logits: logits[:, 1], progress=p))):
-        key = ExpectedTime.key(f"method_{grad}", {"n": 10}, x)
-        before, timings = expected.before(key, x)
-        assert before is None  # nothing learned for this key yet
-        progress = Progress("x", io.StringIO())
-        run(progress)
-        expected.after(key, x, timings, progress.total)
-        assert expected.work[key] == (10, grad)
-        again, _ = expected.before(key, x)
-        assert again is not None and again == estimate_seconds(model, x, 10, grad) > 0
