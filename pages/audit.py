@@ -14,7 +14,6 @@ import streamlit as st
 
 from cam_core.audit import review
 from cam_core.audit.paths import AuditPathError, audit_roots, list_audits, resolve_audit
-from cam_core.render import colorize, upsample
 from ui import audit_jobs, audit_start, audit_view, state
 from ui.audit_figures import confusion_figure
 from ui.display import results_slot
@@ -201,14 +200,14 @@ def _gallery(folder: Path, sig: Any, manifest: dict[str, Any], filters: review.F
 def _mean_map(folder: Path, sig: Any, data: dict[str, Any], filters: review.Filters, method: str) -> None:
     if not method:
         return
-    heat, n = audit_view.mean_map(str(folder), sig, method, filters.label_idx, filters.correct)
+    picture, n = audit_view.mean_map(str(folder), sig, method, filters.label_idx, filters.correct)
     if not n:
         return
     classes = dict(data["classes"])
     what = "all images" if filters.label_idx is None else str(classes.get(filters.label_idx, ""))
     if filters.correct is not None:
         what += " (correct)" if filters.correct else " (incorrect)"
-    st.image(colorize(upsample(heat, (192, 192))), width=192,
+    st.image(picture, width=192,
              caption=f"Mean {method} map of {literal(what)}: {n} map{'s' if n != 1 else ''}, each scaled to "
                      "its peak, averaged")
 

@@ -14,8 +14,9 @@ from cam_core.audit import review
 from cam_core.audit.paths import audit_roots, within_roots
 from cam_core.audit.report import overlay_image
 from cam_core.audit.store import MANIFEST, Audit, open_audit, part_files
+from cam_core.render import colorize, upsample
 
-from . import state
+from . import engine, state
 
 Sig = tuple[Any, ...]
 #: Long side of a gallery tile, pixels.
@@ -40,9 +41,7 @@ def audit_of(folder: Path) -> Audit:
     return _open(str(folder))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def overview(folder: str, sig: Sig) -> dict[str, Any]:
-    """Summary, per-class rows, confusion matrix, classes present and filterable columns of the audit."""
+def _overview(folder: str, sig: Sig) -> dict[str, Any]:
     audit = _open(folder)
     return {"summary": review.summary(audit), "per_class": review.per_class(audit),
             "confusion": review.confusion(audit), "classes": list(review.class_names(audit)),
@@ -50,9 +49,12 @@ def overview(folder: str, sig: Sig) -> dict[str, Any]:
             "errors": review.errors(audit)}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def column_range(folder: str, sig: Sig, column: str) -> tuple[float, float] | None:
-    """The smallest and largest value of a score column (None when it has none)."""
+def overview(folder: str, sig: Sig) -> dict[str, Any]:
+    """Summary, per-class rows, confusion matrix, classes present and filterable columns of the audit."""
+    return engine.cached(None, "audit_overview", _overview, image=False, entries=16, folder=folder, sig=sig)
+
+
+def _range(folder: str, sig: Sig, column: str) -> tuple[float, float] | None:
     audit = _open(folder)
     if column not in review.score_columns(audit):
         return None
@@ -61,17 +63,36 @@ def column_range(folder: str, sig: Sig, column: str) -> tuple[float, float] | No
     return None if lo is None else (float(lo), float(hi))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def selection(folder: str, sig: Sig, filters: review.Filters, order_by: str, descending: bool, limit: int,
-              offset: int) -> tuple[int, list[dict[str, Any]]]:
-    """How many rows pass the filters, and one page of them (``review.select``)."""
+def column_range(folder: str, sig: Sig, column: str) -> tuple[float, float] | None:
+    """The smallest and largest value of a score column (None when it has none)."""
+    return engine.cached(None, "audit_range", _range, image=False, folder=folder, sig=sig, column=column)
+
+
+def _select(folder: str, sig: Sig, key: Any, filters: review.Filters, order_by: str, descending: bool,
+            limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
     return review.select(_open(folder), filters, order_by, descending, limit, offset)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def mean_map(folder: str, sig: Sig, method: str, label_idx: int | None, correct: bool | None
+def selection(folder: str, sig: Sig, filters: review.Filters, order_by: str, descending: bool, limit: int,
+              offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many rows pass the filters, and one page of them (``review.select``)."""
+    key = (filters.label_idx, filters.correct, filters.confidence, tuple(sorted(filters.ranges.items())),
+           filters.wrong_reason, filters.errors)
+    return engine.cached(None, "audit_select", _select, image=False, folder=folder, sig=sig, key=key,
+                         _filters=filters, order_by=order_by, descending=descending, limit=limit, offset=offset)
+
+
+def _mean(folder: str, sig: Sig, method: str, label_idx: int | None, correct: bool | None, side: int
+          ) -> tuple[np.ndarray, int]:
+    heat, n = review.mean_map(_open(folder), method, label_idx, correct=correct)
+    return colorize(upsample(heat, (side, side))), n
+
+
+def mean_map(folder: str, sig: Sig, method: str, label_idx: int | None, correct: bool | None, side: int = 192
              ) -> tuple[np.ndarray, int]:
-    return review.mean_map(_open(folder), method, label_idx, correct=correct)
+    """The class's mean map, coloured at ``side``×``side``, and how many maps went in (``review.mean_map``)."""
+    return engine.cached(None, "audit_mean_map", _mean, image=False, folder=folder, sig=sig, method=method,
+                         label_idx=label_idx, correct=correct, side=side)
 
 
 def image_root(folder: Path, manifest: dict[str, Any]) -> Path | None:
@@ -80,17 +101,22 @@ def image_root(folder: Path, manifest: dict[str, Any]) -> Path | None:
     return root if within_roots(root, audit_roots()) else None
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def tile(folder: str, sig: Sig, index: int, method: str, _row: dict[str, Any]) -> tuple[Image.Image | None,
-                                                                                    str | None]:
-    """The row's overlay (long side ``TILE_SIDE``) and a note when only the map could be shown."""
+def _tile(folder: str, sig: Sig, index: int, method: str, row: dict[str, Any]) -> tuple[Image.Image | None,
+                                                                                 str | None]:
     audit = _open(folder)
-    raw = audit.map(index, method) if _row.get("error") is None else None
+    raw = audit.map(index, method) if row.get("error") is None else None
     root = image_root(Path(folder), audit.manifest)
-    picture, note = overlay_image(_row, raw, root, side=TILE_SIDE)
+    picture, note = overlay_image(row, raw, root, side=TILE_SIDE)
     if root is None and raw is not None:
         note = "map only: the images are outside the audits folders"
     return picture, note
+
+
+def tile(folder: str, sig: Sig, index: int, method: str, row: dict[str, Any]) -> tuple[Image.Image | None,
+                                                                                   str | None]:
+    """The row's overlay (long side ``TILE_SIDE``) and a note when only the map could be shown."""
+    return engine.cached(None, "audit_tile", _tile, image=False, entries=256, folder=folder, sig=sig, index=index,
+                         method=method, _row=row)
 
 
 _GOTO = "_audit_goto_inspect"

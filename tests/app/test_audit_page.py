@@ -39,7 +39,11 @@ def test_open_filter_and_sort(app, audits):
     assert any("6 images match" in m.value for m in at.markdown)
     # sorted by confidence, highest first: d .95, a .90, b .80, c .70, e .60, f .50
     assert [c.split(" ·")[0] for c in _captions(at)] == ["d.png", "a.png", "b.png", "c.png", "e.png", "f.png"]
+    from ui.engine import ENGINE_CALLS
+
+    tiles = ENGINE_CALLS["audit_tile"]
     at.segmented_control(key="w_audit_outcome").set_value("incorrect").run()
+    assert ENGINE_CALLS["audit_tile"] == tiles  # d, b, f were drawn already: nothing recomputed
     assert any("3 images match" in m.value for m in at.markdown)
     assert [c.split(" ·")[0] for c in _captions(at)] == ["d.png", "b.png", "f.png"]
     at.selectbox(key="w_audit_class").set_value(2).run()  # cup, incorrect: f only
