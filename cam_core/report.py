@@ -85,8 +85,9 @@ def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str
 
 def _metrics_html(metrics: Mapping[str, Any]) -> str:
     """Scores (with their one-line explanation), the curves as SVG and as a table of points."""
-    rows = "\n".join(f"<tr><td>{_e(name)}</td><td>{r.score:.4f}</td><td>{'higher' if r.higher_is_better else 'lower'}"
-                     f"</td><td>{_e(r.explanation)}</td></tr>" for name, r in metrics.items())
+    rows = "\n".join(f"<tr><td>{_e(name)}</td><td><strong>{_e(r.sentence())}</strong></td><td>{r.score:.4f}</td>"
+                     f"<td>{'higher' if r.higher_is_better else 'lower'}</td><td>{_e(r.explanation)}</td></tr>"
+                     for name, r in metrics.items())
     with_curve = {name: r for name, r in metrics.items() if r.curve is not None}
     svg, points = "", ""
     if with_curve:
@@ -100,8 +101,8 @@ def _metrics_html(metrics: Mapping[str, Any]) -> str:
         points = (f"<details><summary>Curve points</summary><table><tr><th>{_e(first.x_label)}</th>{head}</tr>"
                   f"\n{lines}</table></details>")
     notes = "\n".join(f'<p class="note">{_e(name)}: {_e(n)}</p>' for name, r in metrics.items() for n in r.notes)
-    return (f"<h2>Can I trust this map? Faithfulness</h2>\n<table><tr><th>Metric</th><th>Score</th>"
-            f"<th>Better</th><th>What it means</th></tr>\n{rows}\n</table>\n{svg}\n{points}\n{notes}")
+    return (f"<h2>Can I trust this map? Faithfulness</h2>\n<table><tr><th>Metric</th><th>Verdict</th>"
+            f"<th>Score</th><th>Better</th><th>What it means</th></tr>\n{rows}\n</table>\n{svg}\n{points}\n{notes}")
 
 
 def _sanity_html(sanity: Any) -> str:
@@ -110,8 +111,9 @@ def _sanity_html(sanity: Any) -> str:
         return "— (blank map)" if v != v else f"{v:.3f}"
 
     rows = "\n".join(f"<tr><td>{_e(s.stage)}</td><td>{rho(s.rho)}</td></tr>" for s in sanity.stages)
-    return (f"<h2>Can I trust this map? Sanity check</h2>\n<p><strong>{_e(sanity.verdict)}</strong>. "
-            f"{_e(sanity.class_verdict)}.</p>\n<table><tr><th>Randomized down to ({_e(sanity.mode)})</th>"
+    return (f"<h2>Can I trust this map? Sanity check</h2>\n<p class=\"outcome {_e(sanity.outcome)}\"><strong>"
+            f"Sanity check {_e(sanity.outcome)}</strong>: {_e(sanity.reason)}.</p>\n"
+            f"<p>In figures: {_e(sanity.verdict)}; {_e(sanity.class_verdict)}.</p>\n<table><tr><th>Randomized down to ({_e(sanity.mode)})</th>"
             f"<th>Spearman ρ with the original map</th></tr>\n{rows}\n</table>")
 
 

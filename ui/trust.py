@@ -1,13 +1,11 @@
-""""Can I trust this map?": faithfulness curves (deletion / insertion) and the sanity check, on demand.
+""""Can I trust this map?": deletion / insertion judged against random maps, and the sanity check.
 
-Page-independent pieces: the cached engine calls (``st.cache_data`` keyed like ``ui.cache``: image digest +
-model + device + method + layer + class + parameters, the unhashable model, image and map as ``_``-prefixed
-arguments), the Plotly figures, the low-confidence banner, and ``section`` which draws it all under a map.
-
-What the person asked for is remembered in ``st.session_state`` under the map's own key (``map_key``), so a
-result is never shown next to another map: a new image, model, method, layer, class or parameter is a new
-key and the old results simply stop being drawn. Alpha and colormap are not in the key: moving them redraws
-from the cache and never recomputes.
+Page-independent pieces: the engine calls (on ``ui.engine.cached``: keyed by model, device, image digest,
+the map and the settings), the Plotly figures, the low-confidence banner, and ``section`` which draws it all
+under a map. The curves come by themselves when they are expected to be quick (``AUTO_SECONDS``, from
+``cam_core.metrics.model_runs`` and the model's measured speed), on a click otherwise; the sanity check on a
+click. What was asked for is remembered under the map's own key (``map_key``), so a result is never shown
+next to another map. Alpha and colormap are not in any key: moving them redraws and never recomputes.
 """
 from __future__ import annotations
 
@@ -18,7 +16,6 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from .cache import ENGINE_CALLS
 from .widgets import literal
 
 #: Below this top-class probability, or with the top two closer than ``UNSURE_GAP``, the prediction is unsure.
@@ -59,67 +56,121 @@ def unsure_message(preds: Sequence[Any]) -> str | None:
 
 # --- cached engine calls -------------------------------------------------------------------------------------
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _evaluate(key: tuple[Any, ...], steps: int, _backbone: Any, _image: Any, _exp: Any,
-              _expected: str = "") -> dict[str, Any]:
+#: Random maps each deletion/insertion score is judged against in the app. The CLI's 16 cost 16 × 56 extra
+#: images at 28 steps (896: two minutes on a busy 2-core CPU at 0.15 s an image, measured); 8 halve that and
+#: keep the rule's meaning ("better" = beats all 8: 1 chance in 9 for a random map). Paid once per image and
+#: class: every other method's map on it reuses them.
+APP_BASELINE = 8
+#: Curves expected to take at most this long are computed as soon as the map is shown (a progress bar with
+#: the expected time beyond ``QUICK_SECONDS``); longer ones wait for a click. Tests may lower it.
+AUTO_SECONDS = 15.0
+QUICK_SECONDS = 1.0
+
+
+def _baseline() -> Any:
+    from cam_core.metrics.baseline import shared_baseline
+
+    return shared_baseline(APP_BASELINE)
+
+
+def _run_evaluate(model: Any, x: Any, exp: Any, steps: int, baseline: int, progress: Any = None) -> dict[str, Any]:
     from cam_core import evaluate
 
-    ENGINE_CALLS["evaluate"] += 1
-    x = _backbone.preprocess(_image)
-    bar = st.progress(0.0, text="Deletion and insertion: starting…")
-
-    def progress(done: int, total: int) -> None:
-        if total > 0:
-            bar.progress(min(done / total, 1.0), text=f"Deletion and insertion: {done} of {total} model runs "
-                                                                f"(expected: {_expected})")
-
-    try:
-        return evaluate(_backbone.model, x, _exp, METRICS, _exp.class_idx, progress=progress, steps=steps)
-    finally:
-        bar.empty()
+    return evaluate(model, x, exp, METRICS, exp.class_idx, progress=progress, steps=steps,
+                    baseline=_baseline() if baseline else None)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _sanity(key: tuple[Any, ...], _backbone: Any, _image: Any, _exp: Any, _expected: str = "") -> Any:
+def metric_runs(ctx: Any, exp: Any, steps: int) -> tuple[int, int]:
+    """Images the curves of ``exp``'s map would run now: (its own, the random maps' — 0 once kept)."""
+    from cam_core.metrics import model_runs
+
+    return model_runs(ctx.backbone.model, ctx.x, METRICS, exp.class_idx, baseline=_baseline(), steps=int(steps))
+
+
+def _seconds(ctx: Any, runs: int) -> float | None:
+    from cam_core.batching import estimate_seconds
+
+    return estimate_seconds(ctx.backbone.model, ctx.x, runs) if runs else 0.0
+
+
+def _evaluate_inputs(ctx: Any, exp: Any, steps: int, baseline: bool) -> dict[str, Any]:
+    return {"_model": ctx.backbone.model, "_x": ctx.x, "exp": exp, "steps": int(steps),
+            "baseline": APP_BASELINE if baseline else 0}
+
+
+def evaluate_cached(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> dict[str, Any]:
+    """Deletion and insertion of ``exp``'s map (``{name: MetricResult}``), with verdicts against
+    ``APP_BASELINE`` random maps when ``baseline``; computed once per map, steps and baseline (a progress
+    bar with the expected time when it should take over ``QUICK_SECONDS``)."""
+    from .engine import cached
+
+    own, extra = metric_runs(ctx, exp, steps)
+    runs = own + (extra if baseline else 0)
+    seconds = _seconds(ctx, runs)
+    bar = None if seconds is not None and seconds <= QUICK_SECONDS else "Deletion and insertion"
+    return cached(ctx, "evaluate", _run_evaluate, bar=bar, expected=lambda: runs_text(runs, seconds), entries=32,
+                  **_evaluate_inputs(ctx, exp, steps, baseline))
+
+
+def kept_metrics(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> dict[str, Any] | None:
+    """The curves already computed for ``exp``'s map, or ``None``; never computes."""
+    from .engine import peek
+
+    return peek(ctx, "evaluate", **_evaluate_inputs(ctx, exp, steps, baseline))
+
+
+def tier(total: float | None, alone: float | None, asked: bool, auto: float) -> str:
+    """What to compute now from the expected seconds (``None``: the model's speed not measured yet):
+    ``"full"`` — the curves with their verdict (asked for, or ``total`` within ``auto``); ``"own"`` — the
+    map's own curves (``alone`` within ``auto``, or unknown: they measure the speed), the verdict later;
+    ``"wait"`` — nothing until a click."""
+    if asked or (total is not None and total <= auto):
+        return "full"
+    if auto > 0 and (alone is None or alone <= auto):
+        return "own"
+    return "wait"
+
+
+def metrics_now(ctx: Any, exp: Any, steps: int, asked: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """The curves to show for ``exp``'s map and, when they lack their verdict, what a click would cost
+    (``tier`` decides; the verdict follows at once when the curves' own run showed it is quick too)."""
+    full = kept_metrics(ctx, exp, steps)
+    if full is not None:
+        return full, None
+    own, extra = metric_runs(ctx, exp, steps)
+    chosen = tier(_seconds(ctx, own + extra), _seconds(ctx, own), asked, AUTO_SECONDS)
+    if chosen == "full":
+        return evaluate_cached(ctx, exp, steps), None
+    plain = kept_metrics(ctx, exp, steps, baseline=False)
+    if plain is None and chosen == "own":
+        plain = evaluate_cached(ctx, exp, steps, baseline=False)  # also times the model for the estimate
+        if tier(_seconds(ctx, own + extra), 0.0, False, AUTO_SECONDS) == "full":
+            return evaluate_cached(ctx, exp, steps), None
+    return plain, runs_text(own + extra, _seconds(ctx, own + extra))
+
+
+def _run_sanity(model: Any, x: Any, exp: Any, categories: Any, progress: Any = None) -> Any:
     from cam_core import sanity_check
 
-    ENGINE_CALLS["sanity"] += 1
-    x = _backbone.preprocess(_image)
-    bar = st.progress(0.0, text="Sanity check: starting…")
-
-    def progress(done: int, total: int) -> None:
-        if total > 0:
-            bar.progress(min(done / total, 1.0), text=f"Sanity check: {done} of {total} maps (expected: {_expected})")
-
-    try:
-        return sanity_check(_backbone.model, x, _exp.method, _exp.class_idx, target_layer=_exp.layer,
-                            progress=progress, categories=_backbone.categories, **(_exp.params or {}))
-    finally:
-        bar.empty()
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _stage_count(model_key: str, device: str, shape: tuple[int, ...], _backbone: Any, _x: Any) -> int:
-    from cam_core.sanity import find_stages
-
-    return len(find_stages(_backbone.model, _x)[0])
-
-
-def evaluate_cached(ctx: Any, exp: Any, steps: int) -> dict[str, Any]:
-    """Deletion and insertion of ``exp``'s map (``{name: MetricResult}``), computed once per map and ``steps``."""
-    return _evaluate(map_key(ctx, exp), int(steps), ctx.backbone, ctx.image.image, exp,
-                     metrics_estimate(ctx, steps))
+    return sanity_check(model, x, exp.method, exp.class_idx, target_layer=exp.layer, progress=progress,
+                        categories=categories, **(exp.params or {}))
 
 
 def sanity_cached(ctx: Any, exp: Any) -> Any:
     """``cam_core.sanity_check`` (cascading, seed 0) of ``exp``'s method, layer, class and parameters; cached."""
-    return _sanity(map_key(ctx, exp), ctx.backbone, ctx.image.image, exp, sanity_estimate(ctx, exp))
+    from .engine import cached
+
+    return cached(ctx, "sanity", _run_sanity, bar="Sanity check", expected=lambda: sanity_estimate(ctx, exp),
+                  entries=16, _model=ctx.backbone.model, _x=ctx.x, exp=exp, _categories=ctx.backbone.categories)
 
 
-def clear() -> None:
-    """Empty the trust caches (tests)."""
-    for fn in (_evaluate, _sanity, _stage_count):
-        fn.clear()
+def _stage_count(ctx: Any) -> int:
+    from cam_core.sanity import find_stages
+
+    from .engine import cached
+
+    return cached(ctx, "sanity_stages", lambda model, x, shape: len(find_stages(model, x)[0]), image=False,
+                  entries=16, _model=ctx.backbone.model, _x=ctx.x, shape=tuple(ctx.x.shape))
 
 
 # --- time estimates -----------------------------------------------------------------------------------------
@@ -130,20 +181,21 @@ def _about(seconds: float | None) -> str:
     return "under a second" if seconds < 1 else f"about {seconds:,.0f} s"
 
 
-def metrics_estimate(ctx: Any, steps: int) -> str:
-    """"57 model runs, about 12 s" (the time once this process has measured the model on this device)."""
-    from cam_core.batching import estimate_seconds
+def runs_text(runs: int, seconds: float | None) -> str:
+    """"505 model runs, about 12 s" (no time before this process has measured the model on this device)."""
+    about = _about(seconds)
+    return f"{runs} model runs" + (f", {about}" if about else "")
 
-    count = 1 + 2 * int(steps)
-    x = ctx.backbone.preprocess(ctx.image.image)
-    about = _about(estimate_seconds(ctx.backbone.model, x, count))
-    return f"{count} model runs" + (f", {about}" if about else "")
+
+def metrics_estimate(ctx: Any, exp: Any, steps: int) -> str:
+    """What the curves of ``exp``'s map with their verdict would cost now (random maps included until kept)."""
+    own, extra = metric_runs(ctx, exp, steps)
+    return runs_text(own + extra, _seconds(ctx, own + extra))
 
 
 def sanity_estimate(ctx: Any, exp: Any) -> str:
     """"12 maps, at most about 8 s": the stages found in the model plus the original and a random class."""
-    x = ctx.backbone.preprocess(ctx.image.image)
-    maps = _stage_count(ctx.model_key, str(ctx.device), tuple(x.shape), ctx.backbone, x) + 2
+    maps = _stage_count(ctx) + 2
     about = _about(exp.elapsed_ms / 1000.0 * maps if exp.elapsed_ms else None)
     return f"{maps} maps" + (f", at most {about}" if about else "")  # the first map's time includes warm-up
 
@@ -242,6 +294,21 @@ def _ask(key: tuple[Any, ...], what: str) -> None:
     _asked(key)[what] = int(st.session_state.get(_STEPS_KEY, _default_steps())) if what == "metrics" else True
 
 
+#: How each standing against the random maps is marked: colour and icon.
+STANDING_STYLE = {"better": ("green", ":material/check_circle:"), "unclear": ("orange", ":material/help:"),
+                  "no better": ("red", ":material/cancel:")}
+
+
+def show_metrics(metrics: Mapping[str, Any], key: str = "trust_curves") -> None:
+    """The curves, then each score's verdict as a sentence (marked by its standing) and its notes."""
+    st.plotly_chart(curves_figure(metrics), width="stretch", key=key, config={"displaylogo": False})
+    for r in metrics.values():
+        colour, icon = STANDING_STYLE.get(r.standing or "", ("gray", ":material/remove:"))
+        st.markdown(f":{colour}[{icon}] {r.sentence()}", help=r.explanation)
+        for note in r.notes:
+            st.info(note, icon=":material/info:")
+
+
 def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any | None]:
     """Draw "Can I trust this map?" for ``exp``; return what it shows (metrics, sanity) for the report."""
     from .widgets import show_error
@@ -249,10 +316,12 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
     key = map_key(ctx, exp)
     asked = _asked(key)
     metrics = sanity = None
-    box = st.expander("Can I trust this map?", icon=":material/verified:")  # the browser keeps it open
+    box = st.container(key="trust_section")  # open under the map: the verdict is the first thing read
     with box:
-        st.caption("Two checks of the map on screen, run when you ask: do the pixels it points at matter to the "
-                   "model (deletion / insertion), and does it depend on the model at all (sanity check)?")
+        st.markdown("#### Can I trust this map?")
+        st.caption("Do the pixels the map points at matter to the model (deletion and insertion, judged "
+                   f"against {APP_BASELINE} random maps), and does the map depend on the model at all (sanity "
+                   "check, on request)?")
         left, right = st.columns(2, gap="large")
         with left:
             st.markdown("**Deletion and insertion**")
@@ -261,23 +330,20 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
                                         key=_STEPS_KEY, help="Pixels are changed in this many equal steps; "
                                         "fewer steps are faster, more give a smoother curve"))
             st.session_state[_STEPS_CHOSEN] = steps  # Compare scores with the same steps
-            st.button("Compute deletion and insertion", key="trust_metrics", icon=":material/insights:",
-                      on_click=_ask, args=(key, "metrics"), help=f"Expected: {metrics_estimate(ctx, steps)}")
-            if asked["metrics"] != steps:  # not asked, or asked with other steps: those curves are not shown
-                st.caption(f"Expected: {metrics_estimate(ctx, steps)}.")
-            else:
-                try:
-                    metrics = evaluate_cached(ctx, exp, steps)
-                except Exception as exc:
-                    show_error(exc, context="Deletion and insertion")
-                    asked["metrics"] = None
-                if metrics:
-                    st.plotly_chart(curves_figure(metrics), width="stretch", key="trust_curves",
-                                    config={"displaylogo": False})
-                    for name, r in metrics.items():
-                        st.markdown(f"**{name.capitalize()} AUC: {r.score:.3f}** — {r.explanation}")
-                        for note in r.notes:
-                            st.info(note, icon=":material/info:")
+            cost = None
+            try:
+                metrics, cost = metrics_now(ctx, exp, steps, asked=asked["metrics"] == steps)
+            except Exception as exc:
+                show_error(exc, context="Deletion and insertion")
+                asked["metrics"] = None
+            if metrics:
+                show_metrics(metrics)
+            if cost:  # the verdict, or the curves themselves, wait for a click
+                st.button("Compare with random maps" if metrics else "Compute deletion and insertion",
+                          key="trust_metrics", icon=":material/insights:", on_click=_ask, args=(key, "metrics"),
+                          help=f"Expected: {cost}")
+                st.caption(f"Expected: {cost}." + (" The random maps are scored once for this image and class; "
+                                                    "every other map of it reuses them." if metrics else ""))
         with right:
             st.markdown("**Sanity check** (Adebayo et al., 2018)")
             st.caption("The model's layers are randomized top-down, on a copy; a trustworthy map changes.")
@@ -349,7 +415,7 @@ def compare_scores(ctx: Any, results: Sequence[tuple[str, Any]]) -> dict[str, di
     key = (*_compare_key(ctx, maps), steps)
     st.button("Compute deletion and insertion for every method", key="trust_compare", icon=":material/insights:",
               on_click=_ask_compare, args=(key,),
-              help=f"Expected: {len(maps)} × {metrics_estimate(ctx, steps)}")
+              help=f"Expected: {len(maps)} × {metrics_estimate(ctx, maps[0][1], steps)}")
     if st.session_state.get(_COMPARE_ASKED) != key:
         return {}
     scores: dict[str, dict[str, Any]] = {}

@@ -47,6 +47,16 @@ class MetricResult:
     baseline: BaselineScores | None = None
     verdict: str = ""
 
+    def sentence(self) -> str:
+        """The verdict first, the number second, e.g. "Deletion: the map is better than all 8 random maps
+        (random: 0.318 ± 0.036); AUC 0.210, lower is better." (without a baseline: the number and its direction)."""
+        head = self.name.replace("_", " ").capitalize()
+        number = f"{'AUC' if self.curve is not None else 'score'} {self.score:.3f}, " \
+                 f"{'higher' if self.higher_is_better else 'lower'} is better"
+        if not self.verdict:
+            return f"{head}: {number} (not compared with random maps)."
+        return f"{head}: the map is {self.verdict}; {number}."
+
     @property
     def standing(self) -> str | None:
         """``"better"``, ``"unclear"`` or ``"no better"`` than the random maps; ``None`` without a baseline."""

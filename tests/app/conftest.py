@@ -10,13 +10,17 @@ TIMEOUT_S = 120
 
 
 @pytest.fixture()
-def app():
-    """A fresh ``AppTest`` of ``app.py`` (not yet run); map caches and engine-call counts start empty."""
+def app(monkeypatch):
+    """A fresh ``AppTest`` of ``app.py`` (not yet run); map caches and engine-call counts start empty.
+
+    Deletion and insertion wait for a click (``ui.trust.AUTO_SECONDS`` = 0) so that a test of anything else
+    does not pay for them; tests/app/test_trust.py raises it to test the automatic curves."""
     from streamlit.testing.v1 import AppTest
 
-    from ui import cache
+    from ui import cache, trust
 
     cache.clear_all()
+    monkeypatch.setattr(trust, "AUTO_SECONDS", 0.0)
     return AppTest.from_file(APP, default_timeout=TIMEOUT_S)
 
 

@@ -1,4 +1,5 @@
-"""Inspect's "Can I trust this map?" through AppTest, with the real engines: on demand, cached, tied to the map."""
+"""Inspect's "Can I trust this map?" through AppTest, with the real engines: curves with their verdict against
+random maps (automatic when quick, else on a click), the sanity check on demand, cached, tied to the map."""
 from __future__ import annotations
 
 from collections import namedtuple
@@ -33,14 +34,44 @@ def _ask_metrics(at):
     return at
 
 
-def test_nothing_is_computed_until_asked(app):
-    at = app.run()
+def test_nothing_is_computed_until_asked_when_slow(app):
+    at = app.run()  # AUTO_SECONDS = 0 (conftest): nothing is quick enough to start by itself
     _no_problem(at)
-    assert "Can I trust this map?" in [e.label for e in at.expander]
+    assert "#### Can I trust this map?" in [m.value for m in at.markdown]  # open under the map, no expander
+    assert "Can I trust this map?" not in [e.label for e in at.expander]
     assert ENGINE_CALLS["evaluate"] == 0 and ENGINE_CALLS["sanity"] == 0
     captions = " ".join(c.value for c in at.caption)
-    assert f"Expected: {1 + 2 * 28} model runs" in captions and "maps" in captions
+    assert "Expected: " in captions and " model runs" in captions and "maps" in captions
+    assert at.button(key="trust_metrics").label == "Compute deletion and insertion"
     assert "AUC" not in _text(at) and not _verdicts(at)
+
+
+def test_the_tiers_rule():
+    from ui.trust import tier
+
+    assert tier(0.5, 0.1, False, 15) == "full"  # quick: the curves with their verdict at once
+    assert tier(40, 2, False, 15) == "own"  # the random maps are slow: the map's own curves, verdict on a click
+    assert tier(None, None, False, 15) == "own"  # speed not measured: the own curves measure it
+    assert tier(400, 30, False, 15) == "wait"
+    assert tier(400, 30, True, 15) == "full" and tier(None, None, True, 0) == "full"  # asked
+    assert tier(None, None, False, 0) == "wait"
+
+
+@pytest.mark.slow
+def test_quick_curves_come_by_themselves_with_their_verdict(app, monkeypatch):
+    from ui import trust
+
+    at = app.run()
+    at.number_input(key="w_trust_steps").set_value(2).run()
+    assert ENGINE_CALLS["evaluate"] == 0
+    monkeypatch.setattr(trust, "AUTO_SECONDS", 1e9)
+    at.run()
+    _no_problem(at)
+    text = _text(at)
+    assert "Deletion: the map is " in text and "Insertion: the map is " in text
+    assert "random map" in text and "AUC 0." in text
+    assert not [b for b in at.button if b.key == "trust_metrics"]  # nothing left to click
+    assert any(c.key == "trust_curves" for c in at.get("plotly_chart"))
 
 
 @pytest.mark.slow
@@ -48,15 +79,16 @@ def test_auc_shown_and_not_recomputed_when_alpha_moves(app):
     at = _ask_metrics(app.run())
     assert ENGINE_CALLS["evaluate"] == 1
     text = _text(at)
-    assert "Deletion AUC: 0." in text and "Insertion AUC: 0." in text
-    assert "lower is better" in text and "higher is better" in text  # MetricResult.explanation, one per score
+    assert "Deletion: the map is " in text and "Insertion: the map is " in text  # the verdict first
+    assert "random map" in text and "AUC 0." in text
+    assert "lower is better" in text and "higher is better" in text
     assert any(c.key == "trust_curves" for c in at.get("plotly_chart"))
     calls = dict(ENGINE_CALLS)
     at.slider(key="w_alpha").set_value(0.8).run()
     at.selectbox(key="w_cmap").set_value("viridis").run()
     _no_problem(at)
     assert dict(ENGINE_CALLS) == calls
-    assert "Deletion AUC: 0." in _text(at)  # still shown, from the cache
+    assert "Deletion: the map is " in _text(at)  # still shown, from the cache
 
 
 @pytest.mark.slow
@@ -83,16 +115,16 @@ def test_switching_image_or_method_clears_the_results(app):
     at = _ask_metrics(app.run())
     at.button(key="trust_sanity").click().run()
     _no_problem(at)
-    assert "Deletion AUC" in _text(at) and _verdicts(at)
+    assert "Deletion: " in _text(at) and _verdicts(at)
     at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
     _no_problem(at)
-    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+    assert "Deletion: " not in _text(at) and not _verdicts(at)
     assert ENGINE_CALLS["evaluate"] == 1 and ENGINE_CALLS["sanity"] == 1  # nothing computed for the new map
     # Another method on the first image: also a different map, so nothing is shown either.
     at.sidebar.selectbox(key="w_sample").set_value("chelsea").run()
     at.selectbox(key="w_method").set_value("gradcam++").run()
     _no_problem(at)
-    assert "Deletion AUC" not in _text(at) and not _verdicts(at)
+    assert "Deletion: " not in _text(at) and not _verdicts(at)
 
 
 @pytest.mark.slow
@@ -105,9 +137,9 @@ def test_results_are_keyed_to_the_map_and_the_steps(app):
     assert asked["key"][2] and asked["key"][3] == "gradcam"  # image digest, method, …
     at.number_input(key="w_trust_steps").set_value(STEPS + 1).run()  # other steps: other curves, not shown
     _no_problem(at)
-    assert "Deletion AUC" not in _text(at) and ENGINE_CALLS["evaluate"] == 1
+    assert "Deletion: " not in _text(at) and ENGINE_CALLS["evaluate"] == 1
     at.number_input(key="w_trust_steps").set_value(STEPS).run()  # back: shown again, from the cache
-    assert "Deletion AUC" in _text(at) and ENGINE_CALLS["evaluate"] == 1
+    assert "Deletion: " in _text(at) and ENGINE_CALLS["evaluate"] == 1
 
 
 P = namedtuple("P", "label prob class_idx")

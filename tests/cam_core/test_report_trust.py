@@ -45,16 +45,30 @@ def test_scores_curves_and_verdict():
     insertion = _metric("insertion", [0.0, 0.25, 1.0], higher=True)
     page = _report(metrics={"deletion": deletion, "insertion": insertion}, sanity=_sanity())
     # AUCs by hand (trapezoids): deletion (1+.5)/4 + (.5+0)/4 = .5; insertion (0+.25)/4 + (.25+1)/4 = .375
-    assert "<td>deletion</td><td>0.5000</td><td>lower</td>" in page
-    assert "<td>insertion</td><td>0.3750</td><td>higher</td>" in page
+    assert ("<td>deletion</td><td><strong>Deletion: AUC 0.500, lower is better (not compared with random maps)."
+            "</strong></td><td>0.5000</td><td>lower</td>") in page
+    assert "<td>0.3750</td><td>higher</td>" in page
     assert "deletion explained &lt;plainly&gt;" in page  # escaped
     # the curve's points, in the table and in the SVG (x from 32 to 388, y from 188 (0) to 32 (1))
     assert "<tr><td>0.500</td><td>0.5000</td><td>0.2500</td></tr>" in page
     polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', page)
     assert polylines[0] == "32.0,32.0 210.0,110.0 388.0,188.0"
     assert polylines[1] == "32.0,188.0 210.0,149.0 388.0,32.0"
-    assert "<strong>passed: it changed</strong>. class check: differs." in page
+    assert "<strong>Sanity check passed</strong>: the map changed." in page
+    assert "In figures: passed: it changed; class check: differs." in page
     assert "<td>head</td><td>0.123</td>" in page and "<td>body</td><td>— (blank map)</td>" in page
+
+
+def test_the_verdict_against_random_maps_comes_first():
+    from cam_core.metrics import BaselineScores
+    from cam_core.metrics.baseline import verdict
+
+    deletion = _metric("deletion", [1.0, 0.5, 0.0], higher=False)  # AUC 0.5
+    deletion.baseline = BaselineScores((0.6, 0.7, 0.8), 0)
+    deletion.verdict = verdict(deletion.score, deletion.baseline, False)
+    page = _report(metrics={"deletion": deletion})
+    assert ("<td><strong>Deletion: the map is better than all 3 random maps (random: 0.700 ± 0.100); AUC 0.500, "
+            "lower is better.</strong></td>") in page
 
 
 def test_only_the_sanity_check():

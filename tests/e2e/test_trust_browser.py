@@ -1,4 +1,5 @@
-"""Inspect's "Can I trust this map?" in Debian's Chromium: open it, compute the curves, run the sanity check."""
+"""Inspect's "Can I trust this map?" in Debian's Chromium: open under the map, the curves with their verdict
+against random maps (by themselves when quick, else on a click), the sanity check, the report."""
 from __future__ import annotations
 
 import re
@@ -20,26 +21,34 @@ def test_trust_section_curves_and_sanity(page, app_url, screenshot_dir):
     page.get_by_text("Method: Grad-CAM", exact=False).wait_for(timeout=120_000)
     _wait_idle(page)
 
-    page.get_by_text("Can I trust this map?", exact=True).click()
+    page.get_by_text("Can I trust this map?", exact=True).wait_for()  # open: nothing to unfold
     steps = page.get_by_role("spinbutton", name="Curve steps")
     steps.fill("6")
     steps.press("Enter")
-    page.get_by_text("Expected: 13 model runs", exact=False).first.wait_for()  # the new steps reached the server
+    # 13 images of its own, plus 8 random maps × 12 until those are kept: quick curves come by themselves,
+    # slow ones (a busy machine) wait for a click
+    page.get_by_text(re.compile(r"Deletion: (AUC|the map is)")).or_(
+        page.get_by_role("button", name=re.compile("Compute deletion and insertion|Compare with random maps"))
+    ).first.wait_for(timeout=120_000)
     _wait_idle(page)
-    page.get_by_role("button", name=re.compile("Compute deletion and insertion")).click()
+    for name in ("Compute deletion and insertion", "Compare with random maps"):
+        button = page.get_by_role("button", name=name)
+        if button.count():
+            button.click()
+            _wait_idle(page)
     try:
-        page.get_by_text(re.compile(r"Deletion AUC: 0\.\d{3}")).wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"Deletion: the map is (better|no better)")).wait_for(timeout=120_000)
     except Exception:
         page.set_viewport_size({"width": 1440, "height": 3000})
         page.screenshot(path=str(screenshot_dir / "trust_failed.png"), full_page=True)  # to see why
         raise
-    page.get_by_text(re.compile(r"Insertion AUC: 0\.\d{3}")).wait_for()
+    page.get_by_text(re.compile(r"Insertion: the map is (better|no better)")).wait_for()
     _wait_idle(page)
     page.get_by_role("button", name=re.compile("Run sanity check")).click()
-    page.get_by_text(re.compile(r"Sanity check (passed|failed)")).wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"Sanity check (passed|warning|failed): ")).wait_for(timeout=180_000)
     _wait_idle(page)
 
-    section = page.locator('[data-testid="stExpander"]').filter(has_text="Can I trust this map?")
+    section = page.locator(".st-key-trust_section")
     assert section.locator(".js-plotly-plot").count() == 2  # the curves and the ρ per stage
     page.set_viewport_size({"width": 1440, "height": 2400})
     section.scroll_into_view_if_needed()
@@ -51,5 +60,5 @@ def test_trust_section_curves_and_sanity(page, app_url, screenshot_dir):
         page.get_by_role("button", name=re.compile("HTML report")).click()
     report = Path(download.value.path()).read_text(encoding="utf-8")
     assert "Can I trust this map? Faithfulness" in report and "<polyline" in report
-    assert re.search(r"<td>deletion</td><td>0\.\d{4}</td>", report)
+    assert re.search(r"<td>deletion</td><td><strong>Deletion: the map is (better|no better) .*random map", report)
     assert "Can I trust this map? Sanity check" in report
