@@ -103,3 +103,24 @@ def test_resuming_with_other_settings_is_one_line(image_set, tmp_path, capsys):
     assert code == 1 and len(errors) == 1 and "other settings (methods differ)" in errors[0]
     assert main(["audit", str(image_set), "--out", str(out), "--metrics", "road"]) == 2
     assert "--metrics 'road'" in capsys.readouterr().err
+
+
+def test_csv_with_a_box_and_a_duplicate(image_set, tmp_path, capsys):
+    """A box in file pixels (the left half of a 90×60 photo) is scaled to x: its energy is the share of
+    explain's heat map in x's left half; the duplicate line is counted once."""
+    csv = tmp_path / "list.csv"
+    cat = image_set / "Egyptian cat" / "chelsea.png"
+    csv.write_text(f"path,label,x0,y0,x1,y1\n{cat},Egyptian cat,0,0,45,60\n{cat},Egyptian cat,,,,\n")
+    out = tmp_path / "audit"
+    code, summary, _ = _run(capsys, str(csv), "--method", "gradcam", "--out", str(out))
+    assert code == 0 and summary["done"] == 1
+    audit = open_audit(out)
+    row = audit.sql("SELECT * FROM rows").to_pylist()[0]
+    assert audit.manifest["duplicates"] == 1 and row["box"] == [0.0, 0.0, 45.0, 60.0]
+    backbone = models.load("efficientnet_lite0", device="cpu", input_size=int(SIZE))
+    heat = explain(backbone.model, backbone.preprocess(Image.open(cat).convert("RGB")), "gradcam", "bn2").heatmap
+    half = heat.shape[1] // 2  # x is 64×96 for a 90×60 photo: the box's x1 = 45 → 48 in x
+    assert row["gradcam__energy"] == pytest.approx(heat[:, :half].sum() / heat.sum(), abs=1e-5)
+    peak_col = int(np.unravel_index(np.argmax(heat), heat.shape)[1])
+    assert row["gradcam__pointing"] == (peak_col + 0.5 <= half + 15)
+    assert row["gradcam__wrong_reason"] == (row["correct_top1"] and not row["gradcam__pointing"])
