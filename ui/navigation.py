@@ -17,6 +17,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("invariance.py", "Invariance", ":material/rotate_right:", "invariance"),
     ("batch.py", "Batch", ":material/photo_library:", "batch"),
     ("audit.py", "Audit", ":material/fact_check:", "audit"),
+    ("walkthrough.py", "Walkthrough", ":material/route:", "walkthrough"),
     ("learn.py", "Learn", ":material/school:", "learn"),
 )
 HOME = "inspect.py"

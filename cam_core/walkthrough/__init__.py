@@ -8,7 +8,8 @@ logits → softmax at a temperature. Transformers get the patch grid and one tok
     softmax(wt.logits, temperature=2.0).top
 """
 from .field import Box, Field
-from .recording import KINDS, TRANSFORMER_NOTE, Stage, Walkthrough, is_transformer, stage_kind, walk
+from .recording import (KINDS, TRANSFORMER_NOTE, Stage, Walkthrough, input_rgb, is_transformer, stage_kind,
+                        walk)
 from .softmax import TEMPERATURES, Softmax, softmax
 from .steps import (ActivationStep, ConvStep, NormStep, PoolStep, Term, WeightedSum, activation_step, classifier,
                     conv_step, linear_step, norm_step, pooling_step)
@@ -16,5 +17,5 @@ from .tokens import TokenAttention, token_attention
 
 __all__ = ["ActivationStep", "Box", "ConvStep", "Field", "KINDS", "NormStep", "PoolStep", "Softmax", "Stage",
            "TEMPERATURES", "TRANSFORMER_NOTE", "Term", "TokenAttention", "Walkthrough", "WeightedSum",
-           "activation_step", "classifier", "conv_step", "is_transformer", "linear_step", "norm_step",
+           "activation_step", "classifier", "conv_step", "input_rgb", "is_transformer", "linear_step", "norm_step",
            "pooling_step", "softmax", "stage_kind", "token_attention", "walk"]

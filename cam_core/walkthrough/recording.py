@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -95,6 +96,10 @@ class Walkthrough:
     logits: torch.Tensor
     notes: list[str] = field(default_factory=list)
 
+    def input_rgb(self, mean: tuple[float, ...], std: tuple[float, ...], box: Box | None = None) -> np.ndarray:
+        """The model's input as the photo it saw (see ``input_rgb``), or the ``box`` of it."""
+        return input_rgb(self.x, mean, std, box)
+
     def stage(self, index: int) -> Stage:
         if not 0 <= index < len(self.stages):
             raise CamError(f"stage {index + 1} does not exist; this model has {len(self.stages)} stages")
@@ -115,6 +120,13 @@ class Walkthrough:
             raise CamError(f"the receptive field of {stage.name} is not known (an operation that is not a module "
                            f"changed the map's size before it)")
         return stage.field.box(row, col)
+
+
+def input_rgb(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], box: Box | None = None) -> np.ndarray:
+    """A model input (1×3×H×W) as the photo it saw: H×W×3 uint8 with the normalisation undone (or its ``box``)."""
+    rgb = x[0].detach().double().cpu() * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
+    rgb = (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return rgb if box is None else rgb[box.top:box.bottom + 1, box.left:box.right + 1]
 
 
 def check_position(stage: Stage, channel: int, row: int, col: int) -> None:

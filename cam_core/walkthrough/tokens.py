@@ -17,13 +17,15 @@ from ..recorder import record
 @dataclass(eq=False)
 class TokenAttention:
     """Per attention block (``blocks``, in call order) its N=1 heads×T×T weights; ``grid`` patches, ``prefix``
-    non-patch tokens (class, distillation) first, ``patch`` the size of one patch in input pixels."""
+    non-patch tokens (class, distillation) first, ``patch`` the size of one patch in input pixels, ``logits``
+    the model's class scores for the image."""
 
     blocks: list[str]
     weights: list[torch.Tensor]
     grid: tuple[int, int]
     prefix: int
     patch: tuple[int, int]
+    logits: torch.Tensor
 
     def of_patch(self, block: int, row: int, col: int, head: int | None = None) -> np.ndarray:
         """How much the token of patch (``row``, ``col``) attends to each patch (grid-shaped; mean over heads
@@ -62,4 +64,5 @@ def token_attention(model: nn.Module, x: torch.Tensor) -> TokenAttention:
     if not isinstance(grid, TokenGrid):
         raise CamError("this transformer's tokens do not form a patch grid")
     gh, gw = grid.grid
-    return TokenAttention(blocks, weights, grid.grid, grid.prefix, (x.shape[-2] // gh, x.shape[-1] // gw))
+    return TokenAttention(blocks, weights, grid.grid, grid.prefix, (x.shape[-2] // gh, x.shape[-1] // gw),
+                          rec.logits[0].detach().clone())
