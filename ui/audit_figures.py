@@ -1,6 +1,8 @@
 """The Audit page's charts: the confusion matrix as a Plotly heat map (counts written in the cells)."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -17,7 +19,8 @@ def confusion_figure(conf: Confusion, max_classes: int = MAX_CLASSES) -> go.Figu
         busy = conf.counts.sum(axis=1) + conf.counts.sum(axis=0)
         keep = sorted(int(i) for i in np.argsort(-busy, kind="stable")[:max_classes])
     counts = conf.counts[np.ix_(keep, keep)]
-    labels = [conf.classes[i][1] for i in keep]
+    # Plotly reads tags in tick text (<b>, <a href>): labels are shown as written, escaped
+    labels = [html.escape(conf.classes[i][1]) for i in keep]
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig = go.Figure(go.Heatmap(
         z=share, x=labels, y=labels, text=counts, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,

@@ -24,6 +24,8 @@ LOG = "run.log"
 SUMMARY = "summary.json"
 #: torch threads the background run may use (it shares the machine with the app's sessions).
 THREADS = max(1, (os.cpu_count() or 2) // 2)
+#: The runs this server process started and still waits for (folder -> its watcher thread).
+_WATCHERS: dict[str, threading.Thread] = {}
 
 
 def command(folder: Path, data: Path, model: str, methods: Sequence[str], *, input_size: int | None = None,
@@ -50,7 +52,9 @@ def start(folder: Path, argv: list[str]) -> None:
                                 start_new_session=True)
     write_json_atomic(folder / JOB, {"argv": argv, "pid": proc.pid, "started": time.time(), "before": before,
                                      "state": "running", "message": None})
-    threading.Thread(target=_watch, args=(folder, proc), name=f"audit-{folder.name}", daemon=True).start()
+    watcher = threading.Thread(target=_watch, args=(folder, proc), name=f"audit-{folder.name}", daemon=True)
+    _WATCHERS[str(folder)] = watcher
+    watcher.start()
 
 
 def _last_error(folder: Path) -> str | None:
@@ -79,6 +83,12 @@ def read_job(folder: Path) -> dict[str, Any] | None:
         return json.loads((folder / JOB).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _watched(folder: Path) -> bool:
+    """True while this server's watcher still waits for the run (it records the outcome when the run ends)."""
+    watcher = _WATCHERS.get(str(folder))
+    return watcher is not None and watcher.is_alive()
 
 
 def _alive(pid: int) -> bool:
@@ -117,8 +127,8 @@ def status(folder: Path) -> Status | None:
     state = job.get("state", "running")
     if state == "running" and manifest.get("finished"):
         state = "done"
-    elif state == "running" and not _alive(int(job.get("pid") or 0)):
-        state = "stopped"
+    elif state == "running" and not _watched(folder) and not _alive(int(job.get("pid") or 0)):
+        state = "stopped"  # neither this server nor the process is there: the run was lost
     rate = left = None
     elapsed = time.time() - float(job.get("started") or time.time())
     fresh = done - int(job.get("before") or 0)

@@ -175,7 +175,8 @@ def _provenance(manifest: Mapping[str, Any]) -> str:
     rows = [("Model", manifest.get("model")), ("Weights", manifest.get("weights")),
             ("Weights SHA-256", manifest.get("weights_sha256")), ("Input size", manifest.get("input_size")),
             ("Layer", manifest.get("layer")),
-            ("Methods", "; ".join(f"{m} {p or {}}" for m, p in methods.items())),
+            ("Methods", "; ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in sorted(p.items())) or 'defaults'})"
+                                  for m, p in methods.items())),
             ("Metrics", ", ".join(manifest.get("metrics") or []) or "none"),
             ("Baseline", manifest.get("baseline")), ("Source", manifest.get("source")),
             ("Inputs", manifest.get("inputs")), ("Engine", manifest.get("engine")),
@@ -220,10 +221,12 @@ def build_review_report(audit: Audit, created: datetime | None = None) -> str:
     mistakes = review.confident_mistakes(audit, CASES)
     mistakes_html = _cards(audit, mistakes, method, root, metrics, "No mistakes among the labelled images.")
     wrong_html = ""
+    none = (f"None: the map's peak lies inside the box on all {s.boxed_correct} correct images with a box."
+            if s.boxed_correct else "None flagged: the flag needs images with a box (a CSV with x0,y0,x1,y1) "
+                                    "that the model gets right.")
     for m in methods:
         cases = review.wrong_reason_cases(audit, m, CASES)
-        wrong_html += (f"<h3>{_e(m)}</h3>" + _cards(audit, cases, m, root, metrics,
-                                                   "None flagged (the flag needs a box per image)."))
+        wrong_html += f"<h3>{_e(m)}</h3>" + _cards(audit, cases, m, root, metrics, none)
     errs = review.errors(audit)
     err_html = ("<h2>Errors</h2><table><tr><th>Image</th><th>Error</th></tr>"
                 + "".join(f"<tr><td><code>{_e(e['path'])}</code></td><td>{_e(e['error'])}</td></tr>" for e in errs)

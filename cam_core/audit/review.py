@@ -42,6 +42,7 @@ class Summary:
     correct_top1: int
     correct_top5: int
     wrong_reason: dict[str, int] = field(default_factory=dict)  # method -> rows flagged
+    boxed_correct: int = 0  # rows right at top-1 with a box: those the wrong-reason flag can be raised on
 
     @property
     def top1(self) -> float | None:
@@ -58,9 +59,12 @@ def summary(audit: Audit) -> Summary:
     got = audit.sql("SELECT count(*) AS n, count(error) AS errors, "
                     "count(*) FILTER (WHERE error IS NULL AND label_idx IS NOT NULL) AS labelled, "
                     "count(*) FILTER (WHERE error IS NULL AND correct_top1) AS c1, "
-                    f"count(*) FILTER (WHERE error IS NULL AND correct_top5) AS c5{flags} FROM rows").to_pylist()[0]
+                    "count(*) FILTER (WHERE error IS NULL AND correct_top5) AS c5, "
+                    "count(*) FILTER (WHERE error IS NULL AND correct_top1 AND box IS NOT NULL) AS boxed"
+                    f"{flags} FROM rows").to_pylist()[0]
     return Summary(rows=got["n"], errors=got["errors"], labelled=got["labelled"], correct_top1=got["c1"],
-                   correct_top5=got["c5"], wrong_reason={m: got[m] for m in audit.methods})
+                   correct_top5=got["c5"], wrong_reason={m: got[m] for m in audit.methods},
+                   boxed_correct=got["boxed"])
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def test_report_figures_match_the_hand_counts(tmp_path):
     assert "bad.png: not an image" in html
     assert "ab" * 32 in html and "cam-explorer audit &#x27;data dir&#x27; --method gradcam" in html
     assert "deletion 0.300 (better than random)" in mistakes  # d.png's evidence
+    assert "<th>Methods</th><td>gradcam (defaults)</td>" in html
 
 
 def test_report_is_self_contained(tmp_path):

@@ -20,6 +20,7 @@ def test_summary_and_per_class(audit):
     s = review.summary(audit)
     assert (s.rows, s.errors, s.labelled, s.correct_top1, s.correct_top5) == (7, 1, 6, 3, 5)
     assert s.top1 == 0.5 and s.top5 == pytest.approx(5 / 6) and s.wrong_reason == {"gradcam": 1}
+    assert s.boxed_correct == 1  # c.png: the only box, and right
     rows = review.per_class(audit)
     assert [(r.label, r.images, r.correct_top1, r.correct_top5) for r in rows] == [
         ("cat", 2, 1, 2), ("dog", 2, 1, 1), ("cup", 2, 1, 2)]
