@@ -14,7 +14,8 @@ PAGE = "pages/audit.py"
 def audits(tmp_path, monkeypatch):
     root = tmp_path / "audits"
     audit_sample.build(root / "run1")
-    (tmp_path / "secret").mkdir()
+    audit_sample.build(tmp_path / "secret" / "theirs")  # an audit outside the audits folder
+    (root / "link").symlink_to(tmp_path / "secret" / "theirs", target_is_directory=True)
     monkeypatch.setenv("CAM_EXPLORER_AUDITS", str(root))
     return root
 
@@ -32,6 +33,7 @@ def _open(app, name: str):
 
 def test_open_filter_and_sort(app, audits):
     at = _open(app, "run1")
+    assert at.selectbox(key="w_audit_pick").options == ["run1"]  # the symlink leading out is not offered
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images"] == "7" and metrics["Errors"] == "1"
     assert metrics["Top-1 accuracy"] == "50.0%" and metrics["Top-5 accuracy"] == "83.3%"
@@ -57,7 +59,8 @@ def test_hostile_names_show_a_message(app, audits):
                                            "folder"]
     assert not at.metric  # nothing of an audit is shown
     for name, message in (("run1", None), (str(audits / "run1"), "absolute paths are not allowed"),
-                          ("run1/../../secret", "'..' is not allowed"), ("nope", "no such audit")):
+                          ("run1/../../secret", "'..' is not allowed"), ("nope", "no such audit"),
+                          ("link", "leads outside the audits folder")):
         at.text_input(key="w_audit_typed").input(name).run()  # typed
         assert not at.exception, at.exception
         if message is None:
