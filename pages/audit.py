@@ -224,6 +224,11 @@ def _show(folder: Path) -> None:
                f"methods {literal(', '.join(audit.methods) or 'none')} · source "
                f"{literal(str(manifest.get('source')), limit=80)}")
     _headline(s)
+    st.download_button("Review report (HTML)", lambda: audit_view.report_html(folder), f"{folder.name}-review.html",
+                       "text/html", icon=":material/download:", on_click="ignore", key="audit_report",
+                       help="One self-contained file for a review: summary, per class, confusion matrix, the surest "
+                            "mistakes and right-for-the-wrong-reason cases with overlays, provenance "
+                            "(also `cam-explorer audit-report`)")
     _overview(data)
     st.divider()
     st.subheader("Browse", anchor=False)

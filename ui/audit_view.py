@@ -12,7 +12,7 @@ from PIL import Image
 
 from cam_core.audit import review
 from cam_core.audit.paths import audit_roots, within_roots
-from cam_core.audit.report import overlay_image
+from cam_core.audit.report import build_review_report, overlay_image
 from cam_core.audit.store import MANIFEST, Audit, open_audit, part_files
 from cam_core.render import colorize, upsample
 
@@ -93,6 +93,13 @@ def mean_map(folder: str, sig: Sig, method: str, label_idx: int | None, correct:
     """The class's mean map, coloured at ``side``×``side``, and how many maps went in (``review.mean_map``)."""
     return engine.cached(None, "audit_mean_map", _mean, image=False, folder=folder, sig=sig, method=method,
                          label_idx=label_idx, correct=correct, side=side)
+
+
+def report_html(folder: Path) -> str:
+    """The review report of the audit (``cam_core.audit.report``), for the page's download button; images only
+    from inside the audits folders."""
+    audit = _open(str(folder))
+    return build_review_report(audit, image_root=image_root(folder, audit.manifest))
 
 
 def image_root(folder: Path, manifest: dict[str, Any]) -> Path | None:

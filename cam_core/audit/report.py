@@ -187,13 +187,19 @@ def _provenance(manifest: Mapping[str, Any]) -> str:
     return f"<h2>Provenance</h2><table>{body}</table>{cmd}"
 
 
-def build_review_report(audit: Audit, created: datetime | None = None) -> str:
-    """The review report of ``audit`` as one HTML string (every text value escaped; loads nothing)."""
+_SOURCE = Path("<source>")
+
+
+def build_review_report(audit: Audit, created: datetime | None = None, image_root: Path | None = _SOURCE) -> str:
+    """The review report of ``audit`` as one HTML string (every text value escaped; loads nothing).
+
+    Images are read under ``image_root`` (default: the audit's source, ``review.source_root``); ``None`` draws
+    the maps alone (the app passes None when the source lies outside its audits folders)."""
     manifest = audit.manifest
     metrics = list(manifest.get("metrics") or [])
     methods = audit.methods
     method = methods[0] if methods else ""
-    root = review.source_root(manifest, audit.folder)
+    root = review.source_root(manifest, audit.folder) if image_root is _SOURCE else image_root
     s = review.summary(audit)
     when = (created or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     title = f"Audit review — {manifest.get('model', 'model')} on {Path(str(manifest.get('source') or audit.folder)).name}"

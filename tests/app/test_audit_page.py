@@ -38,6 +38,11 @@ def test_open_filter_and_sort(app, audits):
     assert metrics["Images"] == "7" and metrics["Errors"] == "1"
     assert metrics["Top-1 accuracy"] == "50.0%" and metrics["Top-5 accuracy"] == "83.3%"
     assert metrics["Right for the wrong reason"] == "1"
+    assert [b.label for b in at.get("download_button")] == ["Review report (HTML)"]
+    from ui.audit_view import report_html
+
+    html = report_html((audits / "run1").resolve())  # what the button hands over
+    assert 'id="top1">50.0%<' in html and html.count("data:image/png;base64,") == 4 and "map only" not in html
     assert any("6 images match" in m.value for m in at.markdown)
     # sorted by confidence, highest first: d .95, a .90, b .80, c .70, e .60, f .50
     assert [c.split(" ·")[0] for c in _captions(at)] == ["d.png", "a.png", "b.png", "c.png", "e.png", "f.png"]

@@ -67,6 +67,15 @@ def test_overlay_is_the_map_over_the_photo(tmp_path):
     np.testing.assert_allclose(got[0, -1], expected, atol=1)
 
 
+def test_no_image_root_draws_maps_alone(tmp_path):
+    from cam_core.audit.report import build_review_report
+    from cam_core.audit.store import open_audit
+
+    with open_audit(audit_sample.build(tmp_path / "run1")) as audit:
+        html = build_review_report(audit, image_root=None)
+    assert html.count("map only: d.png: not found beside the audit") == 1
+
+
 def test_missing_images_give_the_map_alone_with_a_note(tmp_path):
     folder = audit_sample.build(tmp_path / "run1", data_dir=tmp_path / "gone", images=False)
     html = write_review_report(folder, tmp_path / "r.html").read_text(encoding="utf-8")
