@@ -1,4 +1,5 @@
-"""Compare: one image, several methods side by side on the same class and layer, each with its time.
+"""Compare: one image, several methods side by side on the same class and layer, ranked at the top by
+deletion and insertion against random maps; each tile its verdict and the time the person waited for it.
 
 Alpha, colormap and display scale are shared and live in an ``st.fragment``: moving them never recomputes
 a map. Long methods run only once their "Run …" toggle is on (each shows its expected time first). Every tile
@@ -7,6 +8,7 @@ which only some methods have, sit in their own row of tiles below.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
@@ -74,7 +76,7 @@ def _tiles(items: list[tuple[str, Any]], per_row: int) -> None:
 
 @st.fragment
 def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
-          waiting: dict[str, str] | None = None) -> None:
+          waiting: dict[str, str] | None = None, waited: dict[str, float] | None = None) -> None:
     """The overlays, redrawn alone when alpha, colormap or display scale moves (maps come from the cache)."""
     from cam_core.registry import METHODS
     from cam_core.render import gradient_image, overlay
@@ -97,9 +99,10 @@ def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
             shown = cache.display_map_cached(exp, pct, signed)
             st.image(overlay(thumb, shown, alpha, draw_cmap), width="stretch")
             where = f" · layer {exp.layer}" if exp.layer else " · pixel space"
-            st.caption(f"{exp.elapsed_ms:,.0f} ms{where}")
+            st.caption(f"{_duration((waited or {}).get(method, exp.elapsed_ms / 1000))}{where}",
+                       help="The time you waited for this map (computed maps are kept: a second look is instant)")
             if method in scores:
-                st.caption(trust.score_caption(scores[method]))
+                st.markdown(trust.tile_verdict(scores[method]))
             for note in exp.notes:
                 st.info(note, icon=":material/info:")
             checkerboard_note(None, exp)
@@ -127,6 +130,22 @@ def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
         _tiles([(METHODS[m].display, grad_tile(e)) for m, e in grads], per_row)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms" if seconds < 1 else f"{seconds:,.1f} s"
+
+
+_WAITED = "compare_waited"
+
+
+def _waited(key: tuple[Any, ...], seconds: float) -> float:
+    """The wall time a map took when it was computed: a run that found it kept (a few ms) keeps the first
+    figure; a real recomputation (e.g. after the cache dropped it) replaces it."""
+    store: dict[tuple[Any, ...], float] = st.session_state.setdefault(_WAITED, {})
+    if key not in store or seconds >= 0.05:
+        store[key] = seconds
+    return store[key]
+
+
 def main(ctx: Any) -> None:
     preds = predictions_or_error(ctx)
     if preds is None:
@@ -149,24 +168,28 @@ def main(ctx: Any) -> None:
     grid = results_slot("compare", ctx.model_key, str(ctx.device), ctx.image.digest, tuple(methods), layer,
                         class_idx, tuple(sorted(waiting)), params)
     results: list[tuple[str, Any]] = []
+    waited: dict[str, float] = {}
     progress = st.progress(0.0, text="Computing…")
     for i, method in enumerate(methods):
         spec = METHODS[method]
         if method in waiting:
             continue
         progress.progress(i / len(methods), text=f"Computing {spec.display} ({i + 1} of {len(methods)})…")
+        began = time.perf_counter()
         try:
             exp = cache.explain_cached(ctx, method, layer if spec.needs_layer else None, class_idx,
                                        params[method])
         except Exception as exc:  # shown in that method's tile; the others go on
             exp = exc
+        waited[method] = _waited((ctx.model_key, str(ctx.device), ctx.image.digest, method, layer, class_idx,
+                                  repr(sorted(params[method].items()))), time.perf_counter() - began)
         results.append((method, exp))
     progress.empty()
     with grid:
         st.divider()
         scores = trust.compare_scores(ctx, results)
-        _grid(ctx, results, scores, waiting)
-        trust.compare_summary(results, scores)
+        trust.compare_summary(results, scores)  # the ranking first: what a reader looks for
+        _grid(ctx, results, scores, waiting, waited)
 
 
 photo_page("Compare",

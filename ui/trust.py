@@ -402,10 +402,10 @@ def _ask_compare(key: tuple[Any, ...]) -> None:
 
 
 def compare_scores(ctx: Any, results: Sequence[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One button computing deletion and insertion for every map of ``results`` ((method, Explanation or
-    error)) with the curve steps last set on Inspect; returns ``{method: {name: MetricResult}}`` once asked
-    for exactly these maps, else ``{}``.
-    The cache is Inspect's: a map already scored there is not scored again."""
+    """Deletion and insertion of every map of ``results`` ((method, Explanation or error)) with the curve
+    steps last set on Inspect: ``{method: {name: MetricResult}}``. Each map's curves come as on Inspect
+    (``metrics_now``: by themselves when quick); one button asks for every verdict still missing. The cache
+    is Inspect's and the random maps are shared: only the first map of an image pays for them."""
     from .widgets import show_error
 
     maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
@@ -413,18 +413,46 @@ def compare_scores(ctx: Any, results: Sequence[tuple[str, Any]]) -> dict[str, di
         return {}
     steps = int(st.session_state.get(_STEPS_CHOSEN, _default_steps()))
     key = (*_compare_key(ctx, maps), steps)
-    st.button("Compute deletion and insertion for every method", key="trust_compare", icon=":material/insights:",
-              on_click=_ask_compare, args=(key,),
-              help=f"Expected: {len(maps)} × {metrics_estimate(ctx, maps[0][1], steps)}")
-    if st.session_state.get(_COMPARE_ASKED) != key:
-        return {}
+    asked = st.session_state.get(_COMPARE_ASKED) == key
     scores: dict[str, dict[str, Any]] = {}
+    pending = 0
     for method, exp in maps:
         try:
-            scores[method] = evaluate_cached(ctx, exp, steps)
+            metrics, cost = metrics_now(ctx, exp, steps, asked=asked)
         except Exception as exc:
             show_error(exc, context=f"{method}: deletion and insertion")
+            continue
+        if metrics:
+            scores[method] = metrics
+        pending += cost is not None
+    if pending:
+        first = next(e for m, e in maps if m not in scores or scores[m]["deletion"].baseline is None)
+        st.button("Compute deletion and insertion for every method", key="trust_compare",
+                  icon=":material/insights:", on_click=_ask_compare, args=(key,),
+                  help=f"Expected: about {pending} × {metrics_estimate(ctx, first, steps)} (the random maps once)")
+        st.caption(f"{pending} of {len(maps)} maps wait for their verdict against random maps: "
+                   f"the first of them costs {metrics_estimate(ctx, first, steps)}.")
     return scores
+
+
+def _standing_mark(r: Any) -> str:
+    colour, icon = STANDING_STYLE.get(r.standing or "", ("gray", ":material/remove:"))
+    return f":{colour}[{icon}]"
+
+
+def tile_verdict(metrics: Mapping[str, Any]) -> str:
+    """One short line per tile: each curve's standing against the random maps (or its AUC until judged)."""
+    parts = []
+    for name, r in metrics.items():
+        if r.baseline is None:
+            parts.append(f"{name} AUC {r.score:.3f}")
+        elif r.standing == "better":
+            parts.append(f"{_standing_mark(r)} {name}: better than all {r.baseline.n} random maps")
+        elif r.standing == "unclear":
+            parts.append(f"{_standing_mark(r)} {name}: not clearly better than random")
+        else:
+            parts.append(f"{_standing_mark(r)} {name}: no better than random")
+    return "  \n".join(parts)
 
 
 def score_caption(metrics: Mapping[str, Any]) -> str:
@@ -433,20 +461,33 @@ def score_caption(metrics: Mapping[str, Any]) -> str:
                       for name, r in metrics.items())
 
 
+RANK_RULE = ("Ranked by deletion and insertion against the random maps: 2 points per curve better than all of "
+             "them, 1 for better than half; then by the margin over their mean, in their spreads. Margins within "
+             "half a spread are a tie (docs/metrics.md).")
+
+
 def compare_summary(results: Sequence[tuple[str, Any]], scores: Mapping[str, Mapping[str, Any]]) -> None:
-    """The methods ranked by deletion AUC (when scored), and the maps' agreement (mean pairwise Spearman ρ)."""
+    """The ranking (ties as ties, the rule stated, a note when pixel-level maps rank high) and the maps'
+    agreement (mean pairwise Spearman ρ) — drawn at the top of Compare."""
+    from cam_core.metrics.ranking import pixel_note, rank
     from cam_core.registry import METHODS
 
     maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
+    judged = {m: r for m, r in scores.items() if all(v.baseline is not None for v in r.values())}
+    if len(judged) > 1:
+        ranked = rank(judged)
+        st.markdown("**Ranking** — " + ", ".join(f"{r.place} {METHODS[r.name].display}" for r in ranked))
+        st.dataframe([{"place": r.place, "method": METHODS[r.name].display,
+                       "deletion": r.standings["deletion"], "insertion": r.standings["insertion"],
+                       "margin over random (spreads)": round(r.margin, 1)} for r in ranked],
+                     hide_index=True, key="trust_compare_rank")
+        st.caption(RANK_RULE + ("" if len(judged) == len(maps) else
+                                f" {len(maps) - len(judged)} of the maps are not judged yet and not ranked."))
+        note = pixel_note(ranked, {m: METHODS[m].kind for m in judged}, {m: METHODS[m].display for m in judged})
+        if note:
+            st.info(note, icon=":material/grain:")
     rho = agreement([e.heatmap for _, e in maps])
     if rho is not None:
         st.metric("Agreement between the maps", f"ρ = {rho:.2f}",
                   help="Spearman rank correlation of the heat maps, mean over every pair of methods: 1 = the "
                        "same ranking of pixels, 0 = unrelated")
-    if scores:
-        ranked = sorted(scores.items(), key=lambda kv: kv[1]["deletion"].score)
-        st.markdown("**Ranked by deletion AUC** (lower is better: the probability falls fastest when the "
-                    "map's top pixels are removed)")
-        st.dataframe([{"rank": i, "method": METHODS[m].display, "deletion AUC": round(r["deletion"].score, 3),
-                       "insertion AUC": round(r["insertion"].score, 3)} for i, (m, r) in enumerate(ranked, 1)],
-                     hide_index=True, key="trust_compare_rank")

@@ -169,24 +169,31 @@ def test_agreement_is_the_mean_pairwise_spearman():
 
 
 @pytest.mark.slow
-def test_compare_scores_every_method_ranked_by_deletion(app):
+def test_compare_ranks_every_method_at_the_top_with_each_tiles_verdict(app):
     at = app.run()
     at.number_input(key="w_trust_steps").set_value(2).run()  # Compare scores with Inspect's curve steps
     at.switch_page("pages/compare.py").run()
     _no_problem(at)
     assert [m.label for m in at.metric] == ["Agreement between the maps"]
     assert at.metric[0].value.startswith("ρ = ")
-    assert ENGINE_CALLS["evaluate"] == 0
+    assert ENGINE_CALLS["evaluate"] == 0  # AUTO_SECONDS = 0: the verdicts wait for the click
+    assert any("wait for their verdict" in c.value for c in at.caption)
     at.button(key="trust_compare").click().run()
     _no_problem(at)
     chosen = at.multiselect(key="w_compare_methods").value
     assert ENGINE_CALLS["evaluate"] == len(chosen)
-    scored = [c.value for c in at.caption if c.value.startswith("deletion AUC ")]
-    assert len(scored) == len(chosen)
-    assert "**Ranked by deletion AUC**" in _text(at)
+    markdown = [m.value for m in at.markdown]
+    tiles = [i for i, v in enumerate(markdown) if "deletion: " in v and "insertion: " in v]
+    assert len(tiles) == len(chosen)  # each tile its verdict
+    (top,) = [i for i, v in enumerate(markdown) if v.startswith("**Ranking** — ")]
+    assert top < min(tiles)  # the ranking above the tiles
     table = at.dataframe[0].value
-    assert list(table["rank"]) == list(range(1, len(chosen) + 1))
-    assert list(table["deletion AUC"]) == sorted(table["deletion AUC"])
-    at.slider(key="w_alpha").set_value(0.2).run()  # alpha: no recompute, scores still shown
+    assert list(table.columns) == ["place", "method", "deletion", "insertion", "margin over random (spreads)"]
+    assert set(table["deletion"]) <= {"better", "unclear", "no better"}
+    places = [int(p.rstrip("=")) for p in table["place"]]
+    assert places[0] == 1 and places == sorted(places)
+    assert any(c.value.startswith("Ranked by deletion and insertion against the random maps") for c in at.caption)
+    assert not any("wait for their verdict" in c.value for c in at.caption)
+    at.slider(key="w_alpha").set_value(0.2).run()  # alpha: no recompute, verdicts still shown
     assert ENGINE_CALLS["evaluate"] == len(chosen)
-    assert len([c for c in at.caption if c.value.startswith("deletion AUC ")]) == len(chosen)
+    assert len([m for m in at.markdown if "deletion: " in m.value and "insertion: " in m.value]) == len(chosen)

@@ -1,0 +1,94 @@
+"""Every long method's time estimate (``MethodSpec.expected_seconds``, what the app shows before a run) against
+the time the run then takes, on two models: the embedded EfficientNet-Lite0 and a torchvision ResNet-18 with
+random weights.
+
+Usage: python bench/bench_estimates.py [--size 224] [--models efficientnet_lite0,resnet18] [--methods a,b]
+                                       [--device cpu|cuda]
+Per model, every long method runs once first ("first" columns: the estimate shown before it — from what the
+other methods timed, or none — and that run's wall time, which includes learning the chunk size); then each
+is estimated and run again ("then" columns). ratio = estimate / measured; within 0.5–2 is the target.
+The methods' defaults from the registry; ``--size`` is the short side of the input (the app's is the model's).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data  # noqa: E402
+
+import models  # noqa: E402
+from cam_core import explain  # noqa: E402
+from cam_core.registry import METHODS  # noqa: E402
+from models.preprocess import preprocess  # noqa: E402
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def model_and_input(name: str, size: int, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor, str]:
+    """(model in eval mode, chelsea preprocessed at ``size`` on the short side, default layer)."""
+    photo = Image.fromarray(data.chelsea())
+    if name == "resnet18":
+        torch.manual_seed(0)
+        net = torchvision.models.resnet18(weights=None).eval().to(device)
+        return net, preprocess(photo, size, *IMAGENET, device), "layer4"
+    backbone = models.load(name, device=device, input_size=size)
+    return backbone.model, backbone.preprocess(photo), backbone.spec.default_layer
+
+
+def timed(model: torch.nn.Module, x: torch.Tensor, method: str, layer: str | None, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    explain(model, x, method, layer)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - began
+
+
+def estimate(model: torch.nn.Module, x: torch.Tensor, method: str, layer: str | None) -> float | None:
+    return METHODS[method].expected_seconds(model, x, {}, layer)
+
+
+def _s(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--models", default="efficientnet_lite0,resnet18")
+    ap.add_argument("--methods", default=",".join(m for m, s in METHODS.items() if s.long_running))
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    methods = [m for m in args.methods.split(",") if m]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, short side {args.size}")
+    print("| model | method | first: estimate s | first: measured s | then: estimate s | then: measured s | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    worst = 1.0
+    for name in args.models.split(","):
+        model, x, default_layer = model_and_input(name, args.size, device)
+        layers = {m: default_layer if METHODS[m].needs_layer else None for m in methods}
+        first = {}
+        for m in methods:
+            first[m] = (estimate(model, x, m, layers[m]), timed(model, x, m, layers[m], device))
+        for m in methods:
+            est = estimate(model, x, m, layers[m])
+            took = timed(model, x, m, layers[m], device)
+            ratio = None if est is None else est / took
+            if ratio is not None:
+                worst = max(worst, ratio, 1 / ratio)
+            print(f"| {name} {tuple(x.shape[-2:])} | {m} | {_s(first[m][0])} | {_s(first[m][1])} | {_s(est)} | "
+                  f"{took:.2f} | {'—' if ratio is None else f'{ratio:.2f}'} |", flush=True)
+    print(f"worst factor between estimate and measured (then): {worst:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
