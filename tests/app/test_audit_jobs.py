@@ -62,3 +62,26 @@ def test_a_failing_run_says_why(tmp_path):
 
 def test_not_started_from_the_app(folder):
     assert audit_jobs.status(folder) is None
+
+
+def test_resume_rebuilds_the_command_from_the_manifest(tmp_path, monkeypatch):
+    """Resume never runs a command read from disk: it is rebuilt from the manifest (registered model, registry
+    methods, images inside the audit folder), and refused otherwise."""
+    import streamlit as st
+
+    from ui import audit_start
+
+    root = tmp_path / "audits"
+    folder = audit_sample.build(root / "run1")
+    monkeypatch.setenv("CAM_EXPLORER_AUDITS", str(root))
+    started: list[list[str]] = []
+    monkeypatch.setattr(audit_jobs, "start", lambda f, argv: started.append(argv))
+    _job(folder, argv=["rm", "-rf", "/"], pid=0, started=time.time(), before=0)  # planted: never run
+    audit_start.resume(folder)  # "tiny-net" is not a registered model
+    assert started == [] and "cannot be resumed" in st.session_state[audit_start._ERROR]
+    manifest = read_manifest(folder)
+    write_json_atomic(folder / "manifest.json", {**manifest, "model": "efficientnet_lite0", "input_size": 224})
+    audit_start.resume(folder)
+    assert started == [[sys.executable, "-m", "cam_explorer", "audit", str(folder / "images"), "--method", "gradcam",
+                        "--out", str(folder), "--model", "efficientnet_lite0", "--batch", "16", "--layer", "conv",
+                        "--metrics", "deletion"]]
