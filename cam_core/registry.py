@@ -12,10 +12,10 @@ from typing import Any
 from .batching import estimate_seconds
 from .errors import CamError
 from .methods import ablation_cam, attention, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
-from .methods.base import MapResult, Target
+from .methods.base import MapResult, Method, Target, needs_layer
 from .methods.layer_cam import EIGENCAM, GRADCAM, GRADCAMPP, HIRESCAM, XGRADCAM
 from .methods.pixel import DECONVNET, GUIDED_BACKPROP, SALIENCY
-from .methods.wrappers import Product, Smooth
+from .methods.wrappers import Path, Product, Smooth
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,18 @@ class ParamSpec:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MethodSpec:
-    """A method: what it computes (``fn``), what it is called, where it comes from, what it takes."""
+    """A method: what it computes (``method``), what it is called, where it comes from, what it takes.
+
+    ``method`` is a method object (``methods.base.Method``: ``run(target, **params)`` and ``needs_layer``);
+    whether the method works on a chosen layer is the object's, never written here twice.
+    """
 
     name: str
     display: str
-    kind: str  # "cam" (needs a spatial layer), "pixel" (input gradients), "perturbation"
-    fn: Callable[..., MapResult]
+    kind: str  # "cam" (a layer's feature maps), "pixel" (input gradients), "perturbation", "attention"
+    method: Method
     citation: str
     paper_url: str
     summary: str
@@ -68,12 +72,21 @@ class MethodSpec:
     bad_at: str
     params: dict[str, ParamSpec] = field(default_factory=dict)
     feature_target: bool = False  # accepts a (layer, channel) target instead of a class
-    needs_layer: bool = False  # works on a chosen layer (layer CAMs, and products that contain one)
     long_running: bool = False  # many forward passes: show an estimate first, a progress bar, run on request
     aliases: tuple[str, ...] = ()  # other names accepted by ``get_method`` (CLI, URLs)
     #: (model, x, resolved params, layer) → seconds a run will take, from this process's measurements; ``None``
     #: when not known yet (or when the method has no estimate)
     estimate: Callable[[Any, Any, dict[str, Any], str | None], float | None] | None = None
+
+    @property
+    def needs_layer(self) -> bool:
+        """Works on a chosen layer (layer CAMs, and wrappers or products that contain one)."""
+        return needs_layer(self.method)
+
+    @property
+    def fn(self) -> Callable[..., MapResult]:
+        """The method's ``run(target, **params)``."""
+        return self.method.run
 
     def expected_seconds(self, model: Any, x: Any, params: dict[str, Any], layer: str | None = None) -> float | None:
         """Seconds a run on ``x`` at ``layer`` with ``params`` (defaults filled in) should take; ``None`` if
@@ -83,7 +96,7 @@ class MethodSpec:
         return self.estimate(model, x, self.resolve_params(params), layer)
 
     def run(self, target: Target, params: dict[str, Any]) -> MapResult:
-        return self.fn(target, **params)
+        return self.method.run(target, **params)
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, unknown names refused, values range-checked."""
@@ -121,94 +134,124 @@ _FILL = ParamSpec(object, 0.0, "a value in normalized input space (0 = dataset m
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec(
-        "gradcam", "Grad-CAM", "cam", GRADCAM.run,
-        "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization, ICCV 2017",
-        "https://arxiv.org/abs/1610.02391",
-        "Weights each feature map of a layer by how much the class score rises when that map rises "
+        name="gradcam",
+        display="Grad-CAM",
+        kind="cam",
+        method=GRADCAM,
+        citation="Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization, ICCV 2017",
+        paper_url="https://arxiv.org/abs/1610.02391",
+        summary="Weights each feature map of a layer by how much the class score rises when that map rises "
         "(its average gradient), adds the weighted maps and keeps the positive part.",
-        r"\alpha_k^c = \frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}},\qquad "
+        formula=r"\alpha_k^c = \frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}},\qquad "
         r"L^c = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big)",
-        "Any CNN and any layer; class-discriminative; costs about one forward pass.",
-        "Coarse (the layer's grid); averaging gradients can miss several instances of a class.",
-        needs_layer=True, aliases=("grad_cam",)),
+        good_at="Any CNN and any layer; class-discriminative; costs about one forward pass.",
+        bad_at="Coarse (the layer's grid); averaging gradients can miss several instances of a class.",
+        aliases=("grad_cam",)),
     MethodSpec(
-        "gradcam++", "Grad-CAM++", "cam", GRADCAMPP.run,
-        "Chattopadhay et al., Grad-CAM++: Improved Visual Explanations for Deep CNNs, WACV 2018",
-        "https://arxiv.org/abs/1710.11063",
-        "Like Grad-CAM, but weights each location of each map by higher-order terms of the gradient, "
+        name="gradcam++",
+        display="Grad-CAM++",
+        kind="cam",
+        method=GRADCAMPP,
+        citation="Chattopadhay et al., Grad-CAM++: Improved Visual Explanations for Deep CNNs, WACV 2018",
+        paper_url="https://arxiv.org/abs/1710.11063",
+        summary="Like Grad-CAM, but weights each location of each map by higher-order terms of the gradient, "
         "so several objects of the same class all light up.",
-        r"a^{kc}_{ij} = \frac{(g^{kc}_{ij})^2}{2(g^{kc}_{ij})^2 + \sum_{a,b} A^k_{ab}(g^{kc}_{ij})^3},\quad "
+        formula=r"a^{kc}_{ij} = \frac{(g^{kc}_{ij})^2}{2(g^{kc}_{ij})^2 + \sum_{a,b} A^k_{ab}(g^{kc}_{ij})^3},\quad "
         r"w^c_k = \sum_{i,j} a^{kc}_{ij}\,\mathrm{ReLU}(g^{kc}_{ij}),\quad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
-        "Several instances of a class; fuller coverage of large objects.",
-        "Same coarse grid as Grad-CAM; the exponential-score derivation is an approximation.",
-        needs_layer=True, aliases=("gradcampp", "gradcam_pp", "grad_cam_pp", "grad_cam++", "gradcamplusplus")),
+        good_at="Several instances of a class; fuller coverage of large objects.",
+        bad_at="Same coarse grid as Grad-CAM; the exponential-score derivation is an approximation.",
+        aliases=("gradcampp", "gradcam_pp", "grad_cam_pp", "grad_cam++", "gradcamplusplus")),
     MethodSpec(
-        "cam", "CAM", "cam", cam.run_cam,
-        "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
-        "https://arxiv.org/abs/1512.04150",
-        "For networks that end in global average pooling and one linear layer: weights each feature map "
+        name="cam",
+        display="CAM",
+        kind="cam",
+        method=cam.CAM,
+        citation="Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
+        paper_url="https://arxiv.org/abs/1512.04150",
+        summary="For networks that end in global average pooling and one linear layer: weights each feature map "
         "of the last convolutional layer by the class's weight in that linear layer.",
-        r"M_c(i,j) = \sum_k w^c_k\, A^k_{ij}",
-        "Exact and cheap — no gradients; the original class activation map.",
-        "Only the layer feeding global-average-pool → linear; other heads need Grad-CAM.",
-        needs_layer=True),
+        formula=r"M_c(i,j) = \sum_k w^c_k\, A^k_{ij}",
+        good_at="Exact and cheap — no gradients; the original class activation map.",
+        bad_at="Only the layer feeding global-average-pool → linear; other heads need Grad-CAM."),
     MethodSpec(
-        "saliency", "Saliency (gradient)", "pixel", SALIENCY.run,
-        "Simonyan et al., Deep Inside Convolutional Networks, ICLR workshop 2014",
-        "https://arxiv.org/abs/1312.6034",
-        "How much each pixel, nudged, would change the class score: the largest absolute input gradient over "
+        name="saliency",
+        display="Saliency (gradient)",
+        kind="pixel",
+        method=SALIENCY,
+        citation="Simonyan et al., Deep Inside Convolutional Networks, ICLR workshop 2014",
+        paper_url="https://arxiv.org/abs/1312.6034",
+        summary="How much each pixel, nudged, would change the class score: the largest absolute input gradient over "
         "the colour channels.",
-        r"M_{ij} = \max_{ch} \left|\frac{\partial y^c}{\partial x_{ch,ij}}\right|",
-        "Pixel-sharp; no layer to choose.", "Noisy; a local linear view of the model.",
+        formula=r"M_{ij} = \max_{ch} \left|\frac{\partial y^c}{\partial x_{ch,ij}}\right|",
+        good_at="Pixel-sharp; no layer to choose.",
+        bad_at="Noisy; a local linear view of the model.",
         feature_target=True),
     MethodSpec(
-        "smoothgrad", "SmoothGrad", "pixel", Smooth(SALIENCY).run,
-        "Smilkov et al., SmoothGrad: removing noise by adding noise, 2017",
-        "https://arxiv.org/abs/1706.03825",
-        "Averages the input gradient over many noisy copies of the image; the noise cancels, the structure stays.",
-        r"\hat M_c(x) = \frac{1}{n}\sum_{i=1}^{n} \frac{\partial y^c}{\partial x}\big(x + \varepsilon_i\big),\quad "
+        name="smoothgrad",
+        display="SmoothGrad",
+        kind="pixel",
+        method=Smooth(SALIENCY),
+        citation="Smilkov et al., SmoothGrad: removing noise by adding noise, 2017",
+        paper_url="https://arxiv.org/abs/1706.03825",
+        summary="Averages the input gradient over many noisy copies of the image; the noise cancels, the structure stays.",
+        formula=r"\hat M_c(x) = \frac{1}{n}\sum_{i=1}^{n} \frac{\partial y^c}{\partial x}\big(x + \varepsilon_i\big),\quad "
         r"\varepsilon_i \sim \mathcal N(0, \sigma^2)",
-        "Much cleaner than plain gradients; seedable, so reproducible.", "n forward+backward passes.",
-        long_running=True, estimate=_items_estimate("samples", grad=True),
+        good_at="Much cleaner than plain gradients; seedable, so reproducible.",
+        bad_at="n forward+backward passes.",
+        long_running=True,
+        estimate=_items_estimate("samples", grad=True),
         params=_SMOOTH_PARAMS),
     MethodSpec(
-        "guided_backprop", "Guided backprop", "pixel", GUIDED_BACKPROP.run,
-        "Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR workshop 2015",
-        "https://arxiv.org/abs/1412.6806",
-        "Backpropagates the class score to the pixels, but each ReLU lets through only positive gradient "
+        name="guided_backprop",
+        display="Guided backprop",
+        kind="pixel",
+        method=GUIDED_BACKPROP,
+        citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR workshop 2015",
+        paper_url="https://arxiv.org/abs/1412.6806",
+        summary="Backpropagates the class score to the pixels, but each ReLU lets through only positive gradient "
         "where its input was positive: sharp images of what excites the class (or one feature map).",
-        r"R^{l} = \mathbb 1[f^{l} > 0]\cdot \mathbb 1[R^{l+1} > 0]\cdot R^{l+1}",
-        "Crisp, detailed pixel images; works for a class or a single feature map.",
-        "Barely class-discriminative; passes sanity checks poorly (Adebayo et al. 2018).",
+        formula=r"R^{l} = \mathbb 1[f^{l} > 0]\cdot \mathbb 1[R^{l+1} > 0]\cdot R^{l+1}",
+        good_at="Crisp, detailed pixel images; works for a class or a single feature map.",
+        bad_at="Barely class-discriminative; passes sanity checks poorly (Adebayo et al. 2018).",
         feature_target=True),
     MethodSpec(
-        "deconvnet", "Deconvnet", "pixel", DECONVNET.run,
-        "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
-        "https://arxiv.org/abs/1311.2901",
-        "Projects a class score or one feature map back to pixels, rectifying the signal at every ReLU "
+        name="deconvnet",
+        display="Deconvnet",
+        kind="pixel",
+        method=DECONVNET,
+        citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+        paper_url="https://arxiv.org/abs/1311.2901",
+        summary="Projects a class score or one feature map back to pixels, rectifying the signal at every ReLU "
         "whatever the forward pass did; max-pooling routes through the recorded switches.",
-        r"R^{l} = \mathrm{ReLU}\big(R^{l+1}\big)",
-        "Shows the input pattern a unit responds to (Zeiler & Fergus fig. 2).",
-        "Little class-specificity; images depend on the architecture.",
+        formula=r"R^{l} = \mathrm{ReLU}\big(R^{l+1}\big)",
+        good_at="Shows the input pattern a unit responds to (Zeiler & Fergus fig. 2).",
+        bad_at="Little class-specificity; images depend on the architecture.",
         feature_target=True),
     MethodSpec(
-        "guided_gradcam", "Guided Grad-CAM", "pixel", Product(GUIDED_BACKPROP, GRADCAM).run,
-        "Selvaraju et al., Grad-CAM, ICCV 2017",
-        "https://arxiv.org/abs/1610.02391",
-        "Multiplies the sharp guided-backprop image by the class-discriminative Grad-CAM map.",
-        r"G^c = R_{\text{guided}} \odot \mathrm{upsample}(L^c_{\text{Grad-CAM}})",
-        "Sharp and class-discriminative.", "Inherits guided backprop's weak model dependence.",
-        needs_layer=True),
+        name="guided_gradcam",
+        display="Guided Grad-CAM",
+        kind="pixel",
+        method=Product(GUIDED_BACKPROP, GRADCAM),
+        citation="Selvaraju et al., Grad-CAM, ICCV 2017",
+        paper_url="https://arxiv.org/abs/1610.02391",
+        summary="Multiplies the sharp guided-backprop image by the class-discriminative Grad-CAM map.",
+        formula=r"G^c = R_{\text{guided}} \odot \mathrm{upsample}(L^c_{\text{Grad-CAM}})",
+        good_at="Sharp and class-discriminative.",
+        bad_at="Inherits guided backprop's weak model dependence."),
     MethodSpec(
-        "occlusion", "Occlusion sensitivity", "perturbation", occlusion.run_occlusion,
-        "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014 (§4.2)",
-        "https://arxiv.org/abs/1311.2901",
-        "Covers the image with a grey square at every position and records how much the class probability "
+        name="occlusion",
+        display="Occlusion sensitivity",
+        kind="perturbation",
+        method=occlusion.OCCLUSION,
+        citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014 (§4.2)",
+        paper_url="https://arxiv.org/abs/1311.2901",
+        summary="Covers the image with a grey square at every position and records how much the class probability "
         "drops; also which class wins with each part hidden.",
-        r"M(i,j) = \operatorname*{mean}_{w \ni (i,j)} \big[p^c(x) - p^c(x_{\setminus w})\big]",
-        "Model-agnostic, easy to trust: it measures the output directly.",
-        "One forward pass per position; blurry at the patch scale.",
-        long_running=True, estimate=_occlusion_estimate,
+        formula=r"M(i,j) = \operatorname*{mean}_{w \ni (i,j)} \big[p^c(x) - p^c(x_{\setminus w})\big]",
+        good_at="Model-agnostic, easy to trust: it measures the output directly.",
+        bad_at="One forward pass per position; blurry at the patch scale.",
+        long_running=True,
+        estimate=_occlusion_estimate,
         params={
             "patch": ParamSpec(int, 32, "occluder side in input pixels", 1, 512, 1),
             "stride": ParamSpec(int, 16, "step between positions in input pixels", 1, 512, 1),
@@ -218,98 +261,132 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                                 "network allows it, else plain forwards; same map", choices=("auto", "incremental", "full")),
         }),
     MethodSpec(
-        "scorecam", "Score-CAM", "perturbation", score_cam.run_scorecam,
-        "Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, CVPR-W 2020",
-        "https://arxiv.org/abs/1910.01279",
-        "Shows the model the image through each feature map in turn (the map, upsampled, as a soft mask) and "
+        name="scorecam",
+        display="Score-CAM",
+        kind="perturbation",
+        method=score_cam.SCORECAM,
+        citation="Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, CVPR-W 2020",
+        paper_url="https://arxiv.org/abs/1910.01279",
+        summary="Shows the model the image through each feature map in turn (the map, upsampled, as a soft mask) and "
         "weights that map by the class probability it earns; no gradients.",
-        r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
-        "Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
-        "One forward pass per distinct channel map (hundreds; constant and duplicate maps are skipped, "
+        formula=r"w_k = p^c\big(x \odot \mathrm{norm}(\mathrm{up}(A^k))\big),\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
+        good_at="Gradient-free, so no saturated or noisy gradients; usually cleaner than Grad-CAM.",
+        bad_at="One forward pass per distinct channel map (hundreds; constant and duplicate maps are skipped, "
         "exactly); capping the channels is an approximation.",
-        needs_layer=True, long_running=True, aliases=("score_cam",), estimate=score_cam.estimate_scorecam,
+        long_running=True,
+        aliases=("score_cam",),
+        estimate=score_cam.estimate_scorecam,
         params={
             "max_channels": ParamSpec(int, 0, "score only this many channels, highest mean activation first "
                                       "(0 = all, exact)", 0, 8192, 1),
             "chunk": _CHUNK,
         }),
     MethodSpec(
-        "ablationcam", "Ablation-CAM", "perturbation", ablation_cam.run_ablationcam,
-        "Desai & Ramaswamy, Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free "
-        "Localization, WACV 2020", "https://openaccess.thecvf.com/content_WACV_2020/html/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.html",
-        "Switches off one feature map at a time and weights it by how much the class score falls without it.",
-        r"w_k = \frac{y^c - y^c_{A^k=0}}{y^c},\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
-        "Gradient-free; measures each channel's real effect on the score.",
-        "One pass of the network's tail per channel that is not all zero; the ratio misbehaves when the "
+        name="ablationcam",
+        display="Ablation-CAM",
+        kind="perturbation",
+        method=ablation_cam.ABLATIONCAM,
+        citation="Desai & Ramaswamy, Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free "
+        "Localization, WACV 2020",
+        paper_url="https://openaccess.thecvf.com/content_WACV_2020/html/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.html",
+        summary="Switches off one feature map at a time and weights it by how much the class score falls without it.",
+        formula=r"w_k = \frac{y^c - y^c_{A^k=0}}{y^c},\qquad L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
+        good_at="Gradient-free; measures each channel's real effect on the score.",
+        bad_at="One pass of the network's tail per channel that is not all zero; the ratio misbehaves when the "
         "class score is near 0.",
-        needs_layer=True, long_running=True, aliases=("ablation_cam",), estimate=ablation_cam.estimate_ablationcam,
+        long_running=True,
+        aliases=("ablation_cam",),
+        estimate=ablation_cam.estimate_ablationcam,
         params={"chunk": _CHUNK}),
     MethodSpec(
-        "layercam", "LayerCAM", "cam", layer_cam.run_layercam,
-        "Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
-        "https://ieeexplore.ieee.org/document/9462463",
-        "Weights every location of every feature map by its own positive gradient, so early, high-resolution "
+        name="layercam",
+        display="LayerCAM",
+        kind="cam",
+        method=layer_cam.LAYERCAM_FUSION,
+        citation="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
+        paper_url="https://ieeexplore.ieee.org/document/9462463",
+        summary="Weights every location of every feature map by its own positive gradient, so early, high-resolution "
         "layers give sharp maps; several layers can be fused.",
-        r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(G^{kc}) \odot A^k\Big);\ \text{fused: } "
+        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(G^{kc}) \odot A^k\Big);\ \text{fused: } "
         r"\max_l \tanh\big(\gamma\,\hat L^c_l\big)",
-        "Fine detail from shallow layers; fusing layers combines detail with class focus.",
-        "Shallow layers alone are less class-discriminative.",
-        needs_layer=True, aliases=("layer_cam",),
+        good_at="Fine detail from shallow layers; fusing layers combines detail with class focus.",
+        bad_at="Shallow layers alone are less class-discriminative.",
+        aliases=("layer_cam",),
         params={
             "fuse_layers": ParamSpec(str, "", "other layers to fuse with the target layer, comma-separated"),
             "gamma": ParamSpec(float, 2.0, "tanh scaling γ of each fused layer's map", 0.1, 10.0, 0.1),
         }),
     MethodSpec(
-        "xgradcam", "XGrad-CAM", "cam", XGRADCAM.run,
-        "Fu et al., Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs, BMVC 2020",
-        "https://arxiv.org/abs/2008.02312",
-        "Like Grad-CAM, but averages each map's gradient weighted by the map's own activation, which the "
+        name="xgradcam",
+        display="XGrad-CAM",
+        kind="cam",
+        method=XGRADCAM,
+        citation="Fu et al., Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs, BMVC 2020",
+        paper_url="https://arxiv.org/abs/2008.02312",
+        summary="Like Grad-CAM, but averages each map's gradient weighted by the map's own activation, which the "
         "authors derive from two axioms (sensitivity and conservation).",
-        r"w_k = \sum_{i,j} \frac{A^k_{ij}}{\sum_{a,b} A^k_{ab}}\, G^{kc}_{ij},\qquad "
+        formula=r"w_k = \sum_{i,j} \frac{A^k_{ij}}{\sum_{a,b} A^k_{ab}}\, G^{kc}_{ij},\qquad "
         r"L^c = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)",
-        "Principled channel weights; one forward and a partial backward, like Grad-CAM.",
-        "Coarse like Grad-CAM; unstable for channels whose activations sum to nearly 0.",
-        needs_layer=True, aliases=("xgrad_cam",)),
+        good_at="Principled channel weights; one forward and a partial backward, like Grad-CAM.",
+        bad_at="Coarse like Grad-CAM; unstable for channels whose activations sum to nearly 0.",
+        aliases=("xgrad_cam",)),
     MethodSpec(
-        "hirescam", "HiResCAM", "cam", HIRESCAM.run,
-        "Draelos & Carin, Use HiResCAM instead of Grad-CAM for faithful explanations of CNNs, 2020",
-        "https://arxiv.org/abs/2011.08891",
-        "Multiplies each feature map by its gradient location by location (no averaging), so the map shows "
+        name="hirescam",
+        display="HiResCAM",
+        kind="cam",
+        method=HIRESCAM,
+        citation="Draelos & Carin, Use HiResCAM instead of Grad-CAM for faithful explanations of CNNs, 2020",
+        paper_url="https://arxiv.org/abs/2011.08891",
+        summary="Multiplies each feature map by its gradient location by location (no averaging), so the map shows "
         "where the model actually used each feature.",
-        r"L^c = \mathrm{ReLU}\Big(\sum_k G^{kc} \odot A^k\Big)",
-        "Provably faithful to the score for a GAP→linear head (equals CAM there).",
-        "Noisier than Grad-CAM on deep heads.",
-        needs_layer=True, aliases=("hires_cam",)),
+        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k G^{kc} \odot A^k\Big)",
+        good_at="Provably faithful to the score for a GAP→linear head (equals CAM there).",
+        bad_at="Noisier than Grad-CAM on deep heads.",
+        aliases=("hires_cam",)),
     MethodSpec(
-        "eigencam", "EigenCAM", "cam", EIGENCAM.run,
-        "Muhammad & Yeasin, Eigen-CAM: Class Activation Map using Principal Components, IJCNN 2020",
-        "https://arxiv.org/abs/2008.00299",
-        "The layer's main pattern of activation: its feature maps projected on their first principal "
+        name="eigencam",
+        display="EigenCAM",
+        kind="cam",
+        method=EIGENCAM,
+        citation="Muhammad & Yeasin, Eigen-CAM: Class Activation Map using Principal Components, IJCNN 2020",
+        paper_url="https://arxiv.org/abs/2008.00299",
+        summary="The layer's main pattern of activation: its feature maps projected on their first principal "
         "component. It does not depend on the class.",
-        r"L = \mathrm{ReLU}\big((A - \bar A)\, v_1\big),\ v_1 \text{ the first right singular vector of the "
+        formula=r"L = \mathrm{ReLU}\big((A - \bar A)\, v_1\big),\ v_1 \text{ the first right singular vector of the "
         r"centred } uv\times K \text{ matrix; sign: positive correlation with } \textstyle\sum_k A^k",
-        "No gradients and no class: robust, shows what the layer attends to.",
-        "Not class-discriminative: the same map for every class.",
-        needs_layer=True, aliases=("eigen_cam",)),
+        good_at="No gradients and no class: robust, shows what the layer attends to.",
+        bad_at="Not class-discriminative: the same map for every class.",
+        aliases=("eigen_cam",)),
     MethodSpec(
-        "smoothgradcam++", "SmoothGrad-CAM++", "cam", Smooth(GRADCAMPP).run,
-        "Omeiza et al., Smooth Grad-CAM++, 2019 (SmoothGrad's noise over Grad-CAM++)",
-        "https://arxiv.org/abs/1908.01224",
-        "Grad-CAM++ averaged over noisy copies of the image, which steadies its map.",
-        r"\hat L^c = \frac{1}{n}\sum_{i=1}^{n} L^c_{\text{Grad-CAM++}}(x + \varepsilon_i)",
-        "Steadier than Grad-CAM++ on one image.", "n forward+backward passes.",
-        needs_layer=True, long_running=True, aliases=("smoothgradcampp", "smooth_gradcam++"),
-        estimate=_items_estimate("samples", grad=True), params=_SMOOTH_PARAMS),
+        name="smoothgradcam++",
+        display="SmoothGrad-CAM++",
+        kind="cam",
+        method=Smooth(GRADCAMPP),
+        citation="Omeiza et al., Smooth Grad-CAM++, 2019 (SmoothGrad's noise over Grad-CAM++)",
+        paper_url="https://arxiv.org/abs/1908.01224",
+        summary="Grad-CAM++ averaged over noisy copies of the image, which steadies its map.",
+        formula=r"\hat L^c = \frac{1}{n}\sum_{i=1}^{n} L^c_{\text{Grad-CAM++}}(x + \varepsilon_i)",
+        good_at="Steadier than Grad-CAM++ on one image.",
+        bad_at="n forward+backward passes.",
+        long_running=True,
+        aliases=("smoothgradcampp", "smooth_gradcam++"),
+        estimate=_items_estimate("samples", grad=True),
+        params=_SMOOTH_PARAMS),
     MethodSpec(
-        "integrated_gradients", "Integrated Gradients", "pixel", integrated_gradients.run_integrated_gradients,
-        "Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
-        "https://arxiv.org/abs/1703.01365",
-        "Adds up the input gradient along a straight path from a baseline image (black, blurred, a colour) to "
+        name="integrated_gradients",
+        display="Integrated Gradients",
+        kind="pixel",
+        method=Path(SALIENCY),
+        citation="Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
+        paper_url="https://arxiv.org/abs/1703.01365",
+        summary="Adds up the input gradient along a straight path from a baseline image (black, blurred, a colour) to "
         "the photo; the attributions add up to the score difference (completeness).",
-        r"\mathrm{IG}_i(x) = (x_i - x'_i)\int_0^1 \frac{\partial y^c}{\partial x_i}\big(x' + \alpha(x - x')\big)\,d\alpha",
-        "Satisfies completeness and sensitivity; the gap left by the finite sum is reported.",
-        "Depends on the baseline; `steps` forward+backward passes.",
-        long_running=True, aliases=("ig", "integratedgradients"), estimate=_items_estimate("steps", grad=True),
+        formula=r"\mathrm{IG}_i(x) = (x_i - x'_i)\int_0^1 \frac{\partial y^c}{\partial x_i}\big(x' + \alpha(x - x')\big)\,d\alpha",
+        good_at="Satisfies completeness and sensitivity; the gap left by the finite sum is reported.",
+        bad_at="Depends on the baseline; `steps` forward+backward passes.",
+        long_running=True,
+        aliases=("ig", "integratedgradients"),
+        estimate=_items_estimate("steps", grad=True),
         params={
             "steps": ParamSpec(int, 64, "gradient evaluations on the path", 2, 1024, 1),
             "rule": ParamSpec(str, "adaptive", "how the path integral is summed: a trapezoid grid refined where "
@@ -321,16 +398,20 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
             "chunk": _CHUNK,
         }),
     MethodSpec(
-        "rise", "RISE", "perturbation", rise.run_rise,
-        "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018",
-        "https://arxiv.org/abs/1806.07421",
-        "Shows the model the image through many random smooth masks and adds up the masks, each weighted by "
+        name="rise",
+        display="RISE",
+        kind="perturbation",
+        method=rise.RISE,
+        citation="Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018",
+        paper_url="https://arxiv.org/abs/1806.07421",
+        summary="Shows the model the image through many random smooth masks and adds up the masks, each weighted by "
         "how much more (or less) of the class probability it kept than the average mask did.",
-        r"M = \frac{1}{N\,p}\sum_{i=1}^{N} \big(p^c(x \odot m_i) - \bar p\big)\, m_i,\quad "
+        formula=r"M = \frac{1}{N\,p}\sum_{i=1}^{N} \big(p^c(x \odot m_i) - \bar p\big)\, m_i,\quad "
         r"\bar p = \frac{1}{N}\sum_i p^c(x \odot m_i)",
-        "Model-agnostic (a black box is enough); seeded, so reproducible.",
-        "Hundreds to thousands of forward passes; a grainy map at low N.",
-        long_running=True, estimate=_items_estimate("masks", grad=False),
+        good_at="Model-agnostic (a black box is enough); seeded, so reproducible.",
+        bad_at="Hundreds to thousands of forward passes; a grainy map at low N.",
+        long_running=True,
+        estimate=_items_estimate("masks", grad=False),
         params={
             "masks": ParamSpec(int, 1000, "random masks (N)", 1, 20000, 1),
             "cells": ParamSpec(int, 8, "mask grid cells per side", 2, 64, 1),
@@ -339,15 +420,18 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
             "chunk": _CHUNK,
         }),
     MethodSpec(
-        "attention_rollout", "Attention rollout", "attention", attention.run_attention_rollout,
-        "Abnar & Zuidema, Quantifying Attention Flow in Transformers, ACL 2020",
-        "https://arxiv.org/abs/2005.00928",
-        "Follows how much of the class token's information comes from each image patch, by multiplying the "
+        name="attention_rollout",
+        display="Attention rollout",
+        kind="attention",
+        method=attention.ROLLOUT,
+        citation="Abnar & Zuidema, Quantifying Attention Flow in Transformers, ACL 2020",
+        paper_url="https://arxiv.org/abs/2005.00928",
+        summary="Follows how much of the class token's information comes from each image patch, by multiplying the "
         "attention matrices of all layers (each mixed half-and-half with the skip connection).",
-        r"\hat A_l = \mathrm{rownorm}\Big(\tfrac{1}{2}\big(\mathrm{fuse}_h(A_l) + I\big)\Big),\quad "
+        formula=r"\hat A_l = \mathrm{rownorm}\Big(\tfrac{1}{2}\big(\mathrm{fuse}_h(A_l) + I\big)\Big),\quad "
         r"R = \hat A_L \cdots \hat A_1,\quad M = R_{\mathrm{cls},\,\mathrm{patches}}",
-        "Vision transformers (ViT, DeiT); no gradients, about one forward pass; shows where the model looks.",
-        "The same map for every class; attention is not attribution; no global attention in Swin, none in CNNs.",
+        good_at="Vision transformers (ViT, DeiT); no gradients, about one forward pass; shows where the model looks.",
+        bad_at="The same map for every class; attention is not attribution; no global attention in Swin, none in CNNs.",
         aliases=("rollout",),
         params={
             "head_fusion": ParamSpec(str, "mean", "how the heads of a layer are combined", choices=("mean", "max", "min")),
@@ -355,17 +439,19 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                                        0.0, 0.99, 0.05),
         }),
     MethodSpec(
-        "transformer_attribution", "Transformer attribution (gradient × attention)", "attention",
-        attention.run_transformer_attribution,
-        "Chefer, Gur & Wolf, Transformer Interpretability Beyond Attention Visualization, CVPR 2021 "
+        name="transformer_attribution",
+        display="Transformer attribution (gradient × attention)",
+        kind="attention",
+        method=attention.TRANSFORMER_ATTRIBUTION,
+        citation="Chefer, Gur & Wolf, Transformer Interpretability Beyond Attention Visualization, CVPR 2021 "
         "(gradient × attention rollout rule of Chefer et al., ICCV 2021)",
-        "https://arxiv.org/abs/2012.09838",
-        "Like attention rollout, but each head's attention is weighted by its gradient for the class and only "
+        paper_url="https://arxiv.org/abs/2012.09838",
+        summary="Like attention rollout, but each head's attention is weighted by its gradient for the class and only "
         "the positive part is kept, so the map is class-specific.",
-        r"\bar A_l = \mathbb E_h\big[(\nabla A_l^h \odot A_l^h)^+\big],\quad R \leftarrow R + \bar A_l R "
+        formula=r"\bar A_l = \mathbb E_h\big[(\nabla A_l^h \odot A_l^h)^+\big],\quad R \leftarrow R + \bar A_l R "
         r"\ (R_0 = I),\quad M = R_{\mathrm{cls},\,\mathrm{patches}}",
-        "Class-discriminative maps for ViT/DeiT at the patch grid; one forward and one backward.",
-        "Patch-coarse (16×16 px); no LRP relevances (the paper's full rule); only global-attention transformers."),
+        good_at="Class-discriminative maps for ViT/DeiT at the patch grid; one forward and one backward.",
+        bad_at="Patch-coarse (16×16 px); no LRP relevances (the paper's full rule); only global-attention transformers.")
 )}
 
 

@@ -17,7 +17,7 @@ import torch
 from ..batching import memory_cap, timing_key
 from ..errors import CamError
 from ..recorder import record
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 from .layer_cam import layer_map, spatial_activation
 
 
@@ -82,3 +82,6 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     raw = torch.einsum("k,kuv->uv", weights.to(a.dtype), a)
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
                      class_idx=cls.index, extras={"channel_weights": weights.cpu().numpy()})
+
+
+ABLATIONCAM = Function(run_ablationcam, needs_layer=True)

@@ -28,7 +28,7 @@ from torch import nn
 from ..adapters import TokenGrid, adapter_for
 from ..errors import CamError
 from ..recorder import record
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 
 FUSIONS = ("mean", "max", "min")
 _NOT_A_VIT = "attention rollout and transformer attribution need a vision transformer with global attention (ViT, DeiT)"
@@ -219,3 +219,7 @@ def run_transformer_attribution(target: Target) -> MapResult:
     target.report(1, 1)
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits.detach(), class_idx=cls.index,
                      extras={"grid": grid.grid, "layers": len(calls)})
+
+
+ROLLOUT = Function(run_attention_rollout)
+TRANSFORMER_ATTRIBUTION = Function(run_transformer_attribution)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -50,3 +50,26 @@ class MapResult:
     notes: list[str] = field(default_factory=list)
     class_idx: int | None = None  # the class explained (set by the method; None for a feature-map target)
 
+
+
+class Method(Protocol):
+    """What the registry holds: ``run(target, **params) -> MapResult``; ``needs_layer`` when it reads
+    ``target.layer`` (absent: False)."""
+
+    def run(self, target: Target, **params: Any) -> MapResult: ...
+
+
+def needs_layer(method: Any) -> bool:
+    """Whether ``method`` works on a chosen layer: its own ``needs_layer`` (wrappers ask their parts)."""
+    return bool(getattr(method, "needs_layer", False))
+
+
+@dataclass(frozen=True)
+class Function:
+    """A method written as one function ``fn(target, **params)`` (perturbations, CAM, attention)."""
+
+    fn: Callable[..., MapResult]
+    needs_layer: bool = False
+
+    def run(self, target: Target, **params: Any) -> MapResult:
+        return self.fn(target, **params)

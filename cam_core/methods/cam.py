@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import CamError
 from ..hygiene import submodules
 from ..recorder import record
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 
 _SUGGEST = "use Grad-CAM, which works on any layer and equals CAM up to scale where CAM applies"
 
@@ -47,3 +47,5 @@ def run_cam(target: Target) -> MapResult:
     target.report(1, 1)
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes, class_idx=cls.index)
 
+
+CAM = Function(run_cam, needs_layer=True)

@@ -1,4 +1,6 @@
-"""Integrated Gradients (Sundararajan et al., ICML 2017): (x − x') ⊙ ∫₀¹ ∂y^c/∂x (x' + α(x − x')) dα.
+"""Path integrals for Integrated Gradients (Sundararajan et al., ICML 2017): (x − x') ⊙ ∫₀¹ ∂y^c/∂x (x' + α(x − x')) dα.
+
+The method is ``wrappers.Path(saliency)``; this module holds the baselines and the rules for the integral.
 
 Completeness says Σ attr = y^c(x) − y^c(x'); how far the finite sum falls short is reported (a plain sentence
 in the notes, the number in ``extras``). Three rules for the integral over α, all with at most ``steps``
@@ -26,13 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import batched_forward, batched_gradient
 from ..errors import CamError
 from ..filters import gaussian_blur
-from ..targets import ClassTarget
-from .base import MapResult, Target
 from .occlusion import fill_tensor
-from .pixel import channel_max
 
 RULES = ("adaptive", "gauss_legendre", "trapezoid")
 FIRST_GRID = 16  # the adaptive rule's first, uniform grid (points, both ends included)
@@ -95,56 +93,22 @@ def make_baseline(x: torch.Tensor, baseline: str, fill: float | Sequence[float])
     raise CamError(f"Integrated Gradients' baseline must be 'fill' or 'blur', got {baseline!r}")
 
 
-def _weighted_sum(target: Target, points: PathPoints, weights: torch.Tensor, cls: ClassTarget,
-                  chunk: int | None) -> torch.Tensor:
-    """Σ_i w_i ∂y/∂x(α_i), accumulated chunk by chunk (nothing kept per point)."""
-    total = torch.zeros_like(points.image[0], dtype=torch.float64)
-    weights = weights.to(total.device)
-
-    def accumulate(grads: torch.Tensor, first: int) -> None:
-        w = weights[first:first + grads.shape[0]].view(-1, 1, 1, 1)
-        total.add_((grads.double() * w).sum(dim=0))
-
-    batched_gradient(target.model, points, cls.score, chunk, target.progress, reduce=accumulate)
-    return total
-
-
-def _adaptive_sum(target: Target, start: torch.Tensor, x: torch.Tensor, steps: int, cls: ClassTarget,
-                  chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ_i w_i ∂y/∂x(α_i) of the trapezoid rule on a grid refined where its known error is largest; the grid."""
-    delta = (x - start)[0].double()
-    alphas = torch.linspace(0, 1, min(steps, FIRST_GRID), dtype=torch.float64)
-    grads: list[torch.Tensor] = []
-    slopes: list[torch.Tensor] = []  # g(α) = Σ (x − x') ⊙ ∂y/∂x: the integrand of completeness
-    scores: list[torch.Tensor] = []  # y(α)
-    new = alphas
-
-    while True:
-        done = sum(g.shape[0] for g in grads)
-        progress = None if target.progress is None else (lambda d, _n, done=done: target.report(done + d, steps))
-        g, logits = batched_gradient(target.model, PathPoints(start, x, new), cls.score, chunk, progress)
-        grads.append(g)
-        slopes.append((g.double() * delta).sum(dim=(1, 2, 3)).cpu())
-        scores.append(cls.score(logits).double().cpu())
-        if alphas.numel() >= steps:
-            break
-        order = torch.argsort(alphas)
-        a, slope, score = alphas[order], torch.cat(slopes)[order], torch.cat(scores)[order]
-        width = a[1:] - a[:-1]
-        error = width / 2 * (slope[1:] + slope[:-1]) - (score[1:] - score[:-1])
-        worst = torch.argsort(error.abs(), descending=True)[:min(PER_ROUND, steps - alphas.numel())]
-        new = (a[worst] + a[worst + 1]) / 2
-        alphas = torch.cat([alphas, new])
-
+def refine(alphas: torch.Tensor, slopes: torch.Tensor, scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Midpoints of the ``count`` intervals whose trapezoid error is largest: on each, the rule's
+    (b − a)(g(a) + g(b)) / 2 against the exact y(b) − y(a) (``slopes`` g, ``scores`` y at ``alphas``, any order)."""
     order = torch.argsort(alphas)
-    weights = torch.empty_like(alphas)
+    a, slope, score = alphas[order], slopes[order], scores[order]
+    error = (a[1:] - a[:-1]) / 2 * (slope[1:] + slope[:-1]) - (score[1:] - score[:-1])
+    worst = torch.argsort(error.abs(), descending=True)[:count]
+    return (a[worst] + a[worst + 1]) / 2
+
+
+def grid_weights(alphas: torch.Tensor) -> torch.Tensor:
+    """The trapezoid weights of points given in any order (in that order)."""
+    order = torch.argsort(alphas)
+    weights = torch.empty_like(alphas, dtype=torch.float64)
     weights[order] = trapezoid_weights(alphas[order])
-    weights = weights.to(delta.device)
-    total, first = torch.zeros_like(delta), 0
-    for g in grads:  # in the order the points were added, as ``alphas``
-        total.add_((g.double() * weights[first:first + g.shape[0]].view(-1, 1, 1, 1)).sum(dim=0))
-        first += g.shape[0]
-    return total, alphas[order]
+    return weights
 
 
 def completeness_note(gap: float, difference: float) -> str:
@@ -155,30 +119,3 @@ def completeness_note(gap: float, difference: float) -> str:
     if abs(gap) > 0.05 * abs(difference):
         sentence += " More steps on the path would close the gap."
     return sentence
-
-
-def run_integrated_gradients(target: Target, steps: int, rule: str, baseline: str, fill: float | Sequence[float],
-                             chunk: int | None) -> MapResult:
-    if rule not in RULES:
-        raise CamError(f"Integrated Gradients' rule must be one of {', '.join(RULES)}, got {rule!r}")
-    x = target.x.detach()
-    start = make_baseline(x, baseline, fill)
-    clean_logits = batched_forward(target.model, torch.cat([x, start]))  # y(x) and y(x')
-    cls = target.cls.resolved(clean_logits[:1])
-    steps = int(steps)
-    if rule == "adaptive":
-        total, alphas = _adaptive_sum(target, start, x, steps, cls, chunk)
-    else:
-        alphas, weights = fixed_rule(rule, steps)
-        total = _weighted_sum(target, PathPoints(start, x, alphas), weights, cls, chunk)
-    attribution = ((x[0] - start[0]).double() * total).to(x.dtype)
-    difference = float(clean_logits[0, cls.index] - clean_logits[1, cls.index])
-    gap = float(attribution.double().sum()) - difference
-    notes = []
-    if abs(gap) > 0.01 * max(abs(difference), 1e-6):
-        notes.append(completeness_note(gap, difference))
-    saliency = channel_max(attribution)
-    return MapResult(raw=saliency, positive=saliency, logits=clean_logits[:1], gradient=attribution,
-                     notes=notes, class_idx=cls.index,
-                     extras={"completeness_gap": gap, "score_difference": difference, "steps": int(alphas.numel()),
-                             "rule": rule, "alphas": alphas.tolist()})

@@ -8,6 +8,7 @@ location; EigenCAM uses no gradient. ``attribute_batch`` runs any of them on a b
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from ..errors import CamError
 from ..hygiene import eval_mode
 from ..recorder import record, resolve_layer
 from ..targets import ClassTarget
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 
 CamFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -106,6 +107,7 @@ class LayerCam:
 
     fn: CamFn
     needs_grad: bool = True
+    needs_layer: ClassVar[bool] = True
 
     def attribute_batch(self, target: Target, xs: torch.Tensor, cls: ClassTarget | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor, ClassTarget]:
@@ -173,3 +175,6 @@ def run_layercam(target: Target, fuse_layers: str, gamma: float) -> MapResult:
     target.report(1, 1)
     return MapResult(raw=fused, positive=fused, logits=rec.logits.detach(), class_idx=cls.index,
                      extras={"fused_layers": names})
+
+
+LAYERCAM_FUSION = Function(run_layercam, needs_layer=True)  # LayerCAM with fuse_layers

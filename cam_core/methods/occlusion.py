@@ -24,7 +24,7 @@ from ..batching import Progress, batched_forward, estimate_seconds, timing_key
 from ..targets import logits_of
 from ..errors import CamError
 from ..hygiene import eval_mode
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 
 ENGINES = ("auto", "incremental", "full")
 
@@ -296,3 +296,6 @@ def run_occlusion(target: Target, patch: int, stride: int, fill: float | Sequenc
         "grid": grid,  # every class's windows: another class's map is occlusion_map(grid, c), no forward pass
     }
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=grid.logits, extras=extras, class_idx=cls)
+
+
+OCCLUSION = Function(run_occlusion)

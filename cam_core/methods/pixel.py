@@ -7,6 +7,7 @@ every other activation of the layer zeroed, and the forward stops at that layer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -43,6 +44,7 @@ class PixelGradient:
     """∂(signal)/∂x under a backward rule (``None``: plain gradients; GUIDED; DECONV)."""
 
     rule: str | None = None
+    needs_layer: ClassVar[bool] = False
 
     def _forward(self, target: Target, x: torch.Tensor, feature: bool) -> tuple[torch.Tensor, object, dict]:
         leaf = x.detach().clone().requires_grad_(True)

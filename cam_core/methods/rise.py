@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..batching import run_chunks, batched_forward
 from ..errors import CamError
 from ..targets import logits_of
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 
 
 def rise_mask(index: int, size: tuple[int, int], cells: int, p: float, seed: int) -> torch.Tensor:
@@ -81,3 +81,6 @@ def run_rise(target: Target, masks: int, cells: int, p: float, seed: int, chunk:
     raw = ((weighted - mean_score * coverage) / (variants.count * variants.p)).to(x.dtype)
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=clean, class_idx=cls.index,
                      extras={"masks": variants.count, "mean_score": float(mean_score)})
+
+
+RISE = Function(run_rise)

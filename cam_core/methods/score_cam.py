@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..batching import batched_forward, estimate_seconds
-from .base import MapResult, Target
+from .base import Function, MapResult, Target
 from .layer_cam import layer_map, spatial_activation
 
 
@@ -122,3 +122,6 @@ def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapRes
     return MapResult(raw=raw, positive=raw.clamp(min=0), logits=logits, notes=notes,
                      class_idx=cls.index,
                      extras={"channel_weights": weights.cpu().numpy(), "masked_forwards": int(plan.run.numel())})
+
+
+SCORECAM = Function(run_scorecam, needs_layer=True)
