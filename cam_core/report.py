@@ -24,6 +24,8 @@ h1{font-size:1.6rem;margin-bottom:.2rem}.sub{color:#666;margin-top:0}
 .imgs img{width:100%;height:auto;border:1px solid #ddd}figcaption{color:#555;font-size:.9rem}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
 th{background:#f5f5f5}.note{background:#eef5ff;border-left:4px solid #4a90d9;padding:.4rem .8rem;margin:.4rem 0}
+.warning{background:#fff4e5;border-left:4px solid #e69500;padding:.4rem .8rem;margin:.4rem 0}
+.notrun{color:#666;font-style:italic}
 footer{color:#888;font-size:.8rem;margin-top:2rem}
 """
 
@@ -55,14 +57,30 @@ _SVG_W, _SVG_H, _PAD = 420, 220, 32
 _SVG_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e")
 
 
+def fitted_range(values: Iterable[float], floor: float = 0.05) -> tuple[float, float]:
+    """A y-axis range around ``values``: their min to max padded by 5 %, at least ``floor`` tall (a flat
+    curve at 0.03 is drawn in the middle, not on the bottom edge of a 0–1 frame)."""
+    import numpy as np
+
+    v = np.asarray(list(values), dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    pad = max((hi - lo) * 0.05, (floor - (hi - lo)) / 2, 0.0)
+    return lo - pad, hi + pad
+
+
 def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str) -> str:
-    """A small inline SVG line chart of ``{name: (x, y)}`` (x and y in [0, 1]), with a legend; no script."""
+    """A small inline SVG line chart of ``{name: (x, y)}`` (x in [0, 1]; y on a range fitted to the data,
+    ``fitted_range``), with a legend; no script."""
     import numpy as np
 
     w, h, p = _SVG_W, _SVG_H, _PAD
+    lo, hi = fitted_range(float(b) for _, ys in curves.values() for b in np.asarray(ys))
 
     def pt(x: float, y: float) -> str:
-        y = min(max(y, 0.0), 1.0)
+        y = (min(max(y, lo), hi) - lo) / (hi - lo)
         return f"{p + x * (w - 2 * p):.1f},{h - p - y * (h - 2 * p):.1f}"
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
@@ -71,8 +89,8 @@ def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str
              f'<text x="{w / 2}" y="{h - 6}" font-size="11" text-anchor="middle">{_e(x_label)}</text>',
              f'<text x="10" y="{h / 2}" font-size="11" text-anchor="middle" '
              f'transform="rotate(-90 10 {h / 2})">{_e(y_label)}</text>',
-             f'<text x="{p - 4}" y="{p + 4}" font-size="10" text-anchor="end">1</text>',
-             f'<text x="{p - 4}" y="{h - p + 4}" font-size="10" text-anchor="end">0</text>']
+             f'<text x="{p - 4}" y="{p + 4}" font-size="10" text-anchor="end">{_tick(hi)}</text>',
+             f'<text x="{p - 4}" y="{h - p + 4}" font-size="10" text-anchor="end">{_tick(lo)}</text>']
     for i, (name, (xs, ys)) in enumerate(curves.items()):
         colour = _SVG_COLOURS[i % len(_SVG_COLOURS)]
         points = " ".join(pt(float(a), float(b)) for a, b in zip(np.asarray(xs), np.asarray(ys)))
@@ -81,6 +99,13 @@ def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str
                      f'fill="{colour}">{_e(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _tick(v: float) -> str:
+    return f"{v:.3g}"
+
+
+NOT_RUN = "not run"
 
 
 def _metrics_html(metrics: Mapping[str, Any]) -> str:
@@ -103,6 +128,11 @@ def _metrics_html(metrics: Mapping[str, Any]) -> str:
     notes = "\n".join(f'<p class="note">{_e(name)}: {_e(n)}</p>' for name, r in metrics.items() for n in r.notes)
     return (f"<h2>Can I trust this map? Faithfulness</h2>\n<table><tr><th>Metric</th><th>Verdict</th>"
             f"<th>Score</th><th>Better</th><th>What it means</th></tr>\n{rows}\n</table>\n{svg}\n{points}\n{notes}")
+
+
+def _not_run(title: str, what: str) -> str:
+    return (f'<h2>Can I trust this map? {_e(title)}</h2>\n<p class="notrun"><strong>Not run</strong>: {_e(what)} '
+            "was not computed for this map, so this report says nothing about it.</p>")
 
 
 def _sanity_html(sanity: Any) -> str:
@@ -138,14 +168,19 @@ def build_report(
     version: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     sanity: Any | None = None,
+    input_size: tuple[int, int] | None = None,
+    device: str | None = None,
+    warnings: Iterable[str] = (),
 ) -> str:
     """One HTML page (UTF-8 text) with the original image and overlay embedded, what was explained
     (model, method, layer, class, parameters), the top-k table (items with ``class_idx``, ``label``,
     ``prob``), notes, the date (``created``, default now in UTC) and the CAM Explorer version.
 
     ``metrics`` (``{name: MetricResult}`` from ``evaluate``) and ``sanity`` (a ``SanityResult``), when given,
-    add what was computed about the map: scores with their explanation, curves (inline SVG and a table of
-    points), the sanity verdict and ρ per stage. Nothing is added for what was not computed.
+    add what was computed about the map: verdicts, scores with their explanation, curves (inline SVG on a
+    fitted axis and a table of points), the sanity outcome and ρ per stage; a section that was not computed
+    says "Not run". ``input_size`` (the model input's height, width), ``device`` and ``warnings`` (e.g. the
+    model is unsure) are shown: the first two with what was explained, the warnings above it.
 
     Every text value is HTML-escaped; the page loads nothing from the network.
     """
@@ -156,6 +191,8 @@ def build_report(
     rows = [
         ("Image", f"{image_name} — {original.width}×{original.height}"),
         ("Model", model),
+        *([("Model input", f"{input_size[1]}×{input_size[0]} pixels (width×height)")] if input_size else []),
+        *([("Device", device)] if device else []),
         ("Method", method + (f" — {method_citation}" if method_citation else "")),
         ("Layer", layer or "— (pixel-space method)"),
         ("Class", cls),
@@ -174,8 +211,11 @@ def build_report(
         f"<tr><td>{i}</td><td>{_e(p.label)}</td><td>{int(p.class_idx)}</td><td>{float(p.prob):.2%}</td></tr>"
         for i, p in enumerate(top, 1)
     )
-    note_html = "\n".join(f'<p class="note">{_e(n)}</p>' for n in notes)
-    trust_html = (_metrics_html(metrics) if metrics else "") + (_sanity_html(sanity) if sanity is not None else "")
+    warnings = list(warnings)
+    note_html = "\n".join(f'<p class="warning">{_e(w)}</p>' for w in warnings)
+    note_html += "\n" + "\n".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    trust_html = (_metrics_html(metrics) if metrics else _not_run("Faithfulness", "deletion and insertion"))
+    trust_html += _sanity_html(sanity) if sanity is not None else _not_run("Sanity check", "the sanity check")
     title = f"CAM Explorer — {method} on {image_name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -52,7 +52,8 @@ def _downloads(ctx: Any, exp: Any, preds: list[Any], alpha: float, cmap: str, sh
             class_label=ctx.backbone.categories[exp.class_idx] if exp.class_idx is not None else None,
             params={**exp.params, "alpha": alpha, "colormap": cmap, "display": shown.caption()}, top=preds, score=exp.score, prob=exp.prob,
             elapsed_ms=exp.elapsed_ms, notes=exp.notes, created=datetime.now(timezone.utc), version=__version__,
-            metrics=evidence[0], sanity=evidence[1])
+            metrics=evidence[0], sanity=evidence[1], input_size=tuple(ctx.x.shape[-2:]), device=str(ctx.device),
+            warnings=[w for w in [trust.unsure_message(preds, plain=True)] if w])
 
     c1, c2, c3 = st.columns(3)
     c1.download_button("Overlay PNG", overlay_png, f"{base}_overlay.png", "image/png",

@@ -39,17 +39,19 @@ def map_key(ctx: Any, exp: Any) -> tuple[Any, ...]:
     return (ctx.model_key, str(ctx.device), ctx.image.digest, exp.method, exp.layer, exp.class_idx, params)
 
 
-def unsure_message(preds: Sequence[Any]) -> str | None:
-    """One line when the prediction is unsure (top class under 20 %, or the top two within 5 points)."""
+def unsure_message(preds: Sequence[Any], plain: bool = False) -> str | None:
+    """One line when the prediction is unsure (top class under 20 %, or the top two within 5 points); labels
+    escaped for Markdown unless ``plain`` (e.g. for the HTML report, which escapes its own)."""
     if not preds:
         return None
+    name = (lambda t: str(t)) if plain else literal
     top = preds[0]
     if float(top.prob) < UNSURE_TOP:
-        return (f"The model is unsure: top class {literal(top.label)} at {float(top.prob):.0%}; maps of an "
+        return (f"The model is unsure: top class {name(top.label)} at {float(top.prob):.0%}; maps of an "
                 "unsure prediction are hard to read.")
     if len(preds) > 1 and float(top.prob) - float(preds[1].prob) < UNSURE_GAP:
-        return (f"The model is unsure: top classes {literal(top.label)} ({float(top.prob):.0%}) and "
-                f"{literal(preds[1].label)} "
+        return (f"The model is unsure: top classes {name(top.label)} ({float(top.prob):.0%}) and "
+                f"{name(preds[1].label)} "
                 f"({float(preds[1].prob):.0%}) are within 5 points; maps of an unsure prediction are hard to read.")
     return None
 

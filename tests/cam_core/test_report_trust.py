@@ -35,9 +35,26 @@ def _report(**kw) -> str:
                         class_idx=3, class_label="cat", params={}, top=[], **kw)
 
 
-def test_nothing_computed_nothing_added():
+def test_what_was_not_computed_is_said_not_run():
     page = _report()
-    assert "Can I trust" not in page and "<svg" not in page
+    assert "<h2>Can I trust this map? Faithfulness</h2>" in page and "<h2>Can I trust this map? Sanity check</h2>" in page
+    assert page.count("<strong>Not run</strong>") == 2 and "<svg" not in page
+
+
+def test_input_size_device_and_the_unsure_warning():
+    page = _report(input_size=(224, 352), device="cuda:0",
+                   warnings=["The model is unsure: top class <tabby> at 3%"])
+    assert "<tr><th>Model input</th><td>352×224 pixels (width×height)</td></tr>" in page
+    assert "<tr><th>Device</th><td>cuda:0</td></tr>" in page
+    assert '<p class="warning">The model is unsure: top class &lt;tabby&gt; at 3%</p>' in page
+    assert page.index('class="warning"') < page.index("<h2>What was explained</h2>")
+
+
+def test_curves_of_a_class_at_three_percent_fill_the_frame():
+    # y from 0.01 to 0.03: the axis is fitted (at least 0.05 tall, centred): -0.005 … 0.045, frame 32 … 188
+    svg = curves_svg({"deletion": ([0, 0.5, 1], [0.03, 0.02, 0.01])}, "x", "p")
+    assert 'points="32.0,78.8 210.0,110.0 388.0,141.2"' in svg
+    assert ">0.045</text>" in svg and ">-0.005</text>" in svg
 
 
 def test_scores_curves_and_verdict():
@@ -52,8 +69,9 @@ def test_scores_curves_and_verdict():
     # the curve's points, in the table and in the SVG (x from 32 to 388, y from 188 (0) to 32 (1))
     assert "<tr><td>0.500</td><td>0.5000</td><td>0.2500</td></tr>" in page
     polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', page)
-    assert polylines[0] == "32.0,32.0 210.0,110.0 388.0,188.0"
-    assert polylines[1] == "32.0,188.0 210.0,149.0 388.0,32.0"
+    # y fitted: 0 … 1 padded by 5 %: -0.05 … 1.05 on 188 … 32
+    assert polylines[0] == "32.0,39.1 210.0,110.0 388.0,180.9"
+    assert polylines[1] == "32.0,180.9 210.0,145.5 388.0,39.1"
     assert "<strong>Sanity check passed</strong>: the map changed." in page
     assert "In figures: passed: it changed; class check: differs." in page
     assert "<td>head</td><td>0.123</td>" in page and "<td>body</td><td>— (blank map)</td>" in page
@@ -73,10 +91,11 @@ def test_the_verdict_against_random_maps_comes_first():
 
 def test_only_the_sanity_check():
     page = _report(sanity=_sanity())
-    assert "Sanity check" in page and "Faithfulness" not in page and "<svg" not in page
+    assert "<strong>Sanity check passed</strong>" in page and "<svg" not in page
+    assert page.count("<strong>Not run</strong>") == 1
 
 
 def test_svg_is_standalone():
-    svg = curves_svg({"a": ([0, 1], [2.0, -1.0])}, "x", "y")  # clipped to the frame
+    svg = curves_svg({"a": ([0, 1], [2.0, -1.0])}, "x", "y")  # fitted: -1.15 … 2.15
     assert svg.startswith("<svg") and svg.endswith("</svg>") and "script" not in svg
-    assert 'points="32.0,32.0 388.0,188.0"' in svg
+    assert 'points="32.0,39.1 388.0,180.9"' in svg

@@ -61,4 +61,5 @@ def test_trust_section_curves_and_sanity(page, app_url, screenshot_dir):
     report = Path(download.value.path()).read_text(encoding="utf-8")
     assert "Can I trust this map? Faithfulness" in report and "<polyline" in report
     assert re.search(r"<td>deletion</td><td><strong>Deletion: the map is (better|no better) .*random map", report)
-    assert "Can I trust this map? Sanity check" in report
+    assert "Can I trust this map? Sanity check" in report and "Not run" not in report
+    assert "<th>Model input</th>" in report and "<th>Device</th><td>cpu</td>" in report
