@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_core import explain
+from cam_core import CamError, explain
 from cam_core.methods.integrated_gradients import completeness_note, gauss_legendre
 from cam_core.methods.rise import rise_mask
 from cam_core.methods.wrappers import sample_noise
@@ -477,3 +477,22 @@ def test_smoothgradcampp_is_the_mean_gradcampp_map_over_seeded_noisy_copies():
     got = explain(net, X8, "smoothgradcam++", target_layer="relu", target_class=cls, samples=n, noise=noise,
                   seed=5, chunk=3)
     assert got.raw == pytest.approx((total / n).numpy(), abs=1e-10)
+
+
+def test_path_composes_with_a_layer_cam_as_the_weighted_sum_of_its_maps_along_the_path():
+    """Path(Grad-CAM): Σ_i w_i · Grad-CAM(α_i x) on Gauss–Legendre nodes, against a plain loop of explain calls;
+    a layer map is not multiplied by x − x' and the adaptive rule (which needs an input gradient) refuses it."""
+    from cam_core.methods.base import Target
+    from cam_core.methods.layer_cam import GRADCAM
+    from cam_core.methods.wrappers import Path
+
+    net = seeded(GapNet())
+    target = Target(net, X, 1, "relu2", net.relu2)
+    got = Path(GRADCAM).run(target, steps=3, rule="gauss_legendre", baseline="fill", fill=0.0, chunk=2)
+    alphas, weights = gauss_legendre(3)
+    expected = sum(float(w) * explain(net, float(a) * X, "gradcam", target_layer="relu2", target_class=1).raw
+                   for a, w in zip(alphas, weights))
+    assert got.raw.numpy() == pytest.approx(expected, abs=1e-12)
+    assert got.class_idx == 1 and "completeness_gap" not in got.extras
+    with pytest.raises(CamError, match="input gradient"):
+        Path(GRADCAM).run(target, steps=4, rule="adaptive", baseline="fill", fill=0.0, chunk=None)
