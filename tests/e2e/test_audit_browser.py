@@ -60,6 +60,11 @@ def test_open_filter_to_incorrect(page, audit_url, screenshot_dir):
     assert _tiles(main) == ["d.png", "b.png", "f.png"]
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "audit.png"), full_page=True)
+    # the surest mistake, opened in Inspect: its photo is the session's, with the audit's method
+    main.get_by_role("button", name="Open in Inspect").first.click()
+    page.get_by_role("heading", name="Inspect").wait_for(timeout=120_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("d.png — 48×40").wait_for(timeout=120_000)
+    assert "method=gradcam" in page.url
 
 
 def test_hostile_name_in_the_link(page, audit_url):
