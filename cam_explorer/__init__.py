@@ -5,5 +5,5 @@
 ``commands`` (one function per command, each returning an exit code), ``writers`` (JSON lines, files,
 progress on stderr) and ``cli`` (``main``: parse, dispatch, turn errors into exit codes).
 
-Nothing heavy is imported here: torch and the models load only in the command that needs them.
+Nothing heavy is imported here; ``cli`` imports every command module, which registers its commands.
 """

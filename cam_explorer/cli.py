@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from cam_core.errors import CamError
 
+# Every command module registers its commands (and parsers) on import; the table is complete from here on.
+from . import audit_command, audit_report_command, visualize_command  # noqa: F401
 from .commands import COMMANDS
 from .parsing import PROG, UsageError, build_parser
 from .writers import one_line

@@ -3,10 +3,10 @@
 
 Each command calls the same ``cam_core`` functions the app calls, and decides what to do from the
 registry's flags (``needs_layer``, ``long_running``, ``feature_target``), never from a method's name.
-A failing image gets an ``error`` record and the other images still run. Heavy modules (torch, the
-models) are imported inside the command that needs them.
+A failing image gets an ``error`` record and the other images still run.
 
-Adding a command: an ``@command`` function here named like its ``@subcommand`` parser in ``parsing.py``.
+Adding a command: an ``@command`` function here named like its ``@subcommand`` parser in ``parsing.py`` (or
+both in a module of its own, imported by ``cli.py``, which registers every command).
 The commands that draw maps (``explain``, ``evaluate``, ``sanity``) share their set-up (``open_model``), their
 image loop (``each_image``) and the run of one method with progress (``explain_one``).
 """
@@ -14,11 +14,26 @@ from __future__ import annotations
 
 import argparse
 import traceback
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from PIL import Image
+from skimage import data as skimage_data
+
+import models
+from cam_core import __version__, render
+from cam_core.device import pick_device
+from cam_core.explain import explain as run_method
+from cam_core.imaging import load_image
+from cam_core.layers import layers as spatial_layers, resolve_layer
+from cam_core.metrics import METRICS, evaluate as score, with_pixel_std
+from cam_core.predict import predict as top_classes
+from cam_core.registry import METHODS
+from cam_core.report import build_report
+from cam_core.sanity import sanity_check
 
 from . import writers
 from .parsing import (UsageError, apply_colours, colours_in, parse_methods, parse_metrics, parse_one_method,
@@ -38,9 +53,6 @@ def command(fn: Command) -> Command:
 def load_backbone(name: str | None, device_pref: str, input_size: int | None = None) -> tuple[str, Any]:
     """The registered model on the chosen device, and its name (an unknown name or an input size out of range
     is a usage error)."""
-    import models
-    from cam_core.device import pick_device
-
     device = pick_device(device_pref)
     name = name or models.DEFAULT_MODEL
     known = list(models.available())
@@ -108,8 +120,6 @@ class Opened:
 
     def layer_for(self, method: str, given: str | None) -> str | None:
         """``--layer``, else the backbone's registered CAM layer for methods that need one (else the engine's)."""
-        from cam_core.registry import METHODS
-
         if given is None and METHODS[method].needs_layer:
             return self.default_layer
         return given
@@ -121,8 +131,6 @@ class Opened:
 def open_model(args: argparse.Namespace, methods: list[str]) -> Opened:
     """Parse ``--param`` for ``methods``, load ``--model`` on ``--device``, check ``--layer`` and ``--class``:
     every mistake fails here once, not once per image."""
-    from cam_core.layers import resolve_layer
-
     params = parse_params(args.param, methods)
     name, backbone = load_backbone(args.model, args.device, args.input_size)
     if args.layer is not None:
@@ -136,8 +144,6 @@ def open_model(args: argparse.Namespace, methods: list[str]) -> Opened:
 
 def each_image(paths: list[str], backbone: Any, failures: Failures) -> Iterator[tuple[str, Any, Any]]:
     """``(path, image, x)`` for each file that loads; a file that does not is reported and skipped."""
-    from cam_core.imaging import load_image
-
     def load(path: str) -> tuple[Any, Any]:
         img = load_image(path)
         return img, backbone.preprocess(img)
@@ -154,8 +160,6 @@ def each_image(paths: list[str], backbone: Any, failures: Failures) -> Iterator[
 @command
 def predict(args: argparse.Namespace) -> int:
     """Top-k classes per image: ``{"image", "model", "top": [{"class_idx", "label", "prob"}, ...]}``."""
-    from cam_core.imaging import load_image
-
     name, backbone = load_backbone(args.model, args.device, args.input_size)
     failures = Failures(args.debug)
     for path in args.images:
@@ -170,8 +174,6 @@ def predict(args: argparse.Namespace) -> int:
 
 def _check_channel(args: argparse.Namespace, methods: list[str]) -> None:
     """``--channel`` (a feature-map target) needs a layer, no class, and methods that take such targets."""
-    from cam_core.registry import METHODS
-
     if args.channel is None:
         return
     if args.layer is None:
@@ -192,7 +194,6 @@ def _class_targets(args: argparse.Namespace, backbone: Any, x: Any, categories: 
     """The classes to explain for one image: ``--top K`` predicted, else ``--class`` (``None``: the top one)."""
     if args.top is None:
         return [fixed_class]
-    from cam_core.predict import predict as top_classes
 
     return [p.class_idx for p in top_classes(backbone.model, x, categories, args.top)]
 
@@ -207,11 +208,6 @@ def _label(categories: list[str] | None, cls: int | None) -> str | None:
 def _report_html(args: argparse.Namespace, path: str, name: str, backbone: Any, img: Any, x: Any,
                  overlay: Any, exp: Any, categories: list[str] | None) -> str:
     """The app's HTML report (``cam_core.report``) for one map."""
-    from cam_core import __version__
-    from cam_core.predict import predict as top_classes
-    from cam_core.registry import METHODS
-    from cam_core.report import build_report
-
     spec = METHODS[exp.method]
     return build_report(
         original=img, overlay=overlay, image_name=Path(path).name, model=name, method=spec.display,
@@ -226,9 +222,6 @@ def explain_one(opened: Opened, what: str, x: Any, method: str, layer: str | Non
                 channel: int | None = None) -> Any:
     """``cam_core.explain`` for one (image, method, class); a long method announces its expected time
     (``MethodSpec.expected_seconds``, as the app does) and draws progress on stderr (``what`` names the run)."""
-    from cam_core.explain import explain as run_method
-    from cam_core.registry import METHODS
-
     params = opened.params[method]
     spec = METHODS[method]
     progress = writers.Progress(what) if spec.long_running else None
@@ -261,8 +254,6 @@ def _map_record(opened: Opened, path: str, exp: Any) -> dict[str, Any]:
 @command
 def explain(args: argparse.Namespace) -> int:
     """Heat maps per image × method × class: files in ``--out`` and one JSON line each."""
-    from cam_core import render
-
     methods = parse_methods(args.method)
     _check_channel(args, methods)
     opened = open_model(args, methods)
@@ -329,8 +320,6 @@ def box_in_input(box: tuple[float, float, float, float], img: Any, x: Any) -> tu
 
 def check_box(args: argparse.Namespace, metrics: list[str]) -> None:
     """``--box`` is given exactly when a chosen metric reads a box."""
-    from cam_core.metrics import METRICS
-
     needs_box = [m for m in metrics if METRICS[m].needs_box]
     if needs_box and args.box is None:
         raise UsageError(f"--box x0,y0,x1,y1: {', '.join(needs_box)} need the object's box")
@@ -341,8 +330,6 @@ def check_box(args: argparse.Namespace, metrics: list[str]) -> None:
 def with_model_settings(settings: dict[str, Any], metrics: list[str], backbone: Any) -> dict[str, Any]:
     """``--setting`` values with colours in the model's input space (``deletion_fill=gray``) and ROAD's
     ``pixel_std`` taken from the model's normalization unless given (``cam_core.metrics.with_pixel_std``)."""
-    from cam_core.metrics import with_pixel_std
-
     settings = dict(settings)
     colours_in(settings, backbone, "--setting")
     return with_pixel_std(settings, metrics, getattr(getattr(backbone, "spec", None), "std", None))
@@ -351,8 +338,6 @@ def with_model_settings(settings: dict[str, Any], metrics: list[str], backbone: 
 @command
 def evaluate(args: argparse.Namespace) -> int:
     """Metric scores per image × method × class: ``{…, "metrics": {name: {"score", "curve", …}}}`` per line."""
-    from cam_core.metrics import evaluate as score
-
     methods = parse_methods(args.method)
     metrics = parse_metrics(args.metrics)
     settings = parse_settings(args.setting, metrics)
@@ -397,8 +382,6 @@ def evaluate(args: argparse.Namespace) -> int:
 @command
 def sanity(args: argparse.Namespace) -> int:
     """The model-randomization check per image: ``SanityResult.as_dict()`` plus the image, model and label."""
-    from cam_core.sanity import sanity_check
-
     method = parse_one_method(args.method, "sanity")
     opened = open_model(args, [method])
     backbone = opened.backbone
@@ -433,8 +416,6 @@ def sanity(args: argparse.Namespace) -> int:
 
 
 def _method_records() -> list[dict[str, Any]]:
-    from cam_core.registry import METHODS
-
     records = []
     for name, spec in METHODS.items():
         params = {
@@ -494,18 +475,12 @@ _PASS_THROUGH = ("Identity", "Dropout", "Dropout2d", "Flatten")
 
 def _sample_image() -> Any:
     """scikit-image's chelsea() (a cat photo that ships in the wheel), as a PIL image."""
-    from PIL import Image
-    from skimage import data
-
-    return Image.fromarray(data.chelsea()).convert("RGB")
+    return Image.fromarray(skimage_data.chelsea()).convert("RGB")
 
 
 @command
 def layers(args: argparse.Namespace) -> int:
     """Candidate target layers with their output shapes; ``*`` (or ``"default": true``) marks the CAM layer."""
-    from cam_core.imaging import load_image
-    from cam_core.layers import layers as spatial_layers
-
     name, backbone = load_backbone(args.model, args.device, args.input_size)
     img = load_image(args.image) if args.image else _sample_image()
     x = backbone.preprocess(img)
@@ -540,8 +515,3 @@ def layers(args: argparse.Namespace) -> int:
                      "hidden name works with `explain --layer`)")
     writers.emit_text(lines)
     return 0
-
-
-from . import visualize_command  # noqa: E402,F401  (its own module: registers `visualize`, parser and command)
-from . import audit_report_command  # noqa: E402,F401  (its own module: registers `audit-report`)
-from . import audit_command  # noqa: E402,F401  (its own module: registers `audit`)

@@ -15,6 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cam_core.errors import CamError
+from cam_core.metrics import METRICS, SETTINGS, get_metric
+from cam_core.metrics.baseline import DEFAULT_COUNT
+from cam_core.registry import METHODS, get_method
+from cam_core.render import COLORMAPS
+from cam_core.sanity import MODES
 from models.backbone import FILL_COLOURS
 
 PROG = "cam-explorer"
@@ -64,8 +69,6 @@ def positive_int(text: str) -> int:
 
 def parse_methods(values: Sequence[str] | None) -> list[str]:
     """``--method`` values (repeatable, comma-separated, aliases allowed) -> registered names, in order, once each."""
-    from cam_core.registry import get_method
-
     wanted: list[str] = []
     for value in values or [DEFAULT_METHOD]:
         for part in value.split(","):
@@ -125,16 +128,12 @@ def _checked_value(flag: str, key: str, text: str, param: Any, convert: Callable
 
 def _parse_value(method: str, key: str, text: str) -> Any:
     """One ``--param key=text`` for one method, converted and range-checked by the method's ``ParamSpec``."""
-    from cam_core.registry import METHODS
-
     spec = METHODS[method]
     return _checked_value("--param", key, text, spec.params[key], lambda raw: spec.resolve_params({key: raw})[key])
 
 
 def parse_params(pairs: Sequence[str] | None, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``key=value`` strings -> per-method keyword arguments (a key goes to every chosen method that declares it)."""
-    from cam_core.registry import METHODS
-
     per_method: dict[str, dict[str, Any]] = {m: {} for m in methods}
     for pair in pairs or []:
         key, text = _split_pair("--param", pair, "stride=16")
@@ -164,8 +163,6 @@ SET_ELSEWHERE = {"box": "--box x0,y0,x1,y1 (in the image's own pixels)"}  # sett
 
 def parse_metrics(values: Sequence[str] | None) -> list[str]:
     """``--metrics`` values (repeatable, comma-separated, ``-`` or ``_``) -> registered names, in order, once each."""
-    from cam_core.metrics import get_metric
-
     wanted: list[str] = []
     for value in values or [",".join(DEFAULT_METRICS)]:
         for part in value.split(","):
@@ -185,8 +182,6 @@ def parse_metrics(values: Sequence[str] | None) -> list[str]:
 def parse_settings(pairs: Sequence[str] | None, metrics: Sequence[str]) -> dict[str, Any]:
     """``--setting key=value`` strings -> ``evaluate`` keywords, each checked by its ``ParamSpec`` in
     ``cam_core.metrics.SETTINGS`` and read by at least one chosen metric."""
-    from cam_core.metrics import METRICS, SETTINGS
-
     readable = [name for m in metrics for name in METRICS[m].settings]
     settings: dict[str, Any] = {}
     for pair in pairs or []:
@@ -322,8 +317,6 @@ def _predict(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 
 def _method_arg(p: argparse.ArgumentParser, many: bool = True) -> None:
-    from cam_core.registry import METHODS
-
     how = "repeatable or comma-separated" if many else "one"
     p.add_argument("--method", action="append", metavar="M",
                    help=f"method, {how} (default {DEFAULT_METHOD}): {', '.join(METHODS)}; "
@@ -351,8 +344,6 @@ def _class_args(p: argparse.ArgumentParser, top: bool = True) -> None:
 
 
 def _look_args(p: argparse.ArgumentParser) -> None:
-    from cam_core.render import COLORMAPS
-
     p.add_argument("--alpha", type=unit_interval, default=0.5, help="heat-map opacity in [0, 1] (default 0.5)")
     p.add_argument("--colormap", choices=list(COLORMAPS), default="jet", help="(default jet)")
 
@@ -376,9 +367,6 @@ def _explain(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 @subcommand
 def _evaluate(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from cam_core.metrics import METRICS, SETTINGS
-    from cam_core.metrics.baseline import DEFAULT_COUNT
-
     p = sub.add_parser("evaluate", parents=[common], help="is the map faithful? deletion, insertion, ROAD … scores",
                        description="Score each method's map on each image with faithfulness and localization "
                                    "metrics (cam_core.evaluate); one JSON object per image and method with "
@@ -400,8 +388,6 @@ def _evaluate(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 @subcommand
 def _sanity(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from cam_core.sanity import MODES
-
     p = sub.add_parser("sanity", parents=[common], help="does the map depend on the model? (Adebayo et al. 2018)",
                        description="Randomize the model's weights stage by stage (on a copy) and compare each "
                                    "map with the original (cam_core.sanity_check); one JSON object per image "

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from cam_core import render
 from cam_core.errors import CamError
 
 # --------------------------------------------------------------------------- stdout
@@ -117,21 +120,13 @@ class OutputFolder:
 
     def heatmap(self, base: str, heat: Any) -> Path:
         """The map at the image's own size, float32 in [0, 1]: ``<base>_heatmap.npy``."""
-        from cam_core import render
-
         return render.save_npy(heat, self.path / f"{base}_heatmap.npy")
 
     def overlay(self, base: str, image: Any) -> Path:
-        from cam_core import render
-
         return render.save_png(image, self.path / f"{base}_overlay.png")
 
     def gradient(self, base: str, grad: Any, size: tuple[int, int]) -> Path:
         """A pixel method's signed gradient as a colour image, resized to the original image."""
-        from PIL import Image
-
-        from cam_core import render
-
         img = Image.fromarray(render.gradient_image(grad), "RGB").resize(size, Image.BILINEAR)
         return render.save_png(img, self.path / f"{base}_gradient.png")
 
@@ -139,8 +134,6 @@ class OutputFolder:
         """A sanity check's maps as small overlays on the image: ``<base>_original.png``, one
         ``<base>_<ii>_<stage>.png`` per stage (01, 02, … top-down) and ``<base>_random_class.png``; returns
         ``{"original_thumbnail", "random_class_thumbnail", "stage_thumbnails": [...]}`` (paths as text)."""
-        from cam_core import render
-
         thumb = image.convert("RGB")
         thumb.thumbnail((THUMBNAIL, THUMBNAIL))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cam_core.registry import METHODS
+
 KIND_WORDS = {
     "cam": "class activation map at a layer",
     "pixel": "pixel-space gradient",
@@ -34,8 +36,6 @@ def _section(spec, highlighted: bool) -> None:
 
 
 def main() -> None:
-    from cam_core.registry import METHODS
-
     # No photo or model pickers here: this page uses neither (the navigation stays in the sidebar).
     st.title("Learn", anchor=False)
     st.write("How each method turns a classifier's decision into a picture. Notation: input $x$, class score "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+import models
 from cam_core import occlusion_view
 from cam_core.batch import explain_item
 from cam_core.class_switch import for_class, occlusion_explanation, switchable
@@ -25,6 +26,7 @@ from cam_core.metrics import with_pixel_std
 from cam_core.progressive import explain_progressive
 from cam_core.registry import get_method
 from cam_core.render import checkerboard_fraction, display_map, gradient_image, overlay
+from models.registry import weights_ready
 
 from . import engine
 from .engine import ENGINE_CALLS, cached, keep, peek
@@ -55,13 +57,10 @@ def get_backbone(name: str, device: str, input_size: int | None = None) -> Any:
 
     torchvision weights download on first use with a progress bar; offline, ``CamError`` says what to do.
     """
-    import models
-
     ENGINE_CALLS["load"] += 1
     spec = models.SPECS.get(name)
     if spec is None or spec.source == "embedded":
         return models.load(name, device=device, input_size=input_size)
-    from models.registry import weights_ready
 
     if weights_ready(name):
         return models.load(name, device=device, progress=False, input_size=input_size)
@@ -82,8 +81,6 @@ def get_backbone(name: str, device: str, input_size: int | None = None) -> Any:
 def get_own_backbone(arch: str, weights_digest: str, labels_digest: str | None, device: str,
                      _weights: bytes, _weights_name: str, _labels: bytes | None, _labels_name: str | None) -> Any:
     """A person's own weights for ``arch`` on ``device``, keyed by the files' content hashes."""
-    import models
-
     ENGINE_CALLS["load_own"] += 1
     return models.load_own_weights(arch, _weights, _labels, device, filename=_weights_name,
                                    labels_name=_labels_name)
@@ -132,9 +129,9 @@ def layer_choices_cached(ctx: "Context") -> list[Any]:
     """Target layers a person can read: no pass-through or container entries, grouped by stage
     (``cam_core.layer_groups.LayerChoice``); the model's default layer always stays in."""
     assert ctx.image is not None
-    keep = (_backbone_of(ctx).spec.default_layer,)
-    return cached(ctx, "layer_choices", lambda infos, shape, keep: grouped_layers(infos, keep=keep), image=False,
-                  entries=32, _infos=layers_cached(ctx), shape=input_shape(ctx), keep=keep)
+    return cached(ctx, "layer_choices", lambda infos, shape, default: grouped_layers(infos, keep=(default,)),
+                  image=False, entries=32, _infos=layers_cached(ctx), shape=input_shape(ctx),
+                  default=_backbone_of(ctx).spec.default_layer)
 
 
 def stage_strip_cached(ctx: "Context") -> list["LayerInfo"]:

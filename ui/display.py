@@ -3,11 +3,16 @@ deconvnet checkerboard note. The numbers come from ``cam_core.render``; this mod
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import streamlit as st
 
+from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, COLORMAPS, DIVERGING, legend as legend_text
+
 from . import state
+from .cache import checkerboard_cached
+from .widgets import remembered_select
 
 #: Display percentiles offered (100 = the plain maximum, as ``Explanation.heatmap`` is normalised).
 PERCENTILES = (99.0, 99.5, 99.9, 100.0)
@@ -16,8 +21,6 @@ DEFAULT_PERCENTILE = 99.0
 
 def display_controls(where_scale: Any = None, where_signed: Any = None) -> tuple[float, bool]:
     """The display-scale select and the signed toggle, both remembered in the shareable view."""
-    from .widgets import remembered_select
-
     pct = remembered_select(
         "Display scale", list(PERCENTILES), "display_pct", default=DEFAULT_PERCENTILE,
         format_func=lambda q: "max" if q >= 100 else f"{q:g}th percentile", where=where_scale,
@@ -33,8 +36,6 @@ def display_controls(where_scale: Any = None, where_signed: Any = None) -> tuple
 
 def map_cmap(cmap: str, signed: bool) -> str:
     """The colormap a map is drawn with: the chosen one, or a diverging one (coolwarm) for a signed map."""
-    from cam_core.render import DIVERGING
-
     return cmap if not signed or cmap in DIVERGING else "coolwarm"
 
 
@@ -49,8 +50,6 @@ def target_label(exp: Any, categories: Any) -> str:
 
 def _gradient_css(cmap: str, steps: int = 11) -> str:
     """A CSS linear-gradient through the colormap's lookup table (the same colours as the maps)."""
-    from cam_core.render import COLORMAPS
-
     lut = COLORMAPS[cmap]
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in
                       (lut[round(i * 255 / (steps - 1))] for i in range(steps)))
@@ -61,10 +60,6 @@ def legend(where: Any, cmap: str, label: str, shown: Any, scale_note: str | None
     """A colour strip with its meaning and how the map was scaled, e.g.
     ``red = strongest evidence for tabby (281) · dark blue = none — scaled to its 99th percentile``.
     ``scale_note`` replaces the scaling part (e.g. for a grid where each map has its own scale)."""
-    import html
-
-    from cam_core.render import legend as legend_text
-
     target = where if where is not None else st
     text = f"{legend_text(cmap, label, signed=shown.signed)} — {scale_note or shown.caption()}"
     target.markdown(
@@ -76,10 +71,6 @@ def legend(where: Any, cmap: str, label: str, shown: Any, scale_note: str | None
 
 def checkerboard_note(where: Any, exp: Any) -> None:
     """Explain deconvnet's grid pattern where it appears (measured on the map, not assumed from the method)."""
-    from cam_core.render import CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD
-
-    from .cache import checkerboard_cached
-
     if checkerboard_cached(exp) > CHECKERBOARD_THRESHOLD:
         target = where if where is not None else st
         target.info(CHECKERBOARD_NOTE, icon=":material/grid_4x4:")

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from cam_core.render import COLORMAPS
+
 #: Long side, in cells, of the heat map sent to the browser (hover values are the map's own, subsampled).
 MAX_HEATMAP_CELLS = 256
 
@@ -43,8 +45,6 @@ def top_k_bar(predictions: Sequence[Any], highlight: int | None = None, chosen: 
 
 def colorscale(cmap: str, steps: int = 11, reverse: bool = False) -> list[list[Any]]:
     """A Plotly colorscale sampled from ``cam_core.render``'s lookup table, so both views share colours."""
-    from cam_core.render import COLORMAPS
-
     lut = COLORMAPS[cmap]
     idx = np.linspace(0, 255, steps).round().astype(int)
     if reverse:

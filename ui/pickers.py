@@ -5,8 +5,11 @@ from typing import Any
 
 import streamlit as st
 
+from cam_core.registry import METHODS
+from cam_core.render import COLORMAP_NAMES
+
 from . import cache, state
-from .widgets import remembered_select, show_error
+from .widgets import remembered_select, remembered_slider, show_error
 
 #: The layer choice meaning "the model's default layer".
 AUTO = "auto"
@@ -18,8 +21,6 @@ LEARN_PAGE = "pages/learn.py"
 
 def method_picker(default: str = "gradcam") -> str:
     """A method selectbox (from ``cam_core.registry.METHODS``) with a "?" link to its Learn entry."""
-    from cam_core.registry import METHODS
-
     col, link = st.columns([4, 1], vertical_alignment="bottom")
     method = remembered_select("Method", list(METHODS), "method", default=default,
                                format_func=lambda m: METHODS[m].display, where=col)
@@ -115,10 +116,6 @@ def top_class_picker(ctx: Any, preds: list[Any], label: str = "Class", where: An
 
 def overlay_controls(where_alpha: Any = None, where_cmap: Any = None) -> tuple[float, str]:
     """The shared alpha slider and colormap select (call inside an ``st.fragment``)."""
-    from cam_core.render import COLORMAP_NAMES
-
-    from .widgets import remembered_slider
-
     alpha = remembered_slider("Overlay alpha", "alpha", min_value=0.0, max_value=1.0, default=0.5, step=0.05,
                               where=where_alpha, help="0 shows the photo, 1 the heat map")
     cmap = remembered_select("Colormap", list(COLORMAP_NAMES), "cmap", default="jet", where=where_cmap)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image
+from skimage import data
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,6 @@ def sample_png(name: str) -> bytes:
     """
     if name not in SAMPLES:
         raise KeyError(name)
-    from skimage import data
 
     array = getattr(data, name)()
     if name == "stereo_motorcycle":  # returns (left, right, disparity)

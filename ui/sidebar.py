@@ -9,12 +9,20 @@ from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+import torch
 
-from cam_core.imaging import DEFAULT_MAX_BYTES
+import models
+from cam_core.device import device_label, pick_device
+from cam_core.errors import CamError, ImageLoadError
+from cam_core.imaging import DEFAULT_MAX_BYTES, load_image
+from models import torchvision_zoo
 from models.own_weights import MAX_LABEL_BYTES, MAX_WEIGHT_BYTES
+from models.registry import weights_present
+from models.torchvision_zoo import WeightsUnavailable
 
 from . import state
 from .cache import get_backbone, get_own_backbone
+from .display import results_slot
 from .samples import DEFAULT_SAMPLE, SAMPLES
 from .state import Context, ImageRef, Problem
 from .widgets import literal, problem_card, remembered_select, show_error
@@ -57,8 +65,6 @@ def photo_page(title: str, caption: str, body: Callable[[Context], None]) -> Non
     ``body`` computes anything: the old photo's headline, menus, maps and charts never stand under the new
     photo in the sidebar (greyed, as Streamlit keeps them) while the new ones are computed.
     """
-    from .display import results_slot
-
     ctx = start_page(title, caption)
     if ctx is None:
         return
@@ -85,7 +91,6 @@ def render_sidebar(*, image: bool = True, model: bool = True) -> Context:
     notices: list[str] = []
     ref: ImageRef | None = None
     model_key, backbone = state.view().get("model", "none"), None
-    import torch
 
     device, label = torch.device("cpu"), "CPU"
     with st.sidebar:
@@ -227,9 +232,6 @@ def show_photo(ref: ImageRef) -> None:
 
 def _decode_upload(upload: Any) -> ImageRef | tuple[str, str]:
     """The uploaded file decoded, or ``(file name, reason)`` (tracebacks go to the server log only)."""
-    from cam_core.errors import CamError, ImageLoadError
-    from cam_core.imaging import load_image
-
     data = upload.getvalue()
     try:
         return ImageRef(upload.name, load_image(data, name=upload.name), state.digest_of(data), data)
@@ -247,9 +249,6 @@ def _decode_upload(upload: Any) -> ImageRef | tuple[str, str]:
 def _model_label(name: str) -> str:
     if name == OWN:
         return "Own weights…"
-    import models
-    from models import torchvision_zoo
-    from models.registry import weights_present
 
     spec = models.SPECS[name]
     short = spec.display.split(" (")[0]
@@ -271,17 +270,11 @@ def _model_changed() -> None:
 
 
 def _back_to_embedded() -> None:
-    import models
-
     st.session_state[state.widget_key("model")] = models.DEFAULT_MODEL
     state.remember("model", models.DEFAULT_MODEL)
 
 
 def _model_section(device: Any) -> tuple[str, Any | None, Problem | None]:
-    import models
-    from models.registry import weights_present
-    from models.torchvision_zoo import WeightsUnavailable
-
     st.subheader("Model", anchor=False)
     names = models.available()
     names = sorted(names, key=lambda n: (n != models.DEFAULT_MODEL, models.SPECS[n].source != "embedded"))
@@ -329,15 +322,11 @@ def _input_size(own: int) -> int | None:
 
 
 def _embedded_label() -> str:
-    import models
-
     return f"Use {models.SPECS[models.DEFAULT_MODEL].display.split(' (')[0]} (embedded, works offline)"
 
 
 def _log_failure(exc: BaseException, what: str) -> None:
     """A failure shown as a card: the traceback goes to the server log (a warning for the person's errors)."""
-    from cam_core.errors import CamError
-
     if isinstance(exc, CamError):
         log.warning("%s: %s", what, exc, exc_info=exc)
     else:
@@ -367,9 +356,6 @@ def _weights_problem(exc: Any) -> Problem:
     cannot use the server's own path. When the browser is on the server's machine the resolved folder is
     added (there it is a place the person can open).
     """
-    import models
-    from models import torchvision_zoo
-
     spec = models.SPECS.get(exc.model)
     display = spec.display.split(" (")[0] if spec is not None else exc.model
     size = torchvision_zoo.file_size_mb(exc.model)
@@ -430,10 +416,6 @@ def _digest_once(upload: Any, data: bytes) -> str:
 
 
 def _device_section() -> tuple[Any, str]:
-    import torch
-
-    from cam_core.device import device_label, pick_device
-
     st.subheader("Device", anchor=False)
     options = ["auto", "cpu"]
     if torch.cuda.is_available():

@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 from PIL import Image
 
+from cam_core.imaging import load_image
+from cam_core.registry import METHODS
+
 from .engine import cached
+from .samples import sample_png
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -147,10 +151,6 @@ def digest_of(data: bytes) -> str:
 @lru_cache(maxsize=8)
 def sample_ref(name: str) -> ImageRef:
     """The bundled sample ``name`` as an ``ImageRef`` (decoded once per process)."""
-    from cam_core.imaging import load_image
-
-    from .samples import sample_png
-
     data = sample_png(name)
     return ImageRef(f"{name}.png", load_image(data, name=f"{name}.png"), digest_of(data), data, sample=name)
 
@@ -225,8 +225,6 @@ def parse_query_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _parse_method_params(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``p.METHOD.NAME=VALUE`` entries, typed by the method's ``ParamSpec`` (unknown ones dropped)."""
-    from cam_core.registry import METHODS
-
     out: dict[str, dict[str, Any]] = {}
     for key, raw in params.items():
         if not key.startswith("p.") or key.count(".") != 2:

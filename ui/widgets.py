@@ -9,9 +9,12 @@ from typing import Any
 
 import streamlit as st
 
+from cam_core.errors import CamError
+from cam_core.registry import METHODS
 from models.backbone import FILL_COLOURS
 
 from . import state
+from .cache import predict_cached
 
 log = logging.getLogger("cam_explorer.ui")
 
@@ -22,8 +25,6 @@ def show_error(exc: BaseException, where: Any = None, *, context: str = "") -> N
     A ``CamError`` is the person's to fix: its message is shown as is. Anything else is our bug: the page
     says so in one line. Either way the traceback goes to the server log, never to the page.
     """
-    from cam_core.errors import CamError
-
     target = where if where is not None else st
     prefix = f"{context}: " if context else ""
     if isinstance(exc, CamError):
@@ -38,8 +39,6 @@ def show_error(exc: BaseException, where: Any = None, *, context: str = "") -> N
 
 def predictions_or_error(ctx: Any, top: int = 5) -> list[Any] | None:
     """The image's top-``top`` classes (cached), or ``None`` after showing why they could not be had."""
-    from .cache import predict_cached
-
     try:
         return predict_cached(ctx, top=top)
     except Exception as exc:
@@ -180,8 +179,6 @@ def param_inputs(method: str, backbone: Any, where: Any = None) -> dict[str, Any
     Parameters whose default is ``None`` (engine-tuned, e.g. ``chunk``) are left to the engine. An
     occlusion ``fill`` is offered as colours converted into the model's normalized space.
     """
-    from cam_core.registry import METHODS
-
     spec = METHODS[method]
     target = where if where is not None else st
     stored: dict[str, Any] = state.view().setdefault("params", {}).setdefault(method, {})
@@ -214,8 +211,6 @@ def param_inputs(method: str, backbone: Any, where: Any = None) -> dict[str, Any
 
 def stored_params(method: str, backbone: Any) -> dict[str, Any]:
     """The parameters last chosen for ``method`` with ``param_inputs`` (on any page), else its defaults."""
-    from cam_core.registry import METHODS
-
     stored = state.view().get("params", {}).get(method, {})
     values: dict[str, Any] = {}
     for name, p in METHODS[method].params.items():

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from cam_core.registry import METHODS, ParamSpec
-from cam_explorer import commands, parsing
+from cam_explorer import cli, commands, parsing  # noqa: F401  (cli registers every command)
 from cam_explorer.parsing import UsageError, apply_colours, parse_methods, parse_params, resolve_class
 
 
