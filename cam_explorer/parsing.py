@@ -3,7 +3,8 @@ against the registries.
 
 Method parameters are parsed by the registry (``MethodSpec.resolve_params`` → ``ParamSpec.parse``), so a
 parameter's type, default and range live only in ``cam_core/registry.py``. Adding a command is one
-``@subcommand`` function here and one ``@command`` function in ``commands.py`` with the same name.
+``@subcommand`` function here (or in the command's own module) and one ``@command`` function of the same name
+in a command module imported by ``cli.py``.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from skimage import data
 
 from cam_explorer import parsing
 from cam_explorer.cli import main
-from cam_explorer.commands import box_in_input
+from cam_explorer.evaluate_command import box_in_input
 from cam_explorer.parsing import UsageError, parse_metrics, parse_settings
 
 
@@ -78,7 +78,7 @@ def test_box_flag_and_its_mapping_to_the_models_pixels():
 
 
 def test_settings_get_the_models_colours_and_std():
-    from cam_explorer.commands import with_model_settings
+    from cam_explorer.evaluate_command import with_model_settings
 
     class Backbone:  # normalization (v/255 - 0.5) / 0.25 per channel
         spec = SimpleNamespace(std=(0.25, 0.25, 0.25))
