@@ -114,9 +114,20 @@ def main(ctx: Any) -> None:
     low, high = end_colours(cmap)
     st.caption(f"Ranked by mean activation over the image; each map scaled to its own range: {high} = the "
                f"channel's strongest activation, {low} = its weakest.")
+    looks = st.toggle("Beside each channel: what it looks for (feature visualization)", key="layers_visualize",
+                      help=f"An image optimised to excite the channel as much as possible (Lucid's recipe; "
+                           f"{cache.VIS_TILE['steps']} steps at {cache.VIS_TILE['size']} px). A few seconds a "
+                           f"channel the first time, then kept for every photo and every session")
     for start in range(0, len(top), PER_ROW):
         for col, ch in zip(st.columns(PER_ROW), top[start:start + PER_ROW]):
             col.image(tile(fm.maps[ch], cmap, TILE_PX), width="stretch", caption=f"ch {ch} · mean {fm.mean[ch]:.3f}")
+            if looks:
+                with col:
+                    try:
+                        col.image(cache.visualization_cached(ctx, layer, ch), width="stretch",
+                                  caption=f"ch {ch} looks for")
+                    except Exception as exc:
+                        show_error(exc, context=f"feature visualization of channel {ch}")
 
     st.subheader("One channel, enlarged and projected to pixels", anchor=False)
     order = [int(c) for c in fm.order]
