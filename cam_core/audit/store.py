@@ -91,11 +91,13 @@ def _part_number(path: Path) -> int:
 
 
 def _counts(table: pa.Table) -> dict[str, int]:
-    """Rows, errors, labelled rows and correct top-1 / top-5 in one part's counted columns."""
+    """Rows, errors, labelled rows that did not fail (what accuracy is over, as in ``review.Summary``) and
+    correct top-1 / top-5 in one part's counted columns."""
     def true(col: str) -> int:
         return int(pc.sum(table[col].fill_null(False).cast(pa.int64())).as_py() or 0)
     return {"done": table.num_rows, "errors": table.num_rows - table["error"].null_count,
-            "labelled": table.num_rows - table["label_idx"].null_count,
+            "labelled": int(pc.sum(pc.and_(pc.is_valid(table["label_idx"]), pc.is_null(table["error"]))
+                                   .cast(pa.int64())).as_py() or 0),
             "correct_top1": true("correct_top1"), "correct_top5": true("correct_top5")}
 
 

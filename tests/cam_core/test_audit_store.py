@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cam_core.audit.rows import base_row
 from cam_core.audit.store import AuditWriter, open_audit, part_files
 from cam_core.errors import CamError
 
@@ -33,7 +34,8 @@ def _row(i: int, error: str | None = None) -> dict:
 def test_rows_come_back_through_duckdb_as_written(tmp_path):
     with AuditWriter(tmp_path / "a", MANIFEST) as writer:
         assert writer.write([_row(0), _row(1), _row(2)]) == 3
-        assert writer.write([_row(3), _row(4, error="img4.png: not an image")]) == 2
+        failed = base_row(4, "img4.png", "c0", 0, None, error="img4.png: not an image")  # as the pass writes it
+        assert writer.write([_row(3), failed]) == 2
         writer.finish()
     audit = open_audit(tmp_path / "a")
     assert audit.count() == 5
@@ -43,7 +45,8 @@ def test_rows_come_back_through_duckdb_as_written(tmp_path):
     assert got.to_pylist() == [{"index": 1, "width": 11, "correct_top1": True},
                                {"index": 3, "width": 13, "correct_top1": False}]
     manifest = audit.manifest
-    # rows 0..3: correct when i%2 == i%3 -> i = 0, 1; row 4 is an error
+    # rows 0..3: correct when i%2 == i%3 -> i = 0, 1; row 4 is an error: labelled, but not counted (accuracy is over
+    # the labelled rows that did not fail, as the report's)
     assert manifest["counts"] == {"done": 5, "errors": 1, "labelled": 4, "correct_top1": 2, "correct_top5": 4}
     assert manifest["finished"] is not None and manifest["model"] == "tiny"
     with pytest.raises(CamError, match="img4.png: not an image"):

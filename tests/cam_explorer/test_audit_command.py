@@ -47,7 +47,9 @@ def test_audit_rows_match_direct_calls_and_a_resume_adds_only_the_missing(image_
     argv = (str(image_set), "--method", "gradcam,eigencam", "--out", str(out), "--batch", "2")
     code, summary, err = _run(capsys, *argv)
     assert code == 1  # one image failed; the others are done
-    assert (summary["images"], summary["done"], summary["errors"], summary["labelled"]) == (5, 5, 1, 4)
+    assert (summary["images"], summary["done"], summary["errors"], summary["labelled"]) == (5, 5, 1, 3)
+    # labelled = with a known label and not failed (broken.jpg is labelled but failed; rocket is unknown): what
+    # accuracy is over, here as in the review report
     assert "label 'rocket' is not one of the model's labels" in err and "images/s" in err
 
     backbone = models.load("efficientnet_lite0", device="cpu", input_size=int(SIZE))
