@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+import sys
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from cam_core import __version__
+from cam_core.audit.cost import AUDIT_BASELINE, ImageCost, expected_seconds
 from cam_core.audit.engine_local import DEFAULT_WORKERS, LocalEngine
 from cam_core.audit.inputs import read_inputs
 from cam_core.audit.job import AuditJob, run_audit, versions, weights_sha256
 from cam_core.audit.rows import METRIC_COLUMNS
-from cam_core.audit.scan import ScanSettings, resolve_methods
+from cam_core.audit.progress import RunState
+from cam_core.audit.scan import Scanner, ScanSettings, prepare, resolve_methods
+from cam_core.batching import batched_forward
+from cam_core.device import model_device
 from cam_core.audit.store import inputs_fingerprint
-from cam_core.metrics.baseline import DEFAULT_COUNT
 from cam_core.recorder import resolve_layer
 from models import preprocess as model_preprocess
 
@@ -27,6 +32,7 @@ from .parsing import UsageError, _method_arg, _model_args, parse_methods, parse_
 
 ENGINES = ("local", "ray")
 DEFAULT_BATCH = 16
+CALIBRATE = 16  # copies of the first image run once to time the model before a long audit (≥ LEARN_FROM)
 
 
 @subcommand
@@ -43,8 +49,9 @@ def _audit(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("--layer", default=None, help="target layer, dotted name (default: the model's own)")
     p.add_argument("--metrics", default=None, metavar="M[,M]",
                    help=f"faithfulness scores per map: {', '.join(METRIC_COLUMNS)} (default: none; slow)")
-    p.add_argument("--baseline", type=int, default=DEFAULT_COUNT, metavar="N",
-                   help=f"random maps each --metrics score is judged against (default {DEFAULT_COUNT}; 0: none)")
+    p.add_argument("--baseline", type=int, default=AUDIT_BASELINE, metavar="N",
+                   help=f"random maps each --metrics score is judged against, once per image (default "
+                        f"{AUDIT_BASELINE}; 0: none; docs/audit.md says why)")
     p.add_argument("--out", required=True, metavar="AUDIT_DIR", help="audit folder (created, or resumed)")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local (this process; decode threads) or ray (Ray Data; --address for a cluster)")
@@ -74,24 +81,88 @@ def imagenet_wnids(count: int) -> list[str] | None:
     return wnids if len(wnids) == 1000 else None
 
 
-class AuditProgress(writers.Progress):
-    """done/total, images per second and the time left, on stderr."""
+class AuditProgress:
+    """The run's state on stderr: done/total images (the batch in flight counted by its work units), images/s
+    and the time left from the units. A terminal line rewritten a few times a second; in a log, a line every
+    ``LOG_EVERY`` seconds and one per part."""
 
-    def __init__(self, before: int) -> None:
-        super().__init__("audit")
-        self.before = before
+    LOG_EVERY = 10.0
+    TTY_EVERY = 0.25
 
-    def _line(self, done: int, total: int) -> str:
-        elapsed = time.perf_counter() - self.started
-        text = f"audit: {done}/{total} images" + (f" ({self.before} done before)" if self.before else "")
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if done:
-            text += f", {rate:.1f} images/s"
-        if 0 < done < total and rate > 0:
-            text += f", about {writers.duration((total - done) / rate)} left"
-        elif done >= total:
-            text += f" in {writers.duration(elapsed)}"
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.shown = False
+        self.before = 0
+        self._last = -math.inf
+        self._width = 0
+
+    @staticmethod
+    def line(state: RunState) -> str:
+        total = state.todo + state.before
+        done = state.before + state.images
+        text = f"audit: {done:.1f}/{total} images" if done % 1 else f"audit: {int(done)}/{total} images"
+        if state.before:
+            text += f" ({state.before} done before)"
+        if state.rate and state.rate < 0.1:
+            text += f", {writers.duration(1 / state.rate)} an image"
+        elif state.rate:
+            text += f", {state.rate:.2f} images/s" if state.rate < 1 else f", {state.rate:.1f} images/s"
+        if state.images >= state.todo:
+            return text + f" in {writers.duration(state.seconds)}"
+        if state.left_s is not None and state.images > 0:
+            text += f", about {writers.duration(state.left_s)} left"
         return text
+
+    def __call__(self, state: RunState) -> None:
+        self.before = state.before
+        now = time.monotonic()
+        last = state.images >= state.todo
+        if not (state.part or last) and now - self._last < (self.TTY_EVERY if self.tty else self.LOG_EVERY):
+            return
+        if state.todo == 0 or (state.images == 0 and self.shown):
+            return
+        self._last = now
+        text = self.line(state)
+        if self.tty:
+            pad = " " * max(self._width - len(text), 0)
+            self._width = len(text)
+            self.stream.write(f"\r{text}{pad}" + ("\n" if last else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.shown = True
+        self.stream.flush()
+
+    def interrupted(self) -> None:
+        """End a half-drawn terminal line so the error that follows starts on its own line."""
+        if self.shown and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def first_image(items: Any, preprocess: Any) -> Any:
+    """The first image of the set that decodes (its preprocessed ``x``), for the cost estimate; None if none."""
+    for index, item in enumerate(items[:8]):
+        p = prepare(index, item, preprocess)
+        if p.x is not None:
+            return p.x
+    return None
+
+
+def announce_cost(model: Any, x: Any, settings: ScanSettings, images: int, cost: ImageCost) -> None:
+    """Before an audit with deletion/insertion: the model runs it takes and, timed on one small batch of the
+    first image, about how long (the metrics multiply the work by hundreds)."""
+    if not settings.metrics:
+        return
+    if expected_seconds(model, x, cost, 1) is None:
+        batched_forward(model, x.expand(CALIBRATE, *x.shape[1:]).to(model_device(model)))  # learns the speed
+    seconds = expected_seconds(model, x, cost, images)
+    against = f" against {settings.baseline} random maps" if settings.baseline else ""
+    text = (f"audit: {', '.join(settings.metrics)}{against} on {len(settings.methods)} method(s): about "
+            f"{cost.units:,.0f} model runs an image ({cost.units * images:,.0f} for {images} images)")
+    if seconds is not None:
+        text += f", expected about {writers.duration(seconds)}"
+    writers.say(text)
 
 
 def _command_line(args: argparse.Namespace, methods: list[str], metrics: list[str]) -> list[str]:
@@ -148,24 +219,22 @@ def audit(args: argparse.Namespace) -> int:
                                 address=args.address, actors=args.workers)
     else:
         engine = LocalEngine(backbone.model, workers=args.workers)
-    bar: AuditProgress | None = None
-
-    def progress(written: int, todo: int, before: int, _seconds: float) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = AuditProgress(before)
-        bar(written, todo)
-
+    per_image = None
+    x = first_image(inputs.items, preprocess)
+    if x is not None:
+        cost = Scanner(backbone.model, backbone.categories, settings).cost(x)
+        per_image = cost.units
+        announce_cost(backbone.model, x, settings, len(inputs.items), cost)
+    bar = AuditProgress()
     started = time.perf_counter()
     try:
-        final = run_audit(args.out, job, manifest, engine, progress)
+        final = run_audit(args.out, job, manifest, engine, bar, per_image=per_image)
     except BaseException:
-        if bar is not None:
-            bar.interrupted()
+        bar.interrupted()
         raise
     seconds = time.perf_counter() - started
     counts = final["counts"]
-    written = counts["done"] - (bar.before if bar is not None else 0)
+    written = counts["done"] - bar.before
     labelled = counts.get("labelled", 0)
     writers.emit({"audit": str(Path(args.out)), "images": final["inputs"], "done": counts["done"],
                   "written": written, "errors": counts["errors"], "labelled": labelled,

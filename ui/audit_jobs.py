@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cam_core.audit.progress import PROGRESS
 from cam_core.audit.store import read_manifest, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _work(folder: Path, job: dict[str, Any]) -> tuple[float, float] | None:
+    """Images per second and seconds left from the run's ``progress.json`` (cam_core.audit.progress), when this
+    run wrote it."""
+    try:
+        saved = json.loads((folder / PROGRESS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if float(saved.get("updated") or 0) < float(job.get("started") or 0) or not saved.get("rate"):
+        return None
+    return float(saved["rate"]), float(saved.get("left_s") or 0.0)
+
+
 @dataclass(frozen=True)
 class Status:
     """Where a background audit stands: ``state`` running / done / failed / stopped (the server lost it), images
@@ -135,6 +148,9 @@ def status(folder: Path) -> Status | None:
     if state == "running" and fresh > 0 and elapsed > 0:
         rate = fresh / elapsed
         left = max(0.0, (total - done) / rate) if total else None
+    live = _work(folder, job) if state == "running" else None
+    if live is not None:  # the run's own figures from its work units: they move within a batch
+        rate, left = live
     message = job.get("message")
     if state == "stopped":
         message = "the run stopped without finishing (the server restarted?); resume it to go on where it stopped"

@@ -4,7 +4,7 @@ never starts OpenMP teams that fight the model's for the cores."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -57,7 +57,9 @@ class LocalEngine:
         self.workers = workers
         self.consumer = consumer
 
-    def __call__(self, job: AuditJob, todo: Sequence[int]) -> Iterator[list[dict[str, Any]]]:
-        scanner = Scanner(self.model, job.categories, job.settings, self.consumer)
+    def __call__(self, job: AuditJob, todo: Sequence[int],
+                 work: Callable[[float], None] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Rows batch by batch; ``work(units)`` as the pass does them (``cost.py``'s units)."""
+        scanner = Scanner(self.model, job.categories, job.settings, self.consumer, work=work)
         for batch in prepared_batches(job.items, todo, job.preprocess, job.batch, self.workers):
             yield scanner.rows(batch)

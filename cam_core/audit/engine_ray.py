@@ -79,7 +79,9 @@ class RayEngine:
         ray.init(address=self.address, **options)
         return True
 
-    def __call__(self, job: AuditJob, todo: Sequence[int]) -> Iterator[list[dict[str, Any]]]:
+    def __call__(self, job: AuditJob, todo: Sequence[int], work: Any = None) -> Iterator[list[dict[str, Any]]]:
+        """Rows batch by batch; ``work`` is not called (the actors' work is in other processes: progress moves
+        part by part)."""
         if not todo:
             return
         started = self._start()

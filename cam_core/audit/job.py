@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -16,11 +15,12 @@ import torch
 from torch import nn
 
 from .inputs import InputItem
+from .progress import Listener, RunState, Work
 from .scan import Preprocess, ScanSettings
 from .store import AuditWriter
 
-# (rows written in this run, images this run has to do, images done before it, seconds since it started)
-RunProgress = Callable[[int, int, int, float], None]
+#: Called with the run's :class:`RunState` as the work goes (often within a batch; ``part`` after each part).
+RunProgress = Listener
 VERSIONED = ("torch", "torchvision", "timm", "numpy", "pillow", "pyarrow", "duckdb", "ray")
 
 
@@ -38,7 +38,8 @@ class AuditJob:
 class Engine(Protocol):
     name: str
 
-    def __call__(self, job: AuditJob, todo: Sequence[int]) -> Iterator[list[dict[str, Any]]]: ...
+    def __call__(self, job: AuditJob, todo: Sequence[int],
+                 work: Callable[[float], None] | None = None) -> Iterator[list[dict[str, Any]]]: ...
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -63,17 +64,16 @@ def versions(**extra: str) -> dict[str, str]:
 
 
 def run_audit(folder: str | Path, job: AuditJob, manifest: Mapping[str, Any], engine: Engine,
-              progress: RunProgress | None = None) -> dict[str, Any]:
-    """Audit ``job`` into ``folder`` with ``engine``, resuming what a previous run left; the final manifest."""
-    started = time.perf_counter()
+              progress: RunProgress | None = None, per_image: float | None = None) -> dict[str, Any]:
+    """Audit ``job`` into ``folder`` with ``engine``, resuming what a previous run left; the final manifest.
+
+    ``per_image``: work units one image costs (``cost.image_cost(...).units``); with it, progress moves within
+    a batch as the engine reports units, else part by part. The state also goes to ``folder/progress.json``."""
     with AuditWriter(folder, {**manifest, "engine": engine.name}) as writer:
         todo = [i for i in range(len(job.items)) if i not in writer.done]
-        before = len(job.items) - len(todo)
-        written = 0
+        work = Work(len(todo), len(job.items) - len(todo), per_image, job.batch, folder, progress)
         if progress is not None:
-            progress(0, len(todo), before, 0.0)
-        for rows in engine(job, todo):
-            written += writer.write(rows)
-            if progress is not None:
-                progress(written, len(todo), before, time.perf_counter() - started)
+            progress(work.state())
+        for rows in engine(job, todo, work.add if per_image else None):
+            work.rows(writer.write(rows))
         return writer.finish()

@@ -26,6 +26,7 @@ from ..methods.layer_cam import LAYERCAM, LayerCam
 from ..metrics import evaluate
 from ..recorder import record, resolve_layer
 from ..registry import MethodSpec, get_method
+from .cost import ImageCost, image_cost, method_runs
 from .inputs import InputItem
 from .rows import base_row, box_columns, box_in_input, map_columns, metric_columns, prediction_columns
 
@@ -70,6 +71,7 @@ class BatchRecord:
 
 
 Consumer = Callable[[BatchRecord], None]
+Work = Callable[[float], None]  # work units just done (model runs, cost.py), called often within a batch
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,12 @@ class Scanner:
     """Turns batches of :class:`Prepared` images into rows for one model, layer and set of methods.
 
     The model is borrowed (eval mode for each batch, hooks scoped to the calls, no ``.grad`` written).
+    ``work(units)`` is told each piece of work as it is done, in :meth:`cost`'s units (the pass, each method,
+    each chunk of deletion/insertion), so progress moves within a batch.
     """
 
     def __init__(self, model: nn.Module, categories: Sequence[str], settings: ScanSettings,
-                 consumer: Consumer | None = None) -> None:
+                 consumer: Consumer | None = None, work: Work | None = None) -> None:
         self.model = model
         self.categories = list(categories)
         self.settings = settings
@@ -124,7 +128,23 @@ class Scanner:
         self.shared = {name: cam for name, params in self.methods.items()
                        if (cam := shared_cam(get_method(name), params)) is not None}
         self.consumer = consumer
+        self.work = work
         self.device = model_device(model)
+        self._units: dict[tuple[str, tuple[int, ...]], float] = {}
+
+    def cost(self, x: torch.Tensor) -> ImageCost:
+        """What one image like ``x`` costs in model runs (the estimate the progress line and announcement use)."""
+        return image_cost(self.model, x, self.settings, self.shared)
+
+    def _did(self, units: float) -> None:
+        if self.work is not None and units:
+            self.work(units)
+
+    def _method_units(self, name: str, x: torch.Tensor) -> float:
+        key = (name, tuple(x.shape))
+        if key not in self._units:  # the estimate the cost used, fixed once per shape
+            self._units[key] = method_runs(self.model, x, name, self.methods[name], self.layer)
+        return self._units[key]
 
     def rows(self, batch: Sequence[Prepared]) -> list[dict[str, Any]]:
         """One row per image of ``batch``, in its order; a file or image that fails is a row with ``error``."""
@@ -187,6 +207,7 @@ class Scanner:
             maps[name] = (raw, pass_seconds + (time.perf_counter() - t0) / n)
         if self.consumer is not None:
             self.consumer(BatchRecord([p.index for p in group], xs, logits, classes, self.layer, a, g))
+        self._did(n)  # the pass: one model run per image
 
         probs = logits.float().softmax(dim=1)
         top_p, top_i = probs.topk(min(self.settings.top, probs.shape[1]), dim=1)
@@ -202,8 +223,10 @@ class Scanner:
                     raw, seconds = maps[name][0][i], maps[name][1]
                     heat = None
                 else:
+                    units = self._method_units(name, x)
                     e = explain(self.model, x, name, self.layer, cls, **params)
                     raw, seconds, heat = torch.from_numpy(e.raw), e.elapsed_ms / 1000.0, e.heatmap
+                    self._did(units)
                 row.update(map_columns(name, raw.cpu().numpy(), seconds))
                 row.update(self._scores(name, x, raw, heat, cls, p, row["correct_top1"]))
             rows.append(row)
@@ -219,7 +242,7 @@ class Scanner:
         out: dict[str, Any] = {}
         if self.settings.metrics:
             results = evaluate(self.model, x, heat, list(self.settings.metrics), target_class=cls,
-                               baseline=self.settings.baseline or None)
+                               baseline=self.settings.baseline or None, progress=self._chunks())
             out.update(metric_columns(method, results))
         if p.item.box is not None:
             box = box_in_input(p.item.box, p.width, p.height, x.shape)
@@ -227,6 +250,18 @@ class Scanner:
             out.update(box_columns(method, got["pointing_game"].score >= 0.5, got["energy_in_box"].score,
                                    correct_top1))
         return out
+
+
+    def _chunks(self) -> Callable[[int, int], None] | None:
+        """``evaluate``'s progress(done, total) as units: each chunk of perturbed images as it is run."""
+        if self.work is None:
+            return None
+        seen = [0]
+
+        def step(done: int, _total: int) -> None:
+            self._did(done - seen[0])
+            seen[0] = done
+        return step
 
 
 def scan(model: nn.Module, categories: Sequence[str], settings: ScanSettings,
@@ -237,5 +272,5 @@ def scan(model: nn.Module, categories: Sequence[str], settings: ScanSettings,
         yield scanner.rows(batch)
 
 
-__all__ = ["BatchRecord", "Consumer", "Prepared", "ScanSettings", "Scanner", "prepare", "resolve_methods", "scan",
+__all__ = ["BatchRecord", "Consumer", "Prepared", "Work", "ScanSettings", "Scanner", "prepare", "resolve_methods", "scan",
            "shared_cam"]

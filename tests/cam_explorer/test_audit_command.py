@@ -126,3 +126,16 @@ def test_csv_with_a_box_and_a_duplicate(image_set, tmp_path, capsys):
     peak_col = int(np.unravel_index(np.argmax(heat), heat.shape)[1])
     assert row["gradcam__pointing"] == (peak_col + 0.5 <= half + 15)
     assert row["gradcam__wrong_reason"] == (row["correct_top1"] and not row["gradcam__pointing"])
+
+
+def test_metrics_are_announced_with_their_cost(image_set, tmp_path, capsys):
+    """With --metrics, one line up front says the model runs an image takes (the registry's and the metrics'
+    estimators) and the expected time; progress.json holds the run's work units."""
+    code, summary, err = _run(capsys, str(image_set / "n07920052"), "--method", "gradcam", "--out",
+                              str(tmp_path / "m"), "--metrics", "deletion", "--baseline", "2")
+    assert code == 1 and summary["done"] == 3  # broken.jpg is an error row
+    lines = err.splitlines()
+    announced = [ln for ln in lines if "model runs an image" in ln]
+    assert len(announced) == 1 and "against 2 random maps" in announced[0] and "expected about" in announced[0]
+    saved = json.loads((tmp_path / "m" / "progress.json").read_text())
+    assert saved["written"] == 3 and saved["units_total"] > 3
