@@ -122,7 +122,7 @@ def ray_vs_local(backbone, job: AuditJob, work: Path) -> None:
         parts: list[tuple[int, float]] = []
         start = time.perf_counter()
         run_audit(folder, job, {**MANIFEST, "layer": job.settings.layer}, engine,
-                  lambda written, todo, before, s: parts.append((written, s)) if written else None)
+                  lambda st: parts.append((st.written, st.seconds)) if st.part and st.written else None)
         seconds[name] = time.perf_counter() - start
         (n0, t0), (n1, t1) = parts[0], parts[-1]
         steady[name] = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
