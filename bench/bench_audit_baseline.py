@@ -26,7 +26,7 @@ from cam_core.audit.cost import image_cost  # noqa: E402
 from cam_core.audit.scan import ScanSettings  # noqa: E402
 from cam_core.metrics.baseline import Baseline, BaselineScores, standing  # noqa: E402
 
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "motorcycle_left", "hubble_deep_field", "immunohistochemistry")
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "immunohistochemistry", "hubble_deep_field", "logo")
 METRICS = ("deletion", "insertion")
 METHODS = ("gradcam", "gradcam++")
 
