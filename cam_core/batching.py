@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -79,8 +79,44 @@ class _Timing:
     settled: bool = True  # False: timed on a small call (for estimates only); its chunk size is not a choice
 
 
-_lock = threading.Lock()
-_learned: dict[tuple, _Timing] = {}
+class Timings:
+    """Every time this process measured, in one store behind one lock: sections named by their writer —
+    ``"batches"`` (chunk size and seconds per item of ``batched_*``, a ``_Timing``), ``"ablation"`` (Ablation-CAM's
+    seconds per channel), ``"occlusion"`` (seconds per window), ``"incremental"`` (the incremental engine's chunk).
+    ``lock`` guards a read-modify-write across calls."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._sections: dict[str, dict[tuple, Any]] = {}
+
+    def section(self, what: str) -> dict[tuple, Any]:
+        """The live mapping of one writer's timings (hold ``lock`` while changing it)."""
+        with self.lock:
+            return self._sections.setdefault(what, {})
+
+    def get(self, what: str, key: tuple, default: Any = None) -> Any:
+        with self.lock:
+            return self._sections.get(what, {}).get(key, default)
+
+    def put(self, what: str, key: tuple, value: Any) -> None:
+        with self.lock:
+            self.section(what)[key] = value
+
+    def put_default(self, what: str, key: tuple, value: Any) -> Any:
+        """``value`` stored unless a timing is there already; the stored one."""
+        with self.lock:
+            return self.section(what).setdefault(key, value)
+
+    def clear(self) -> None:
+        """Forget everything measured (tests; a machine that changed)."""
+        with self.lock:
+            for values in self._sections.values():
+                values.clear()
+
+
+TIMINGS = Timings()
+_lock = TIMINGS.lock
+_batches: dict[tuple, _Timing] = TIMINGS.section("batches")
 #: A first call learns the chunk size only with at least this many items (enough to climb 2, 4, 8): a
 #: one-image clean forward timed as "chunk 1" would otherwise fix every later call to one image at a time.
 LEARN_FROM = 16
@@ -122,7 +158,7 @@ def _ladder(template: torch.Tensor, count: int) -> list[int]:
 def estimate_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False) -> float | None:
     """Seconds ``count`` items will take, from what this process measured before; ``None`` if nothing yet."""
     with _lock:
-        timing = _learned.get(_key(model, template, grad))
+        timing = _batches.get(_key(model, template, grad))
     return None if timing is None else timing.seconds_per_item * count
 
 
@@ -139,7 +175,7 @@ def _layout_ok(template: torch.Tensor) -> bool:
 def preferred_layout(model: nn.Module, template: torch.Tensor, grad: bool = False) -> bool:
     """Whether batches for ``model`` at ``template``'s shape run channels_last (as measured; False if unknown)."""
     with _lock:
-        timing = _learned.get(_key(model, template, grad))
+        timing = _batches.get(_key(model, template, grad))
     return bool(timing is not None and timing.channels_last)
 
 
@@ -156,7 +192,7 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
         return
     key = _key(model, template, grad)
     with _lock:
-        learned = _learned.get(key)
+        learned = _batches.get(key)
     layout_ok = _layout_ok(template) and (not grad or bool(channels_last))
     if chunk:
         plan, learning = [max(1, int(chunk))], False
@@ -206,30 +242,30 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
                 if not learn_layout:
                     learning = False
                     with _lock:
-                        _learned[key] = _Timing(best[1], best[0], last)
+                        _batches[key] = _Timing(best[1], best[0], last)
         elif trial and size == plan[0]:
             layout_trial = per_item
             best = min(measured)
             last = best[0] <= 1.05 * per_item  # channels_last unless contiguous is clearly faster
             learning = False
             with _lock:
-                _learned[key] = _Timing(best[1], best[0] if last else per_item, last)
+                _batches[key] = _Timing(best[1], best[0] if last else per_item, last)
         elif not learning:
             with _lock:  # keep the estimate current (a model now warm, a busier machine)
-                timing = _learned.get(key)
+                timing = _batches.get(key)
                 if timing is not None and size == timing.chunk and use_last == timing.channels_last:
                     timing.seconds_per_item = 0.5 * (timing.seconds_per_item + per_item)
                 elif timing is None and not chunk:  # a small call: a time for estimates, not a chunk choice
-                    _learned[key] = _Timing(size, per_item, use_last, settled=False)
+                    _batches[key] = _Timing(size, per_item, use_last, settled=False)
         done += size
         if progress is not None:
             progress(done, count)
     if learning and measured:  # the work ran out before the ladder's top or the layout trial
         best = min(measured)
         with _lock:
-            current = _learned.get(key)
+            current = _batches.get(key)
             if current is None or not current.settled:
-                _learned[key] = _Timing(best[1], best[0], last)
+                _batches[key] = _Timing(best[1], best[0], last)
 
 
 def batched_forward(model: nn.Module, variants: Variants | torch.Tensor, chunk: int | None = None,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..batching import Progress
+from ..batching import TIMINGS, Progress
 from ..errors import CamError
 from ..hygiene import submodules
 from ..targets import logits_of
@@ -30,7 +30,6 @@ __all__ = ["incremental_windows", "summary"]
 
 _lock = threading.Lock()
 _prepared: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Prepared | None]] = weakref.WeakKeyDictionary()
-_chunks: dict[tuple, int] = {}
 
 
 def _stamp(model: nn.Module, x: torch.Tensor) -> tuple | None:
@@ -110,8 +109,7 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
                                 for n, d in decisions.items()):
         return None  # the first operation is already global: nothing to gain
     key = (type(model).__qualname__, tuple(x.shape), x.dtype, str(x.device), patch)
-    with _lock:
-        learned = _chunks.get(key)
+    learned = TIMINGS.get("incremental", key)
     plan = [int(chunk)] if chunk else ([learned] if learned else _ladder(x.device, count))
     fill_patch = value.to(x.dtype)[None]
     out: list[torch.Tensor] = []
@@ -133,8 +131,7 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
                     rung = len(plan) if worse else rung + 1
                     if rung >= len(plan):
                         plan, rung = [min(timings)[1]], 0
-                        with _lock:
-                            _chunks[key] = plan[0]
+                        TIMINGS.put("incremental", key, plan[0])
                 done += size
                 if progress is not None:
                     progress(done, count)
@@ -145,6 +142,5 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
             raise CamError(f"incremental occlusion failed on this network ({exc}); use engine='auto'") from None
         return None
     if timings and not chunk:
-        with _lock:
-            _chunks.setdefault(key, min(timings)[1])
+        TIMINGS.put_default("incremental", key, min(timings)[1])
     return torch.cat(out)

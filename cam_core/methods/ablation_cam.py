@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from ..batching import memory_cap, timing_key
+from ..batching import TIMINGS, memory_cap, timing_key
 from ..errors import CamError
 from ..recorder import record
 from .base import Function, MapResult, Target
@@ -28,10 +28,6 @@ def _ablate(fmap: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     return out
 
 
-#: seconds per ablated channel, measured by each run, per (model, input shape, layer): for the estimate
-_per_channel: dict[tuple, float] = {}
-
-
 def _timing_key(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple:
     return (*timing_key(model, x[:1]), layer)
 
@@ -43,7 +39,7 @@ def live_channels(a: torch.Tensor) -> torch.Tensor:
 
 def estimate_ablationcam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
     """The live channels times the time per channel this process measured at this layer (``None`` until then)."""
-    seconds = None if layer is None else _per_channel.get(_timing_key(model, x, layer))
+    seconds = None if layer is None else TIMINGS.get("ablation", _timing_key(model, x, layer))
     return None if seconds is None else seconds * live_channels(layer_map(model, x, layer)).numel()
 
 
@@ -75,7 +71,8 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     ablated = torch.full((a.shape[0],), clean, dtype=logits.dtype, device=logits.device)
     if scores:
         ablated[live] = torch.cat(scores).to(ablated.dtype)
-        _per_channel[_timing_key(target.model, target.x, name)] = (time.perf_counter() - started) / count
+        # seconds per ablated channel, per (model, input shape, layer): for the next estimate
+        TIMINGS.put("ablation", _timing_key(target.model, target.x, name), (time.perf_counter() - started) / count)
     weights = (clean - ablated) / clean
     if clean < 0:
         notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")

@@ -12,7 +12,6 @@ forwards (``cam_core.batching``) otherwise; both give the same probabilities.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..batching import Progress, batched_forward, estimate_seconds, timing_key
+from ..batching import TIMINGS, Progress, batched_forward, estimate_seconds, timing_key
 from ..targets import logits_of
 from ..errors import CamError
 from ..hygiene import eval_mode
@@ -176,10 +175,8 @@ def _check(x: torch.Tensor, patch: int, stride: int) -> tuple[int, int]:
     return patch, stride
 
 
-# seconds per window measured by earlier runs, per (model, input, engine, patch): the changed region, and so
-# the incremental engine's cost per window, depends on the patch, hardly on the stride
-_speed_lock = threading.Lock()
-_speed: dict[tuple, float] = {}
+# seconds per window measured by earlier runs (TIMINGS' "occlusion"), per (model, input, engine, patch): the
+# changed region, and so the incremental engine's cost per window, depends on the patch, hardly on the stride
 _ROUGH_BATCH_GAIN = 0.5  # a window in a batch costs about half a single forward (measured: 0.3–0.7)
 
 
@@ -206,8 +203,7 @@ def estimate_occlusion_seconds(model: nn.Module, x: torch.Tensor, patch: int, st
     """
     patch, stride = _check(x, patch, stride)
     count = window_count(x, patch, stride, coarse_only)
-    with _speed_lock:
-        per_window = _speed.get(_speed_key(model, x, engine, patch))
+    per_window = TIMINGS.get("occlusion", _speed_key(model, x, engine, patch))
     if per_window is not None:
         return per_window * count
     known = estimate_seconds(model, x, count)
@@ -237,9 +233,7 @@ def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int
                                 progress=progress, head=lambda logits: logits.softmax(dim=1))
     if len(positions) >= 8:  # a per-window time worth remembering for the next estimate
         per_window = (time.perf_counter() - began) / len(positions)
-        key = _speed_key(model, x, engine, patch)
-        with _speed_lock:
-            _speed[key] = per_window
+        TIMINGS.put("occlusion", _speed_key(model, x, engine, patch), per_window)
     return probs
 
 

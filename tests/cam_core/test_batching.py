@@ -3,7 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.batching import LEARN_FROM, _learned, batched_forward, estimate_seconds, timing_key
+from cam_core import explain
+from cam_core.batching import LEARN_FROM, TIMINGS, batched_forward, estimate_seconds, timing_key
+
+from .nets import GapNet, seeded
 
 
 def _net() -> nn.Module:
@@ -14,15 +17,15 @@ def _net() -> nn.Module:
 def test_a_one_image_call_gives_an_estimate_but_does_not_choose_the_chunk():
     net = _net()
     x = torch.randn(1, 3, 13, 13)
-    _learned.pop(timing_key(net, x), None)
+    TIMINGS.section("batches").pop(timing_key(net, x), None)
     batched_forward(net, x)  # a clean forward, as most methods make first
-    timing = _learned[timing_key(net, x)]
+    timing = TIMINGS.section("batches")[timing_key(net, x)]
     assert not timing.settled and estimate_seconds(net, x, 10) is not None
     many = torch.randn(4 * LEARN_FROM, 3, 13, 13)
     got = batched_forward(net, many)  # the first real batch climbs the ladder: never chunks of 1
     with torch.no_grad():
         assert got == pytest.approx(net(many), abs=1e-5)
-    timing = _learned[timing_key(net, x)]
+    timing = TIMINGS.section("batches")[timing_key(net, x)]
     assert timing.settled and timing.chunk >= 2
 
 
@@ -50,18 +53,33 @@ def test_gradient_batches_stay_contiguous_whatever_layout_was_learned():
     items = torch.randn(2 * LEARN_FROM, 3, 13, 13)
     key = timing_key(net, items[:1], grad=True)
     try:
-        _learned[key] = _Timing(4, 1e-3, channels_last=True)  # as if channels_last had measured faster
+        TIMINGS.section("batches")[key] = _Timing(4, 1e-3, channels_last=True)  # as if channels_last had measured faster
         grads, _ = batched_gradient(net, items, lambda logits: logits[:, 1])
         assert net.contiguous and all(net.contiguous)
-        _learned.pop(key)
+        TIMINGS.section("batches").pop(key)
         net.contiguous.clear()
         batched_gradient(net, items, lambda logits: logits[:, 1])  # a first call: the ladder, then settled
-        assert net.contiguous and all(net.contiguous) and not _learned[key].channels_last
+        assert net.contiguous and all(net.contiguous) and not TIMINGS.section("batches")[key].channels_last
         net.contiguous.clear()
         batched_gradient(net, items, lambda logits: logits[:, 1], chunk=8, channels_last=True)  # forced: obeyed
         assert not any(net.contiguous)
     finally:
-        _learned.pop(key, None)
+        TIMINGS.section("batches").pop(key, None)
     leaf = items.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(net.inner(leaf)[:, 1].sum(), leaf)
     assert torch.equal(grads, expected)
+
+
+def test_one_timing_store_holds_what_batches_ablation_cam_and_occlusion_measured():
+    from cam_core.methods.ablation_cam import estimate_ablationcam
+
+    TIMINGS.clear()
+    net = seeded(GapNet())
+    x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    assert estimate_ablationcam(net, x, {}, "relu2") is None
+    explain(net, x, "ablationcam", target_layer="relu2")
+    explain(net, x, "occlusion", patch=4, stride=4, engine="full")
+    assert estimate_ablationcam(net, x, {}, "relu2") > 0
+    assert TIMINGS.section("ablation") and TIMINGS.section("occlusion") and TIMINGS.section("batches")
+    TIMINGS.clear()
+    assert estimate_ablationcam(net, x, {}, "relu2") is None and not TIMINGS.section("occlusion")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.batching import Stack, _learned, batched_forward, estimate_seconds
+from cam_core.batching import TIMINGS, Stack, batched_forward, estimate_seconds
 from cam_core.methods.occlusion import estimate_occlusion_seconds, occlusion_map, occlusion_windows
 from cam_core.progressive import progressive_maps, progressive_occlusion
 
@@ -113,7 +113,7 @@ def test_first_call_learns_chunk_and_layout():
     torch.manual_seed(1)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
     items = torch.randn(40, 3, 12, 12)
-    _learned.clear()
+    TIMINGS.clear()
     got = batched_forward(net, items)
     with torch.no_grad():
         assert got == pytest.approx(net(items), abs=1e-5)
