@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from ui import navigation, state
+from ui import navigation, presenter, state
 
 ROOT = Path(__file__).resolve().parent
 
@@ -43,6 +43,7 @@ def _pages() -> list[st.Page]:
 st.set_page_config(page_title="CAM Explorer", page_icon=str(ROOT / "static" / "favicon.png"), layout="wide")
 _setup_logging()
 state.view()  # read the shareable view from the URL on the session's first run
+presenter.apply()  # ?present=1&show=…: projector view (ui/presenter.py)
 page = st.navigation(_pages())
 try:
     page.run()
