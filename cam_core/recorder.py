@@ -77,6 +77,45 @@ class Recording:
         return {name: outs[-1] for name, outs in self.calls.items()}
 
 
+def io_hooks(io: dict[nn.Module, tuple[Any, Any]], events: list[tuple[str, nn.Module]]
+             ) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Hooks filling ``io`` (each module's last (inputs, output), in the order of last calls) and ``events``:
+    a forward hook ``keep`` ("end" events) and a pre-hook ``start`` ("start" events)."""
+    def keep(module: nn.Module, inputs: tuple, output: object) -> None:
+        io.pop(module, None)  # the dict's order is the order of last calls
+        io[module] = (inputs, output)
+        events.append(("end", module))
+
+    def start(module: nn.Module, _inputs: tuple) -> None:
+        events.append(("start", module))
+
+    return keep, start
+
+
+def attention_hooks() -> tuple[Callable[..., Any], Callable[..., Any], dict[nn.Module, torch.Tensor]]:
+    """A kwargs pre-hook asking an ``nn.MultiheadAttention`` for its per-head weights, a forward hook taking
+    them (and giving the caller what it asked for), and the dict they land in."""
+    attention: dict[nn.Module, torch.Tensor] = {}
+    asked: dict[nn.Module, tuple[bool, bool]] = {}
+
+    def ask_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if len(args) > 3:  # options given by position: leave the call alone
+            return None
+        asked[module] = (bool(kwargs.get("need_weights", True)), bool(kwargs.get("average_attn_weights", True)))
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def take_weights(module: nn.Module, _inputs: tuple, output: Any) -> Any:
+        wanted = asked.pop(module, None)
+        if wanted is None or not isinstance(output, tuple) or output[1] is None:
+            return None
+        out, weights = output
+        attention[module] = weights.detach()
+        need, average = wanted
+        return out, (None if not need else weights.mean(dim=1) if average else weights)
+
+    return ask_weights, take_weights, attention
+
+
 def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
            grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
            keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
@@ -141,32 +180,8 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
             return adapter.from_map(downstream, output) if adapter is not None else downstream
         return hook
 
-    def keep(module: nn.Module, inputs: tuple, output: object) -> None:
-        io.pop(module, None)  # the dict's order is the order of last calls
-        io[module] = (inputs, output)
-        events.append(("end", module))
-
-    def start(module: nn.Module, _inputs: tuple) -> None:
-        events.append(("start", module))
-
-    attention: dict[nn.Module, torch.Tensor] = {}
-    asked: dict[nn.Module, tuple[bool, bool]] = {}
-
-    def ask_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if len(args) > 3:  # options given by position: leave the call alone
-            return None
-        asked[module] = (bool(kwargs.get("need_weights", True)), bool(kwargs.get("average_attn_weights", True)))
-        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
-
-    def take_weights(module: nn.Module, _inputs: tuple, output: Any) -> Any:
-        wanted = asked.pop(module, None)
-        if wanted is None or not isinstance(output, tuple) or output[1] is None:
-            return None
-        out, weights = output
-        attention[module] = weights.detach()
-        need, average = wanted
-        return out, (None if not need else weights.mean(dim=1) if average else weights)
-
+    keep, start = io_hooks(io, events)
+    ask_weights, take_weights, attention = attention_hooks()
     check_input(model, x)
     logits = None
     with grad_mode(input_grad), thread_hooks() as add:
