@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from ui import navigation, presenter, state
+from ui import fit, navigation, presenter, state
 
 ROOT = Path(__file__).resolve().parent
 
@@ -42,6 +42,7 @@ def _pages() -> list[st.Page]:
 # A local file: a material-icon favicon is fetched from fonts.gstatic.com on every page load (offline: an error).
 st.set_page_config(page_title="CAM Explorer", page_icon=str(ROOT / "static" / "favicon.png"), layout="wide")
 _setup_logging()
+fit.apply()  # labels wrap rather than being cut in a small window
 state.view()  # read the shareable view from the URL on the session's first run
 presenter.apply()  # ?present=1&show=…: projector view (ui/presenter.py)
 page = st.navigation(_pages())

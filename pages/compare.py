@@ -24,43 +24,52 @@ PER_ROW = 4
 
 
 def _run_toggles(ctx: Any, methods: list[str], layer: str | None) -> dict[str, str]:
-    """A "Run … (about N s)" toggle per long method, off until switched on; returns the long methods left
-    off, each with its expected time. What was switched on stays on for the session, whatever the label."""
+    """A "Run … (about N s)" toggle per long method, off until switched on, one per line (a label is never
+    cut); returns the long methods left off, each with its expected time. What was switched on is in the
+    view (a link keeps it), whatever the label."""
     from cam_core.registry import METHODS
 
     long = [m for m in methods if METHODS[m].long_running]
     if not long:
         return {}
-    on: set[str] = st.session_state.setdefault(_RUN_ON, set())
+    on = set(state.view().get("compare_run") or ())
     waiting: dict[str, str] = {}
-    for col, method in zip(st.columns(len(long)), long):
+    for method in long:
         spec = METHODS[method]
         try:
             expected = cache.expected_text(ctx, method, stored_params(method, ctx.backbone),
                                            layer if spec.needs_layer else None)
         except Exception:  # bad stored parameters: the run itself will say why
             expected = "time not estimated"
-        with col:
-            chosen = st.toggle(f"Run {spec.display} ({expected})", value=method in on,
-                               key=f"w_compare_run_{method}",
-                               help="A long method: many forward passes. Computed maps are kept; the class "
-                                    "of an occlusion map changes without a new run.")
+        chosen = st.toggle(f"Run {spec.display} ({expected})", value=method in on, key=f"w_compare_run_{method}",
+                           help="A long method: many forward passes. Computed maps are kept; the class "
+                                "of an occlusion map changes without a new run.")
         (on.add if chosen else on.discard)(method)
         if not chosen:
             waiting[method] = expected
+    state.remember("compare_run", sorted(on) or None)
     return waiting
 
 
-_RUN_ON = "compare_run_long"
-
-
-def _method_select() -> list[str]:
+def offered(ctx: Any) -> list[str]:
+    """The methods that can run on the context's model: attention methods only where it has attention layers
+    (a CNN has none)."""
+    from cam_core.methods.attention import is_attention
     from cam_core.registry import METHODS
 
-    stored = [m for m in state.view().get("compare_methods", DEFAULT_METHODS) if m in METHODS]
-    chosen = st.multiselect("Methods", list(METHODS), default=stored, format_func=lambda m: METHODS[m].display,
+    attention = any(is_attention(m) for m in ctx.backbone.model.modules())
+    return [m for m, spec in METHODS.items() if spec.kind != "attention" or attention]
+
+
+def _method_select(ctx: Any) -> list[str]:
+    from cam_core.registry import METHODS
+
+    options = offered(ctx)
+    stored = [m for m in state.view().get("compare_methods", DEFAULT_METHODS) if m in options]
+    chosen = st.multiselect("Methods", options, default=stored, format_func=lambda m: METHODS[m].display,
                             key="w_compare_methods",
-                            help="Each uses the parameters last set on Inspect (else its defaults)")
+                            help="Each uses the parameters last set on Inspect (else its defaults). Methods "
+                                 "that cannot run on this model are not listed.")
     state.remember("compare_methods", list(chosen))
     return list(chosen)
 
@@ -152,7 +161,7 @@ def main(ctx: Any) -> None:
         return
     from cam_core.registry import METHODS
 
-    methods = _method_select()  # full width: the methods' names are never cut
+    methods = _method_select(ctx)  # full width: the methods' names are never cut
     l, k = st.columns(2)
     with l:
         layer = layer_picker(ctx, needs_layer=True)

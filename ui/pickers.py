@@ -21,12 +21,11 @@ LEARN_PAGE = "pages/learn.py"
 
 def method_picker(default: str = "gradcam") -> str:
     """A method selectbox (from ``cam_core.registry.METHODS``) with a "?" link to its Learn entry."""
-    col, link = st.columns([4, 1], vertical_alignment="bottom")
     method = remembered_select("Method", list(METHODS), "method", default=default,
-                               format_func=lambda m: METHODS[m].display, where=col)
-    with link:
-        st.page_link(LEARN_PAGE, label="About", icon=":material/help:", query_params={"method": method},
-                     help=f"How {METHODS[method].display} works (Learn page)")
+                               format_func=lambda m: METHODS[m].display)
+    # under the select, not in a narrow column beside it (where a small window cut the label to "A…")
+    st.page_link(LEARN_PAGE, label=f"About {METHODS[method].display}", icon=":material/help:",
+                 query_params={"method": method}, help=f"How {METHODS[method].display} works (Learn page)")
     return method
 
 

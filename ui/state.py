@@ -32,6 +32,10 @@ def _text_list(raw: str) -> list[str]:
     return [t for t in str(raw).split(",") if t]
 
 
+def _flag(raw: str) -> bool:
+    return str(raw).strip().lower() in ("1", "true")
+
+
 def _float_pair(raw: str) -> tuple[float, float]:
     lo, hi = (float(t) for t in str(raw).split(","))
     return (lo, hi)
@@ -44,8 +48,9 @@ URL_KEYS: dict[str, Any] = {
     "model": str, "method": str, "layer": str, "class": int, "alpha": float, "cmap": str, "image": str,
     "audit": str,  # the Audit page: the audit's name inside the audits folders (checked there)
     "size": int,  # the model's input size when not its own (sidebar)
-    # Compare
-    "compare_methods": _text_list,
+    "display_pct": float, "signed": _flag,  # the maps' display scale (ui.display)
+    # Compare: the methods, and the long ones switched on to run
+    "compare_methods": _text_list, "compare_run": _text_list,
     # Layers (feature_layer is shared with Invariance)
     "feature_layer": str, "channel": int, "layers_top_n": int, "feature_cmap": str,
     # Occlusion: settings and the probe (patch centre in photo pixels)

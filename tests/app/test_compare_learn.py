@@ -113,3 +113,25 @@ def test_compare_runs_a_long_method_only_when_its_toggle_is_on(app):
     assert not at.exception, [e.value for e in at.exception]
     assert ENGINE_CALLS["explain"] == 3
     assert at.toggle(key="w_compare_run_occlusion").value is True
+
+
+def test_a_link_keeps_the_display_scale_and_the_long_methods_switched_on(app):
+    app.query_params.update({"compare_methods": "gradcam,occlusion", "compare_run": "occlusion",
+                             "p.occlusion.patch": "96", "p.occlusion.stride": "96",
+                             "display_pct": "99.5", "signed": "1"})
+    at = app.switch_page("pages/compare.py").run()  # the link opens Compare
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="w_compare_run_occlusion").value is True  # switched on by the link: it ran
+    assert ENGINE_CALLS["explain"] == 2  # Grad-CAM and the occlusion map
+    assert keyed(at, "selectbox", "display_pct").value == 99.5
+    assert at.toggle(key="w_signed").value is True
+    at.toggle(key="w_compare_run_occlusion").set_value(False).run()
+    assert "compare_run" not in at.query_params  # switched off: the link forgets it
+    assert at.query_params["display_pct"] == "99.5" and at.query_params["signed"] == "1"
+
+
+def test_attention_methods_are_not_offered_for_a_cnn(app):
+    at = app.run()
+    at.switch_page("pages/compare.py").run()
+    options = at.multiselect(key="w_compare_methods").options
+    assert options and not [m for m in options if "ttention" in m or "ollout" in m]

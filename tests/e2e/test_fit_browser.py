@@ -1,0 +1,48 @@
+"""The screen fits at 1024×768 and 800×900 in Debian's Chromium: no label, toggle, link or caption is cut
+(an element that clips its text has scrollWidth > clientWidth) on Inspect and on Compare with long methods."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SIZES = [(1024, 768), (800, 900)]
+#: Text that a page clips: any visible element of the main area or sidebar hiding overflow (or ending in an
+#: ellipsis) whose content is wider than its box; plots, images and code are left out (they scroll or scale).
+CUT = """() => {
+  const out = [];
+  for (const e of document.querySelectorAll('[data-testid="stMain"] *, [data-testid="stSidebar"] *')) {
+    if (!e.offsetParent || e.closest('.js-plotly-plot, [data-testid="stImage"], pre, [data-testid="stDataFrame"], [data-testid="stSidebarNav"]')) continue;
+    const cs = getComputedStyle(e);
+    const clips = cs.textOverflow === 'ellipsis' || cs.overflowX === 'hidden' || cs.overflowX === 'clip';
+    const text = (e.innerText || '').trim();
+    if (clips && text && e.scrollWidth > e.clientWidth + 1) out.push(text.slice(0, 80));
+  }
+  return out;
+}"""
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(app_url)
+        page.get_by_text("Method: Grad-CAM", exact=False).wait_for()
+        _wait_idle(page)
+        cut = page.evaluate(CUT)
+        page.screenshot(path=str(screenshot_dir / f"fit_inspect_{width}x{height}.png"))
+        assert not cut, f"Inspect at {width}×{height}: cut {cut}"
+        page.goto(f"{app_url}/compare?compare_methods=gradcam,occlusion,scorecam,smoothgradcam%2B%2B")
+        page.get_by_text("Run Score-CAM", exact=False).wait_for()
+        _wait_idle(page)
+        cut = page.evaluate(CUT)
+        page.screenshot(path=str(screenshot_dir / f"fit_compare_{width}x{height}.png"))
+        assert not cut, f"Compare at {width}×{height}: cut {cut}"
+    finally:
+        context.close()

@@ -1,0 +1,25 @@
+"""CSS that keeps every label readable in a small window (1024×768, 800×900): text wraps instead of being cut.
+
+Streamlit cuts a widget label, a toggle's text or the upload box's instructions with an ellipsis when its
+column is narrow ("About" → "A…", "Signed" → "Si…"); columns here wrap onto the next line before they get
+that narrow. Checked by tests/e2e/test_fit_browser.py (no element's text wider than its box).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+#: The narrowest a column may get before the row wraps: a toggle with a one-word label and its "?" fits.
+COLUMN_MIN = "7.5rem"
+
+CSS = f"""
+[data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{ min-width: min({COLUMN_MIN}, 100%); }}
+[data-testid="stFileUploaderDropzoneInstructions"] * {{ white-space: normal; overflow: visible;
+  text-overflow: clip; }}
+[data-testid="stWidgetLabel"] p, [data-testid="stCheckbox"] label p {{ white-space: normal; overflow-wrap: anywhere; }}
+"""
+
+
+def apply() -> None:
+    """Add the CSS to the page (once per run; it draws nothing visible)."""
+    st.html(f"<style>{CSS}</style>")
