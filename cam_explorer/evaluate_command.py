@@ -5,20 +5,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cam_core.audit.rows import box_in_input
 from cam_core.metrics import METRICS, evaluate as score, with_pixel_std
 
 from . import writers
 from .commands import Failures, class_targets, command, each_image, explain_one, item_record, map_record, open_model
 from .parsing import UsageError, colours_in, parse_methods, parse_metrics, parse_settings
-
-
-def box_in_input(box: tuple[float, float, float, float], img: Any, x: Any) -> tuple[float, ...]:
-    """A box in the image file's pixels, in x's pixels: preprocessing resizes the whole image (no crop) to
-    x's height × width, so each axis scales by its own factor (``models/preprocess.py``)."""
-    sx = x.shape[-1] / img.width
-    sy = x.shape[-2] / img.height
-    x0, y0, x1, y1 = box
-    return x0 * sx, y0 * sy, x1 * sx, y1 * sy
 
 
 def check_box(args: argparse.Namespace, metrics: list[str]) -> None:
@@ -53,7 +45,7 @@ def evaluate(args: argparse.Namespace) -> int:
     for path, img, x in each_image(args.images, backbone, failures):
         resolved = failures.attempt({"image": path}, lambda: (
             class_targets(args, backbone, x, opened.categories, opened.fixed_class),
-            {"box": box_in_input(args.box, img, x)} if args.box is not None else {}))
+            {"box": box_in_input(args.box, img.width, img.height, x.shape)} if args.box is not None else {}))
         if resolved is None:
             continue
         targets, box = resolved

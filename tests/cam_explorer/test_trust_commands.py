@@ -17,7 +17,7 @@ from skimage import data
 
 from cam_explorer import parsing
 from cam_explorer.cli import main
-from cam_explorer.evaluate_command import box_in_input
+from cam_core.audit.rows import box_in_input
 from cam_explorer.parsing import UsageError, parse_metrics, parse_settings
 
 
@@ -69,11 +69,10 @@ def test_box_flag_and_its_mapping_to_the_models_pixels():
     from models.preprocess import target_size
 
     assert target_size(451, 300, 224) == (224, 352)
-    img = SimpleNamespace(width=451, height=300)
-    x = torch.zeros(1, 3, 224, 352)
-    got = box_in_input((0.0, 0.0, 451.0, 300.0), img, x)
+    shape = (1, 3, 224, 352)  # the evaluate command and the audit scale a file box with the same function
+    got = box_in_input((0.0, 0.0, 451.0, 300.0), 451, 300, shape)
     assert got == pytest.approx((0.0, 0.0, 352.0, 224.0))
-    got = box_in_input((45.1, 30.0, 225.5, 150.0), img, x)
+    got = box_in_input((45.1, 30.0, 225.5, 150.0), 451, 300, shape)
     assert got == pytest.approx((35.2, 22.4, 176.0, 112.0))
 
 
