@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cam_core.invariance import EDGES, TRANSFORMS, default_values
+from cam_core.report import fitted_range
 from ui import cache
 from ui.sidebar import photo_page
 from ui.pickers import top_class_picker
@@ -95,7 +96,7 @@ def main(ctx: Any) -> None:
     hover = [f"top-1: {ctx.backbone.categories[k]}" for k in result.top_classes]
     left, right = st.columns(2)
     left.plotly_chart(_line(result.values, result.probs, f"Probability of {label}", "probability", kind, hover,
-                            [0, 1.02]), width="stretch", key="inv_prob", config={"displaylogo": False})
+                            list(fitted_range(result.probs))), width="stretch", key="inv_prob", config={"displaylogo": False})
     right.plotly_chart(_line(result.values, result.distances, f"Feature distance at {result.layer}",
                              "relative distance", kind, hover), width="stretch", key="inv_dist",
                        config={"displaylogo": False})

@@ -36,7 +36,9 @@ def top_k_bar(predictions: Sequence[Any], highlight: int | None = None, chosen: 
     ))
     fig.update_layout(
         height=60 + 36 * len(rows), margin=dict(l=8, r=8, t=8, b=8),
-        xaxis=dict(range=[0, 1], tickformat=".0%", title=None), yaxis=dict(title=None, automargin=True),
+        # fitted: a top class at 3 % is a bar one can see, not a sliver of a 0–100 % axis
+        xaxis=dict(range=[0, min(1.0, max(0.05, 1.2 * max(probs, default=0.0)))], tickformat=".0%", title=None),
+        yaxis=dict(title=None, automargin=True),
     )
     if outside:  # a dotted rule between the top-k and the chosen class
         fig.add_hline(y=0.5, line_dash="dot", line_color="#888")
