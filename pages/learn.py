@@ -35,12 +35,38 @@ def _section(spec, highlighted: bool) -> None:
         st.markdown(f"**Paper:** [{spec.citation}]({spec.paper_url})")
 
 
+#: How a CNN gets from pixels to a prediction, each concept linked to the Walkthrough step that shows it with the
+#: real numbers (``wt_step`` opens the page at the first stage of that kind; ``#softmax`` is its last section).
+CONCEPTS: tuple[tuple[str, str, str], ...] = (
+    ("Convolution", "wt_step=conv",
+     "each output number is a weighted sum of a small patch of the input: the kernel's weights times the pixels, "
+     "plus a bias."),
+    ("Receptive field", "wt_step=conv",
+     "the part of the photo one position depends on; it grows with every kernel and stride on the way."),
+    ("Batch norm", "wt_step=norm",
+     "each channel shifted and scaled by statistics learned in training — or folded into the kernel."),
+    ("Activation", "wt_step=activation",
+     "a fixed function applied to every number (ReLU keeps positives, ReLU6 also caps at 6)."),
+    ("Pooling", "wt_step=pooling", "a window's largest or average value: a smaller map, the same channels."),
+    ("Logits, softmax and temperature", "wt_step=conv#softmax",
+     "the last layer's weighted sums become probabilities; dividing by a temperature sharpens or flattens them."),
+)
+
+
+def _concepts() -> None:
+    with st.container(border=True):
+        st.subheader("From pixels to prediction: each step on your own photo", anchor="concepts")
+        st.markdown("\n".join(f"- **{name}** — {text} [See it in the Walkthrough](/walkthrough?{link})"
+                               for name, link, text in CONCEPTS))
+
+
 def main() -> None:
     # No photo or model pickers here: this page uses neither (the navigation stays in the sidebar).
     st.title("Learn", anchor=False)
     st.write("How each method turns a classifier's decision into a picture. Notation: input $x$, class score "
              "$y^c$ (before softmax), activations $A^k$ of feature map $k$ at the target layer, "
              "$Z$ = number of positions in a map.")
+    _concepts()
     picked = st.query_params.get("method")
     order = list(METHODS)
     if picked in METHODS:

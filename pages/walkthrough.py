@@ -226,7 +226,7 @@ def _steps(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: bool
 def _softmax_section(ctx: Any, logits: Any, wt: Any | None) -> None:
     from cam_core.walkthrough import TEMPERATURES, classifier, linear_step, softmax
 
-    st.subheader("Logits → softmax → top-5", anchor=False)
+    st.subheader("Logits → softmax → top-5", anchor="softmax")
     t = remembered_slider("Temperature T", "wt_temp", min_value=0.1, max_value=10.0, default=1.0, step=0.1,
                           help=f"softmax(logits / T). T < 1 sharpens, T > 1 flattens; the order never changes "
                                f"(allowed {TEMPERATURES[0]}–{TEMPERATURES[1]})")
@@ -304,6 +304,11 @@ def main(ctx: Any) -> None:
         show_error(exc, context="the walkthrough")
         return
     stages = [s.index for s in wt.stages if s.is_map and s.kind in KINDS_SHOWN]
+    step = state.view().pop("wt_step", None)  # a Learn link: open at the first stage of that kind
+    if step in KINDS_SHOWN:
+        first = next(i for i in stages if wt.stages[i].kind == step) if any(
+            wt.stages[i].kind == step for i in stages) else stages[0]
+        set_remembered("wt_stage", first, (ctx.model_key,))
     s, ch, r, co, f = st.columns([5, 2, 2, 2, 2])
     with s:
         index = remembered_select("Stage", stages, "wt_stage", default=stages[0],

@@ -59,7 +59,7 @@ URL_KEYS: dict[str, Any] = {
     "inv_kind": str, "inv_range": _float_pair, "inv_steps": int, "inv_edge": str,
     # Walkthrough: stage, position on its map, batch norm folded (0/1), softmax temperature, transformer view
     "wt_stage": int, "wt_channel": int, "wt_row": int, "wt_col": int, "wt_fold": int, "wt_temp": float,
-    "wt_block": int, "wt_head": int,
+    "wt_block": int, "wt_head": int, "wt_step": str,  # wt_step: a Learn link's stage kind, used once
 }
 #: View entries that belong to one image: they are dropped when the image they were chosen on is not the one
 #: shown (a new upload, another sample, or a link made from an uploaded photo, which the link cannot carry).

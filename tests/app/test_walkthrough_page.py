@@ -29,3 +29,20 @@ def test_walkthrough_renders_and_moves_without_recomputing(app):
     assert any("at T = 2." in m.value for m in at.markdown)
     assert ENGINE_CALLS["walkthrough"] == 1
     assert not at.exception
+
+
+def test_learn_links_each_concept_to_its_walkthrough_step(app):
+    at = app.run()
+    at.switch_page("pages/learn.py").run()
+    text = "\n".join(m.value for m in at.markdown)
+    for kind in ("conv", "norm", "activation", "pooling"):
+        assert f"(/walkthrough?wt_step={kind})" in text
+
+
+def test_a_learn_link_opens_the_walkthrough_at_that_kind_of_stage(app):
+    app.query_params["wt_step"] = "activation"  # what following the link does: a fresh session on that URL
+    at = app.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert keyed(at, "selectbox", "wt_stage").value == 2  # stem conv, its batch norm, then the ReLU6 inside it
+    assert any(m.value.startswith("**bn1.act** — ReLU6(") for m in at.markdown)
