@@ -169,7 +169,9 @@ def test_new_photo_during_a_long_method_never_shows_the_old_map(page, app_url, t
     assert running, "the occlusion run was never seen"
     assert all(s["head"].startswith("lampshade") for s in running), running[0]
     assert not [s for s in seen if s["head"].startswith("lampshade") and "Egyptian cat" in s["details"]]
-    assert all(s["images"] == 0 for s in running)  # no map at all until the new one is there
+    # no map at all until the new one is there (a later bar under the new map, deletion and insertion running
+    # by themselves, is not this run's)
+    assert all(s["images"] == 0 for s in running if not s["details"])
     _wait_idle(page)
     assert page.locator(f'{MAIN} [data-testid="stImage"]').count() == 3
 
