@@ -52,7 +52,7 @@ def test_open_filter_to_incorrect(page, audit_url, screenshot_dir):
     _wait_idle(page)
     assert main.get_by_text("50.0%").count() >= 1  # top-1: 3 of 6
     assert _tiles(main) == ["d.png", "a.png", "b.png", "c.png", "e.png", "f.png"]
-    assert main.locator('[data-testid="stImage"] img').count() >= 6
+    main.locator('[data-testid="stImage"] img').nth(5).wait_for(timeout=120_000)  # the gallery draws after the count
     outcome = main.locator("[data-testid='stButtonGroup'] button").filter(has_text=re.compile(r"^\s*incorrect\s*$"))
     outcome.click()
     main.get_by_text("3 images match").wait_for()
