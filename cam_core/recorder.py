@@ -51,6 +51,9 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     raise CamError(f"no layer named {layer!r} in this model{hint}")
 
 
+Install = Callable[[Callable[..., None]], None]  # given thread_hooks' ``add(module, hook, kind)``, sets its hooks
+
+
 @dataclass
 class Recording:
     """What one forward pass recorded.
@@ -61,8 +64,6 @@ class Recording:
     ``io[module]``: (positional inputs, output) of the last call of each module in ``keep_io``, in call order.
     ``events``: ("start", module) for each call of a module in ``starts_of`` and ("end", module) for each call
     of a module in ``keep_io``, in the order they happened (module order, attention starts).
-    ``attention[module]``: the N×heads×T×T weights of each ``nn.MultiheadAttention`` in ``attention_of``, as
-    its last call computed them (absent when the module was called with positional options).
     """
 
     logits: torch.Tensor | None
@@ -70,107 +71,65 @@ class Recording:
     io: dict[nn.Module, tuple[Any, Any]] = field(default_factory=dict)
     adapters: dict[str, LayerAdapter] = field(default_factory=dict)
     events: list[tuple[str, nn.Module]] = field(default_factory=list)
-    attention: dict[nn.Module, torch.Tensor] = field(default_factory=dict)
 
     @property
     def activations(self) -> dict[str, torch.Tensor]:
         return {name: outs[-1] for name, outs in self.calls.items()}
 
 
-def io_hooks(io: dict[nn.Module, tuple[Any, Any]], events: list[tuple[str, nn.Module]]
-             ) -> tuple[Callable[..., None], Callable[..., None]]:
-    """Hooks filling ``io`` (each module's last (inputs, output), in the order of last calls) and ``events``:
-    a forward hook ``keep`` ("end" events) and a pre-hook ``start`` ("start" events)."""
+def io_hooks(rec: Recording, keep_io: Iterable[nn.Module], starts_of: Iterable[nn.Module]) -> Install:
+    """Hooks filling ``rec.io`` (each ``keep_io`` module's last (inputs, output), in the order of last calls)
+    and ``rec.events`` ("end" after each ``keep_io`` call, "start" before each ``starts_of`` call)."""
     def keep(module: nn.Module, inputs: tuple, output: object) -> None:
-        io.pop(module, None)  # the dict's order is the order of last calls
-        io[module] = (inputs, output)
-        events.append(("end", module))
+        rec.io.pop(module, None)  # the dict's order is the order of last calls
+        rec.io[module] = (inputs, output)
+        rec.events.append(("end", module))
 
     def start(module: nn.Module, _inputs: tuple) -> None:
-        events.append(("start", module))
+        rec.events.append(("start", module))
 
-    return keep, start
-
-
-def attention_hooks() -> tuple[Callable[..., Any], Callable[..., Any], dict[nn.Module, torch.Tensor]]:
-    """A kwargs pre-hook asking an ``nn.MultiheadAttention`` for its per-head weights, a forward hook taking
-    them (and giving the caller what it asked for), and the dict they land in."""
-    attention: dict[nn.Module, torch.Tensor] = {}
-    asked: dict[nn.Module, tuple[bool, bool]] = {}
-
-    def ask_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if len(args) > 3:  # options given by position: leave the call alone
-            return None
-        asked[module] = (bool(kwargs.get("need_weights", True)), bool(kwargs.get("average_attn_weights", True)))
-        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
-
-    def take_weights(module: nn.Module, _inputs: tuple, output: Any) -> Any:
-        wanted = asked.pop(module, None)
-        if wanted is None or not isinstance(output, tuple) or output[1] is None:
-            return None
-        out, weights = output
-        attention[module] = weights.detach()
-        need, average = wanted
-        return out, (None if not need else weights.mean(dim=1) if average else weights)
-
-    return ask_weights, take_weights, attention
+    def install(add: Callable[..., None]) -> None:
+        for module in keep_io:
+            add(module, keep)
+        for module in starts_of:
+            add(module, start, kind="forward_pre")
+    return install
 
 
-def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
-           grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
-           keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
-           input_grad: bool = False, starts_of: Iterable[nn.Module] = (),
-           attention_of: Iterable[nn.MultiheadAttention] = (),
-           adapter_for: AdapterFinder = find_adapter) -> Recording:
-    """Run ``model(x)`` once, recording ``layers``; see the module docstring.
-
-    ``grad_from``: names (among ``layers``) whose activations must be differentiable; autograd starts at the
-    first of them to run. ``stop_after_layers``: stop the forward once every layer has run (``logits`` is
-    then ``None``). ``edit[name]``: replace that layer's (map-layout) output, e.g. with a batch of ablated
-    copies (Ablation-CAM) — the part of the network before the layer then runs once, the rest on the batch.
-    ``input_grad``: autograd on from the start (pixel methods differentiate with respect to ``x``).
-    ``attention_of``: attention modules asked, for this call only, to return their per-head weights (torchvision's
-    ViT calls them with ``need_weights=False``); the caller above them gets what it asked for.
-    """
-    resolved = [resolve_layer(model, layer) for layer in layers]
-    names = [name for name, _ in resolved]
-    grad_names = {grad_from} if isinstance(grad_from, str) else set(grad_from or ())
-    unknown = grad_names - set(names) or set(edit or ()) - set(names)
-    if unknown:
-        raise CamError(f"layer {sorted(unknown)[0]!r} must also be among the recorded layers")
-    calls: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    adapters: dict[str, LayerAdapter] = {}
-    io: dict[nn.Module, tuple[Any, Any]] = {}
-    events: list[tuple[str, nn.Module]] = []
-    pending = set(names)
+def layer_hooks(model: nn.Module, x: torch.Tensor, layers: Sequence[tuple[str, nn.Module]], rec: Recording, *,
+                grad_names: set[str], edit: dict[str, Edit], stop_after_layers: bool,
+                adapter_for: AdapterFinder) -> Install:
+    """Hooks recording each ``(name, module)`` of ``layers`` into ``rec.calls`` (through its adapter, in map
+    layout), starting autograd at the first of ``grad_names``, replacing ``edit``'s layers' outputs, and
+    raising ``_Stop`` once every layer has run when ``stop_after_layers``."""
+    pending = {name for name, _ in layers}
 
     def hook_for(name: str) -> Callable[..., Any]:
         def hook(_module: nn.Module, _inputs: object, output: object) -> Any:
             if not isinstance(output, torch.Tensor):
                 raise CamError(f"layer {name!r} does not output a single tensor; pick another layer")
-            adapter = adapters.get(name)
+            adapter = rec.adapters.get(name)
             if adapter is None and output.dim() in (3, 4):
                 adapter = adapter_for(model, name, output, x)
                 if adapter is not None:
-                    adapters[name] = adapter
+                    rec.adapters[name] = adapter
             fmap = adapter.to_map(output) if adapter is not None else output
-            replaced = edit is not None and name in edit
             if name in grad_names:
                 if not torch.is_grad_enabled():  # the first differentiable layer: the graph starts here
                     fmap = fmap.detach().requires_grad_(True)
                     torch.set_grad_enabled(True)
-                calls[name].append(fmap)
+                rec.calls[name].append(fmap)
                 downstream = fmap.clone()  # in-place ops downstream (ReLU(inplace=True)) must not touch ours
             elif fmap.requires_grad:
-                calls[name].append(fmap)
+                rec.calls[name].append(fmap)
                 downstream = None
             else:
                 # a copy: the forward goes on with ``output`` itself, and an in-place op after the layer (DenseNet's
                 # F.relu(features, inplace=True), ResNet's ``out += identity`` after bn2) would rewrite a view
                 kept = fmap.detach()
-                calls[name].append(kept.clone() if kept.data_ptr() == output.data_ptr() else kept)
+                rec.calls[name].append(kept.clone() if kept.data_ptr() == output.data_ptr() else kept)
                 downstream = None
-            if replaced:
+            if name in edit:
                 downstream = edit[name](fmap)
             pending.discard(name)
             if stop_after_layers and not pending:
@@ -180,25 +139,46 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
             return adapter.from_map(downstream, output) if adapter is not None else downstream
         return hook
 
-    keep, start = io_hooks(io, events)
-    ask_weights, take_weights, attention = attention_hooks()
-    check_input(model, x)
-    logits = None
-    with grad_mode(input_grad), thread_hooks() as add:
-        for name, module in resolved:
+    def install(add: Callable[..., None]) -> None:
+        for name, module in layers:
             add(module, hook_for(name))
-        for module in keep_io:
-            add(module, keep)
-        for module in starts_of:
-            add(module, start, kind="forward_pre")
-        for module in attention_of:
-            add(module, ask_weights, kind="forward_pre_kwargs")
-            add(module, take_weights)
+    return install
+
+
+def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] = (), *,
+           grad_from: Sequence[str] | str | None = None, stop_after_layers: bool = False,
+           keep_io: Iterable[nn.Module] = (), edit: dict[str, Edit] | None = None,
+           input_grad: bool = False, starts_of: Iterable[nn.Module] = (), hooks: Iterable[Install] = (),
+           adapter_for: AdapterFinder = find_adapter) -> Recording:
+    """Run ``model(x)`` once, recording ``layers``; see the module docstring.
+
+    ``grad_from``: names (among ``layers``) whose activations must be differentiable; autograd starts at the
+    first of them to run. ``stop_after_layers``: stop the forward once every layer has run (``logits`` is
+    then ``None``). ``edit[name]``: replace that layer's (map-layout) output, e.g. with a batch of ablated
+    copies (Ablation-CAM) — the part of the network before the layer then runs once, the rest on the batch.
+    ``input_grad``: autograd on from the start (pixel methods differentiate with respect to ``x``).
+    ``hooks``: more installers, each called with ``add`` (e.g. ``methods.attention.AttentionWeights``); their
+    hooks are scoped and removed like the recorder's own.
+    """
+    resolved = [resolve_layer(model, layer) for layer in layers]
+    names = [name for name, _ in resolved]
+    grad_names = {grad_from} if isinstance(grad_from, str) else set(grad_from or ())
+    unknown = grad_names - set(names) or set(edit or ()) - set(names)
+    if unknown:
+        raise CamError(f"layer {sorted(unknown)[0]!r} must also be among the recorded layers")
+    rec = Recording(logits=None, calls={name: [] for name in names})
+    installs = [layer_hooks(model, x, resolved, rec, grad_names=grad_names, edit=edit or {},
+                            stop_after_layers=stop_after_layers, adapter_for=adapter_for),
+                io_hooks(rec, keep_io, starts_of), *hooks]
+    check_input(model, x)
+    with grad_mode(input_grad), thread_hooks() as add:
+        for install in installs:
+            install(add)
         try:
-            logits = logits_of(model(x))
+            rec.logits = logits_of(model(x))
         except _Stop:
             pass
-    missing = [name for name in names if not calls[name]]
+    missing = [name for name in names if not rec.calls[name]]
     if missing:
         raise CamError(f"layer {missing[0]!r} is not run by the model's forward pass; pick another layer")
-    return Recording(logits=logits, calls=calls, io=io, adapters=adapters, events=events, attention=attention)
+    return rec

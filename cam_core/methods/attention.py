@@ -19,7 +19,9 @@ its input: ``A_h = softmax(q_h k_hᵀ / √d)`` per head ``h``. No module is pat
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,40 @@ from ..adapters import TokenGrid, adapter_for
 from ..errors import CamError
 from ..recorder import record
 from .base import Function, MapResult, Target
+
+
+class AttentionWeights:
+    """A ``record(..., hooks=[...])`` installer asking each ``nn.MultiheadAttention`` in ``modules`` for its
+    per-head weights for that call only (torchvision's ViT calls them with ``need_weights=False``); the caller
+    above still gets what it asked for. ``found[module]``: the N×heads×T×T weights of its last call (absent
+    when the module was called with positional options)."""
+
+    def __init__(self, modules: Iterable[nn.MultiheadAttention]) -> None:
+        self.modules = list(modules)
+        self.found: dict[nn.Module, torch.Tensor] = {}
+        self._asked: dict[nn.Module, tuple[bool, bool]] = {}
+
+    def __call__(self, add: Callable[..., None]) -> None:
+        for module in self.modules:
+            add(module, self._ask, kind="forward_pre_kwargs")
+            add(module, self._take)
+
+    def _ask(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if len(args) > 3:  # options given by position: leave the call alone
+            return None
+        self._asked[module] = (bool(kwargs.get("need_weights", True)),
+                               bool(kwargs.get("average_attn_weights", True)))
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def _take(self, module: nn.Module, _inputs: tuple, output: Any) -> Any:
+        wanted = self._asked.pop(module, None)
+        if wanted is None or not isinstance(output, tuple) or output[1] is None:
+            return None
+        out, weights = output
+        self.found[module] = weights.detach()
+        need, average = wanted
+        return out, (None if not need else weights.mean(dim=1) if average else weights)
+
 
 FUSIONS = ("mean", "max", "min")
 _NOT_A_VIT = "attention rollout and transformer attribution need a vision transformer with global attention (ViT, DeiT)"
@@ -162,13 +198,14 @@ def run_attention_rollout(target: Target, head_fusion: str, discard_ratio: float
     model, x = target.model, target.x
     names = _attention_modules(model)
     # nn.MultiheadAttention hands over the weights its own forward computed (no second q·kᵀ); others recompute
-    rec = record(model, x, keep_io=list(names), attention_of=[m for m in names if isinstance(m, nn.MultiheadAttention)])
+    asked = AttentionWeights(m for m in names if isinstance(m, nn.MultiheadAttention))
+    rec = record(model, x, keep_io=list(names), hooks=[asked])
     calls = []
     with torch.no_grad():
         for module, (args, _output) in rec.io.items():
             call = _Call(names[module], module, torch.empty(0))
             call.tokens = _token_input(call, args)
-            weights = rec.attention.get(module)
+            weights = asked.found.get(module)
             if weights is None:
                 weights = attention_matrices(module, call.tokens[:1])
             call.fused = fuse_heads(weights[0], head_fusion)

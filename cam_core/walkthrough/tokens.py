@@ -10,7 +10,7 @@ from torch import nn
 from ..adapters import TokenGrid, adapter_for
 from ..errors import CamError
 from ..hygiene import eval_mode
-from ..methods.attention import attention_matrices, is_attention
+from ..methods.attention import AttentionWeights, attention_matrices, is_attention
 from ..recorder import record
 
 
@@ -48,15 +48,15 @@ def token_attention(model: nn.Module, x: torch.Tensor) -> TokenAttention:
     found = {m: n for n, m in model.named_modules() if is_attention(m)}
     if not found:
         raise CamError("this model has no attention layers; use the walkthrough's stages instead")
-    mha = [m for m in found if isinstance(m, nn.MultiheadAttention)]
+    asked = AttentionWeights(m for m in found if isinstance(m, nn.MultiheadAttention))
     with eval_mode(model), torch.no_grad():
-        rec = record(model, x, keep_io=list(found), attention_of=mha)
+        rec = record(model, x, keep_io=list(found), hooks=[asked])
         blocks, weights = [], []
         for module, (args, _out) in rec.io.items():
             tokens = args[0] if args else None
             if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3:
                 raise CamError(f"{found[module]} attends within windows, not over the whole image")
-            a = rec.attention.get(module)
+            a = asked.found.get(module)
             weights.append((a if a is not None else attention_matrices(module, tokens))[0])
             blocks.append(found[module])
     first = rec.io[next(iter(rec.io))][0][0]

@@ -15,7 +15,7 @@ from torchvision.models.vision_transformer import VisionTransformer
 
 from cam_core import CamError, auto_layer, explain, layers
 from cam_core.adapters import ChannelsLast, TokenGrid, adapter_for
-from cam_core.methods.attention import attention_matrices
+from cam_core.methods.attention import AttentionWeights, attention_matrices
 
 from .nets import GapNet, seeded
 
@@ -267,9 +267,10 @@ def test_rollout_reads_the_weights_each_attention_module_computed_and_its_caller
     modules = [block.self_attention for block in vit.encoder.layers]
     with torch.no_grad():
         hand_logits, attentions = hand_vit(vit, x)
-        rec = record(vit, x, attention_of=modules)
-    assert list(rec.attention) == modules and _hooks(vit) == 0
-    for got, want in zip(rec.attention.values(), attentions):
+        asked = AttentionWeights(modules)
+        rec = record(vit, x, hooks=[asked])
+    assert list(asked.found) == modules and _hooks(vit) == 0
+    for got, want in zip(asked.found.values(), attentions):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
     assert torch.allclose(rec.logits, hand_logits, atol=1e-10)  # the blocks still got (output, None)
 
@@ -291,10 +292,11 @@ def test_a_caller_that_asked_for_averaged_weights_still_gets_them():
     t = torch.randn(1, 5, 8, dtype=torch.float64)
     with torch.no_grad():
         plain = net(t)
-        rec = record(net, t, attention_of=[net.mha])
+        asked = AttentionWeights([net.mha])
+        rec = record(net, t, hooks=[asked])
         _, per_head = net.mha(t, t, t, average_attn_weights=False)
     assert torch.allclose(rec.logits, plain, atol=1e-12)
-    assert torch.allclose(rec.attention[net.mha], per_head, atol=1e-12)
+    assert torch.allclose(asked.found[net.mha], per_head, atol=1e-12)
 
 
 @pytest.mark.parametrize("fusion,discard", [("mean", 0.0), ("max", 0.0), ("min", 0.0), ("mean", 0.5),
