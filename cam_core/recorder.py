@@ -8,6 +8,10 @@ to the scores, so a gradient CAM costs about one forward pass and no parameter `
 
 A layer whose output is not N×C×H×W (a transformer's tokens) goes through an adapter (``adapter_for``) that
 turns it into a map and back; the rest of the network sees the original layout.
+
+``record`` is a short core over hook installers, each ``install(add)`` registering its hooks with
+``thread_hooks``' ``add``: ``layer_hooks``, ``io_hooks`` and whatever the caller passes as ``hooks=[...]``
+(e.g. ``methods.attention.AttentionWeights``), so what a method needs beyond activations lives with the method.
 """
 from __future__ import annotations
 
