@@ -195,16 +195,8 @@ def _pooling_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
                         config={"displaylogo": False, "staticPlot": True})
 
 
-def _chain(wt: Any, index: int) -> list[int]:
-    """The stage and those feeding it directly, back to the convolution that starts it (at most four)."""
-    chain = [index]
-    while wt.stages[chain[0]].kind != "conv" and wt.stages[chain[0]].source is not None and len(chain) < 4:
-        chain.insert(0, wt.stages[chain[0]].source)
-    return chain
-
-
 def _steps(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: bool) -> None:
-    for i in _chain(wt, index):
+    for i in wt.chain(index):
         kind = wt.stages[i].kind
         if kind == "norm" and fold and wt.stages[i].source is not None and wt.stages[wt.stages[i].source].kind == "conv" \
                 and i != index:

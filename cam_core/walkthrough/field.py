@@ -37,6 +37,13 @@ class Box:
     def width(self) -> int:
         return self.right - self.left + 1
 
+    def in_file(self, input_hw: tuple[int, int], file_wh: tuple[int, int]) -> "Box":
+        """The file's pixels this box covers: preprocessing resizes the whole file (no crop), each axis by its own
+        factor, so input pixel ``i`` spans file pixels ``i·F/N`` up to ``(i+1)·F/N``."""
+        (h, w), (fw, fh) = input_hw, file_wh
+        return Box(int(self.top * fh // h), int(self.left * fw // w), int(-(-(self.bottom + 1) * fh // h)) - 1,
+                   int(-(-(self.right + 1) * fw // w)) - 1)
+
 
 @dataclass(frozen=True, eq=False)
 class Field:

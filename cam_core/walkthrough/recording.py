@@ -112,6 +112,15 @@ class Walkthrough:
         """The first stage of ``kind`` whose input is exactly stage ``index``'s output."""
         return next((s for s in self.stages if s.source == index and s.kind == kind), None)
 
+    def chain(self, index: int, longest: int = 4) -> list[int]:
+        """Stage ``index`` and the stages feeding it directly, back to the convolution that starts it (at most
+        ``longest``): what one position's walkthrough shows, in order."""
+        chain = [index]
+        while self.stages[chain[0]].kind != "conv" and self.stages[chain[0]].source is not None \
+                and len(chain) < longest:
+            chain.insert(0, self.stages[chain[0]].source)
+        return chain
+
     def receptive_field(self, index: int, row: int, col: int) -> Box:
         """Input pixels that position (``row``, ``col``) of stage ``index``'s map depends on (see ``field``)."""
         stage = self.stage(index)

@@ -86,5 +86,6 @@ def test_every_subcommand_has_its_command_function():
     parser = parsing.build_parser("cam-explorer")
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(commands.COMMANDS) == {"predict", "explain", "evaluate", "sanity", "methods", "layers",
-                                                                 "visualize", "audit-report", "audit", "top-patches"}
+                                                                 "visualize", "audit-report", "audit", "top-patches",
+                                                                 "walkthrough"}
     assert parser.parse_args(["explain", "a.png", "--method", "occlusion"]).command == "explain"
