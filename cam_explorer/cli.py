@@ -15,8 +15,8 @@ from cam_core.errors import CamError
 
 # Every command module registers its commands (and parsers) on import; the table is complete from here on.
 from . import (audit_command, audit_report_command, evaluate_command, explain_command,  # noqa: F401
-               info_commands, sanity_command, top_patches_command, visualize_command,
-               walkthrough_command)
+               evolution_command, info_commands, sanity_command, top_patches_command,
+               visualize_command, walkthrough_command)
 from .commands import COMMANDS
 from .parsing import PROG, UsageError, build_parser
 from .writers import one_line

@@ -87,5 +87,5 @@ def test_every_subcommand_has_its_command_function():
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(commands.COMMANDS) == {"predict", "explain", "evaluate", "sanity", "methods", "layers",
                                                                  "visualize", "audit-report", "audit", "top-patches",
-                                                                 "walkthrough"}
+                                                                 "walkthrough", "evolution"}
     assert parser.parse_args(["explain", "a.png", "--method", "occlusion"]).command == "explain"
