@@ -11,7 +11,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 from PIL import Image
+
+from cam_core import __version__
 
 #: Embedded images are scaled down (aspect kept) so their long side is at most this many pixels.
 MAX_EMBED_SIDE = 1600
@@ -60,8 +63,6 @@ _SVG_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e")
 def fitted_range(values: Iterable[float], floor: float = 0.05) -> tuple[float, float]:
     """A y-axis range around ``values``: their min to max padded by 5 %, at least ``floor`` tall (a flat
     curve at 0.03 is drawn in the middle, not on the bottom edge of a 0–1 frame)."""
-    import numpy as np
-
     v = np.asarray(list(values), dtype=np.float64)
     v = v[np.isfinite(v)]
     if not v.size:
@@ -74,8 +75,6 @@ def fitted_range(values: Iterable[float], floor: float = 0.05) -> tuple[float, f
 def curves_svg(curves: Mapping[str, tuple[Any, Any]], x_label: str, y_label: str) -> str:
     """A small inline SVG line chart of ``{name: (x, y)}`` (x in [0, 1]; y on a range fitted to the data,
     ``fitted_range``), with a legend; no script."""
-    import numpy as np
-
     w, h, p = _SVG_W, _SVG_H, _PAD
     lo, hi = fitted_range(float(b) for _, ys in curves.values() for b in np.asarray(ys))
 
@@ -185,7 +184,7 @@ def build_report(
     Every text value is HTML-escaped; the page loads nothing from the network.
     """
     if version is None:
-        from cam_core import __version__ as version
+        version = __version__
     when = (created or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     cls = "top-1 class" if class_idx is None else f"{class_label or ''} ({class_idx})".strip()
     rows = [

@@ -213,7 +213,7 @@ def audit(args: argparse.Namespace) -> int:
                 "command": _command_line(args, methods, metrics), "batch": args.batch}
     if args.engine == "ray":
         # Ray is optional (requirements-ray.txt) and slow to import: only for --engine ray
-        from cam_core.audit.engine_ray import RayEngine  # noqa: PLC0415
+        from cam_core.audit.engine_ray import RayEngine  # noqa: PLC0415 - lazy on purpose: Ray is optional
 
         engine: Any = RayEngine(functools.partial(load_model, name, args.input_size), args.device,
                                 address=args.address, actors=args.workers)

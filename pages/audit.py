@@ -14,6 +14,8 @@ import streamlit as st
 
 from cam_core.audit import review
 from cam_core.audit.paths import AuditPathError, audit_roots, list_audits, resolve_audit
+from cam_core.batch import MAX_ITEMS
+from cam_core.registry import METHODS
 from ui import audit_jobs, audit_start, audit_view, state
 from ui.audit_figures import confusion_figure
 from ui.display import results_slot
@@ -50,8 +52,6 @@ def _pick_audit() -> str | None:
 
 def _start(ctx: Any) -> None:
     """Start an audit on an uploaded ZIP (in the background; its folder goes in the first audits folder)."""
-    from cam_core.batch import MAX_ITEMS
-    from cam_core.registry import METHODS
 
     with st.expander("Start an audit on a ZIP of images", icon=":material/add:"):
         st.caption(f"An ImageFolder (one folder per class, named by the model's label or its WordNet ID) or plain "

@@ -13,6 +13,10 @@ from typing import Any
 
 import streamlit as st
 
+from cam_core.methods.attention import is_attention
+from cam_core.registry import METHODS
+from cam_core.render import gradient_image, overlay
+
 from ui import cache, state, trust
 from ui.display import checkerboard_note, display_controls, legend, map_cmap, results_slot, target_label
 from ui.pickers import class_picker, layer_picker, overlay_controls
@@ -27,8 +31,6 @@ def _run_toggles(ctx: Any, methods: list[str], layer: str | None) -> dict[str, s
     """A "Run … (about N s)" toggle per long method, off until switched on, one per line (a label is never
     cut); returns the long methods left off, each with its expected time. What was switched on is in the
     view (a link keeps it), whatever the label."""
-    from cam_core.registry import METHODS
-
     long = [m for m in methods if METHODS[m].long_running]
     if not long:
         return {}
@@ -54,16 +56,12 @@ def _run_toggles(ctx: Any, methods: list[str], layer: str | None) -> dict[str, s
 def offered(ctx: Any) -> list[str]:
     """The methods that can run on the context's model: attention methods only where it has attention layers
     (a CNN has none)."""
-    from cam_core.methods.attention import is_attention
-    from cam_core.registry import METHODS
 
     attention = any(is_attention(m) for m in ctx.backbone.model.modules())
     return [m for m, spec in METHODS.items() if spec.kind != "attention" or attention]
 
 
 def _method_select(ctx: Any) -> list[str]:
-    from cam_core.registry import METHODS
-
     options = offered(ctx)
     stored = [m for m in state.view().get("compare_methods", DEFAULT_METHODS) if m in options]
     chosen = st.multiselect("Methods", options, default=stored, format_func=lambda m: METHODS[m].display,
@@ -87,8 +85,6 @@ def _tiles(items: list[tuple[str, Any]], per_row: int) -> None:
 def _grid(ctx: Any, results: list[tuple[str, Any]], scores: dict[str, Any],
           waiting: dict[str, str] | None = None, waited: dict[str, float] | None = None) -> None:
     """The overlays, redrawn alone when alpha, colormap or display scale moves (maps come from the cache)."""
-    from cam_core.registry import METHODS
-    from cam_core.render import gradient_image, overlay
 
     a, c, q, g = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     alpha, cmap = overlay_controls(a, c)
@@ -159,8 +155,6 @@ def main(ctx: Any) -> None:
     preds = predictions_or_error(ctx)
     if preds is None:
         return
-    from cam_core.registry import METHODS
-
     methods = _method_select(ctx)  # full width: the methods' names are never cut
     l, k = st.columns(2)
     with l:

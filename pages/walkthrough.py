@@ -18,6 +18,8 @@ from ui import engine, state
 from ui.sidebar import photo_page
 from ui.widgets import (literal, remembered_select, remembered_slider, reset_when_changed, set_remembered,
                         show_error)
+from cam_core.walkthrough import (TEMPERATURES, TRANSFORMER_NOTE, Box, activation_step, classifier, conv_step, input_rgb,
+                                  is_transformer, linear_step, norm_step, pooling_step, softmax, token_attention, walk)
 
 PHOTO_PX = 300
 KINDS_SHOWN = ("conv", "norm", "activation", "pooling")
@@ -27,15 +29,11 @@ WALKS_KEPT = 4  # one forward pass with every stage kept is tens of MB: a few ph
 # --- cached engine calls ---------------------------------------------------------------------------------------
 
 def _walk(ctx: Any) -> Any:
-    from cam_core.walkthrough import walk
-
     with st.spinner("Running the photo through every stage…"):
         return engine.cached(ctx, "walkthrough", walk, entries=WALKS_KEPT, _model=ctx.backbone.model, _x=ctx.x)
 
 
 def _tokens(ctx: Any) -> Any:
-    from cam_core.walkthrough import token_attention
-
     return engine.cached(ctx, "token_attention", token_attention, entries=WALKS_KEPT, _model=ctx.backbone.model,
                          _x=ctx.x)
 
@@ -134,8 +132,6 @@ def _apply_click(chart_key: str, depends_on: tuple[Any, ...], shape: tuple[int, 
 # --- one step per stage kind -----------------------------------------------------------------------------------
 
 def _conv_step(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: bool) -> None:
-    from cam_core.walkthrough import conv_step
-
     step = conv_step(wt, index, c, row, col, fold_bn=fold)
     stage = wt.stages[index]
     st.markdown(f"**{stage.name}** — convolution, kernel {step.kernel.shape[1]}×{step.kernel.shape[2]}, "
@@ -167,24 +163,18 @@ def _conv_step(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: 
 
 
 def _norm_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
-    from cam_core.walkthrough import norm_step
-
     step = norm_step(wt, index, c, row, col)
     st.markdown(f"**{wt.stages[index].name}** — batch norm with its running mean and variance:")
     st.code(step.text(), language=None, wrap_lines=True)
 
 
 def _activation_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
-    from cam_core.walkthrough import activation_step
-
     step = activation_step(wt, index, c, row, col)
     st.markdown(f"**{wt.stages[index].name}** — {step.function}({step.x:.4g}) = {step.y:.4g}")
     st.plotly_chart(_activation_figure(step), width="stretch", key=f"wt_act_{index}", config={"displaylogo": False})
 
 
 def _pooling_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
-    from cam_core.walkthrough import pooling_step
-
     step = pooling_step(wt, index, c, row, col)
     how = "the largest" if step.op == "max" else f"the sum divided by {step.divisor}"
     st.markdown(f"**{wt.stages[index].name}** — {step.op} pooling: rows {step.rows[0]}–{step.rows[1]}, columns "
@@ -216,8 +206,6 @@ def _steps(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: bool
 
 
 def _softmax_section(ctx: Any, logits: Any, wt: Any | None) -> None:
-    from cam_core.walkthrough import TEMPERATURES, classifier, linear_step, softmax
-
     st.subheader("Logits → softmax → top-5", anchor="softmax")
     t = remembered_slider("Temperature T", "wt_temp", min_value=0.1, max_value=10.0, default=1.0, step=0.1,
                           help=f"softmax(logits / T). T < 1 sharpens, T > 1 flattens; the order never changes "
@@ -247,8 +235,6 @@ def _softmax_section(ctx: Any, logits: Any, wt: Any | None) -> None:
 # --- page ------------------------------------------------------------------------------------------------------
 
 def _transformer(ctx: Any) -> None:
-    from cam_core.walkthrough import TRANSFORMER_NOTE
-
     st.info(TRANSFORMER_NOTE, icon=":material/info:")
     try:
         att = _tokens(ctx)
@@ -269,8 +255,6 @@ def _transformer(ctx: Any) -> None:
     _apply_click("wt_att_map", depends, (h, w))
     row = _number("Patch row", "wt_row", h - 1, h // 2, depends, c)
     col = _number("Patch column", "wt_col", w - 1, w // 2, depends, d)
-    from cam_core.walkthrough import Box, input_rgb
-
     rgb = input_rgb(ctx.x, ctx.backbone.spec.mean, ctx.backbone.spec.std)
     ph, pw = att.patch
     left, right = st.columns(2)
@@ -285,8 +269,6 @@ def _transformer(ctx: Any) -> None:
 
 
 def main(ctx: Any) -> None:
-    from cam_core.walkthrough import is_transformer
-
     if is_transformer(ctx.backbone.model):
         _transformer(ctx)
         return

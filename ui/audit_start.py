@@ -14,6 +14,8 @@ from cam_core.audit.store import read_manifest
 from cam_core.audit.upload import IMAGES, unpack_zip
 from cam_core.errors import CamError
 from cam_explorer.writers import duration  # noqa: F401 - re-exported for the page (one home for the format)
+import models
+from cam_core.registry import METHODS
 
 from . import audit_jobs, state
 
@@ -70,8 +72,6 @@ def resume(folder: Path) -> None:
     command is rebuilt from the manifest (a command line read from disk is never run)."""
     ss = st.session_state
     ss[_ERROR] = None
-    import models
-    from cam_core.registry import METHODS
 
     manifest = read_manifest(folder) or {}
     data = folder / IMAGES

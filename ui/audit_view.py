@@ -15,8 +15,13 @@ from cam_core.audit.paths import audit_roots, within_roots
 from cam_core.audit.report import build_review_report, overlay_image
 from cam_core.audit.store import MANIFEST, Audit, open_audit, part_files
 from cam_core.render import colorize, upsample
+import models
+from cam_core.errors import CamError
+from cam_core.imaging import load_image
 
 from . import engine, state
+from .sidebar import show_photo
+from .widgets import set_remembered
 
 Sig = tuple[Any, ...]
 #: Long side of a gallery tile, pixels.
@@ -134,12 +139,7 @@ def open_in_inspect(folder: Path, manifest: dict[str, Any], row: dict[str, Any],
     """(A button's callback.) Make the row's image the session's photo and the audit's model, input size,
     method and layer the view; the next run goes to Inspect (``go_to_inspect_if_asked``). When the image
     cannot be read from here, says why under the button instead (``inspect_refused``)."""
-    import models
-    from cam_core.errors import CamError
-    from cam_core.imaging import load_image
 
-    from .sidebar import show_photo
-    from .widgets import set_remembered
 
     ss = st.session_state
     ss[_REFUSED] = None

@@ -121,7 +121,7 @@ def _ensure_entrypoint() -> None:
     goes through ``app.py`` and lands on the same page.
     """
     try:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # inside the try on purpose: internal API
     except ImportError:  # pragma: no cover - a Streamlit without it has no v1 mode to escape
         return
     if getattr(PagesManager, "uses_pages_directory", False):

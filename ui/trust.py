@@ -15,8 +15,20 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
-from .widgets import literal
+from cam_core import evaluate, sanity_check
+from cam_core.batching import estimate_seconds
+from cam_core.metrics import SETTINGS, model_runs
+from cam_core.metrics.baseline import shared_baseline
+from cam_core.metrics.ranking import pixel_note, rank
+from cam_core.registry import METHODS
+from cam_core.render import colorize
+from cam_core.sanity import CHANGED_BELOW, find_stages, spearman
+from cam_core.sanity.similarity import centred_ranks
+
+from .engine import cached, peek
+from .widgets import literal, show_error
 
 #: Below this top-class probability, or with the top two closer than ``UNSURE_GAP``, the prediction is unsure.
 UNSURE_TOP = 0.20
@@ -70,28 +82,20 @@ QUICK_SECONDS = 1.0
 
 
 def _baseline() -> Any:
-    from cam_core.metrics.baseline import shared_baseline
-
     return shared_baseline(APP_BASELINE)
 
 
 def _run_evaluate(model: Any, x: Any, exp: Any, steps: int, baseline: int, progress: Any = None) -> dict[str, Any]:
-    from cam_core import evaluate
-
     return evaluate(model, x, exp, METRICS, exp.class_idx, progress=progress, steps=steps,
                     baseline=_baseline() if baseline else None)
 
 
 def metric_runs(ctx: Any, exp: Any, steps: int) -> tuple[int, int]:
     """Images the curves of ``exp``'s map would run now: (its own, the random maps' — 0 once kept)."""
-    from cam_core.metrics import model_runs
-
     return model_runs(ctx.backbone.model, ctx.x, METRICS, exp.class_idx, baseline=_baseline(), steps=int(steps))
 
 
 def _seconds(ctx: Any, runs: int) -> float | None:
-    from cam_core.batching import estimate_seconds
-
     return estimate_seconds(ctx.backbone.model, ctx.x, runs) if runs else 0.0
 
 
@@ -104,8 +108,6 @@ def evaluate_cached(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> di
     """Deletion and insertion of ``exp``'s map (``{name: MetricResult}``), with verdicts against
     ``APP_BASELINE`` random maps when ``baseline``; computed once per map, steps and baseline (a progress
     bar with the expected time when it should take over ``QUICK_SECONDS``)."""
-    from .engine import cached
-
     own, extra = metric_runs(ctx, exp, steps)
     runs = own + (extra if baseline else 0)
     seconds = _seconds(ctx, runs)
@@ -116,8 +118,6 @@ def evaluate_cached(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> di
 
 def kept_metrics(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> dict[str, Any] | None:
     """The curves already computed for ``exp``'s map, or ``None``; never computes."""
-    from .engine import peek
-
     return peek(ctx, "evaluate", **_evaluate_inputs(ctx, exp, steps, baseline))
 
 
@@ -152,24 +152,17 @@ def metrics_now(ctx: Any, exp: Any, steps: int, asked: bool = False) -> tuple[di
 
 
 def _run_sanity(model: Any, x: Any, exp: Any, categories: Any, progress: Any = None) -> Any:
-    from cam_core import sanity_check
-
     return sanity_check(model, x, exp.method, exp.class_idx, target_layer=exp.layer, progress=progress,
                         categories=categories, **(exp.params or {}))
 
 
 def sanity_cached(ctx: Any, exp: Any) -> Any:
     """``cam_core.sanity_check`` (cascading, seed 0) of ``exp``'s method, layer, class and parameters; cached."""
-    from .engine import cached
-
     return cached(ctx, "sanity", _run_sanity, bar="Sanity check", expected=lambda: sanity_estimate(ctx, exp),
                   entries=16, _model=ctx.backbone.model, _x=ctx.x, exp=exp, _categories=ctx.backbone.categories)
 
 
 def _stage_count(ctx: Any) -> int:
-    from cam_core.sanity import find_stages
-
-    from .engine import cached
 
     return cached(ctx, "sanity_stages", lambda model, x, shape: len(find_stages(model, x)[0]), image=False,
                   entries=16, _model=ctx.backbone.model, _x=ctx.x, shape=tuple(ctx.x.shape))
@@ -223,8 +216,6 @@ def curves_figure(results: Mapping[str, Any]) -> go.Figure:
 
 def sanity_figure(result: Any) -> go.Figure:
     """Spearman ρ of each stage's map with the original map, stages top-down; the "changed" line dashed."""
-    from cam_core.sanity import CHANGED_BELOW
-
     names = ["original"] + [s.stage for s in result.stages]
     rhos = [1.0] + [None if s.rho != s.rho else float(s.rho) for s in result.stages]
     fig = go.Figure(go.Scatter(x=names, y=rhos, mode="lines+markers", name="Spearman ρ",
@@ -240,9 +231,6 @@ def sanity_thumbnails(result: Any, cmap: str, photo_size: tuple[int, int],
                       side: int = 2 * THUMB_SIDE) -> tuple[list[np.ndarray], list[str]]:
     """The original map, then the map after each stage was randomized, coloured with ``cam_core.render`` and
     resized to the photo's aspect ratio (``photo_size`` = width, height), ``side`` pixels on the long side."""
-    from PIL import Image
-
-    from cam_core.render import colorize
 
     w, h = photo_size
     scale = side / max(w, h, 1)
@@ -270,14 +258,10 @@ def sanity_banner(result: Any) -> None:
 # --- the section --------------------------------------------------------------------------------------------
 
 def _default_steps() -> int:
-    from cam_core.metrics import SETTINGS
-
     return int(SETTINGS["steps"].default)
 
 
 def _steps_range() -> tuple[int, int]:
-    from cam_core.metrics import SETTINGS
-
     return int(SETTINGS["steps"].min), int(SETTINGS["steps"].max)
 
 
@@ -313,8 +297,6 @@ def show_metrics(metrics: Mapping[str, Any], key: str = "trust_curves") -> None:
 
 def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any | None]:
     """Draw "Can I trust this map?" for ``exp``; return what it shows (metrics, sanity) for the report."""
-    from .widgets import show_error
-
     key = map_key(ctx, exp)
     asked = _asked(key)
     metrics = sanity = None
@@ -361,8 +343,6 @@ def section(ctx: Any, exp: Any, cmap: str) -> tuple[dict[str, Any] | None, Any |
                     asked["sanity"] = False
                 if sanity is not None:
                     sanity_banner(sanity)
-                    from cam_core.sanity import CHANGED_BELOW
-
                     if sanity.random_class_name and sanity.random_class_rho == sanity.random_class_rho:
                         st.caption(f"Class check: the map for {literal(sanity.random_class_name)} (a class drawn "
                                    f"at random) against this one, ρ = {sanity.random_class_rho:.2f}; alike from "
@@ -385,8 +365,6 @@ def agreement(heatmaps: Sequence[np.ndarray]) -> float | None:
 
     A pair with a blank map has no ranking and is left out; ``None`` when no pair is left.
     """
-    from cam_core.sanity import spearman
-    from cam_core.sanity.similarity import centred_ranks
 
     ranked = [centred_ranks(h) for h in heatmaps]
     rhos = [spearman(ranked[i], ranked[j]) for i in range(len(ranked)) for j in range(i + 1, len(ranked))
@@ -408,8 +386,6 @@ def compare_scores(ctx: Any, results: Sequence[tuple[str, Any]]) -> dict[str, di
     steps last set on Inspect: ``{method: {name: MetricResult}}``. Each map's curves come as on Inspect
     (``metrics_now``: by themselves when quick); one button asks for every verdict still missing. The cache
     is Inspect's and the random maps are shared: only the first map of an image pays for them."""
-    from .widgets import show_error
-
     maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
     if not maps:
         return {}
@@ -471,8 +447,6 @@ RANK_RULE = ("Ranked by deletion and insertion against the random maps: 2 points
 def compare_summary(results: Sequence[tuple[str, Any]], scores: Mapping[str, Mapping[str, Any]]) -> None:
     """The ranking (ties as ties, the rule stated, a note when pixel-level maps rank high) and the maps'
     agreement (mean pairwise Spearman ρ) — drawn at the top of Compare."""
-    from cam_core.metrics.ranking import pixel_note, rank
-    from cam_core.registry import METHODS
 
     maps = [(m, e) for m, e in results if not isinstance(e, BaseException)]
     judged = {m: r for m, r in scores.items() if all(v.baseline is not None for v in r.values())}

@@ -44,6 +44,7 @@ def impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
     All removed pixels are unknowns of one sparse system ``v_p = Σ_q w_pq v_q / Σ_q w_pq``, solved by one LU
     factorisation for all channels. It has a unique solution unless every pixel is removed.
     """
+    # lazy on purpose: scipy (through scikit-image) is only needed by ROAD's fill, and it is slow to import
     from scipy.sparse import csc_matrix
     from scipy.sparse.linalg import splu
 
