@@ -45,6 +45,19 @@ def _wait_idle(page) -> None:
         page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=180_000)
 
 
+def _open_menu(page, combobox, option):
+    """Open ``combobox`` until ``option`` shows: a menu opened while the page redraws closes again, and a person
+    opens it once more."""
+    for _ in range(3):
+        combobox.click()
+        try:
+            option.wait_for(timeout=10_000)
+            return option
+        except PlaywrightTimeout:
+            _wait_idle(page)
+    return option
+
+
 def _wait_headline(page, pattern: str) -> str:
     """Wait until the prediction headline matches ``pattern`` (a regex), then until the run is over."""
     page.wait_for_function("p => { const h = document.querySelector('[data-testid=stMain] h3');"
@@ -181,14 +194,8 @@ def test_model_without_weights_shows_one_card_and_a_way_back(page, app_url, scre
     page.goto(app_url)
     _headline(page)
     _wait_idle(page)
-    option = page.get_by_role("option", name="ResNet-18", exact=False).first
-    for _ in range(3):  # a menu opened while the page redraws closes again: open it once more, as a person would
-        page.locator(SIDEBAR).get_by_role("combobox", name="Classifier", exact=True).click()
-        try:
-            option.wait_for(timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            _wait_idle(page)
+    option = _open_menu(page, page.locator(SIDEBAR).get_by_role("combobox", name="Classifier", exact=True),
+                        page.get_by_role("option", name="ResNet-18", exact=False).first)
     assert "needs download" in option.inner_text()
     option.click()
     _wait_idle(page)
@@ -244,9 +251,8 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
     _wait_idle(page)
     _pick(page, "Layer", "blocks.2.1 ·", typed="blocks.2.1")  # the grouped list: blocks, not their container
     channel_text = _select_text(page, "Channel")
-    options_page = page.locator(MAIN).get_by_role("combobox", name="Channel", exact=True)
-    options_page.click()
-    page.get_by_role("option").nth(2).click()
+    _open_menu(page, page.locator(MAIN).get_by_role("combobox", name="Channel", exact=True),
+               page.get_by_role("option").nth(2)).click()
     _wait_idle(page)
     picked = _select_text(page, "Channel")
     assert picked != channel_text and picked.endswith("(rank 3)")
