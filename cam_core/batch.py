@@ -119,6 +119,27 @@ def _skipped(info: zipfile.ZipInfo) -> bool:
     return info.is_dir() or any(p == "__MACOSX" for p in parts) or not parts or parts[-1].startswith(".")
 
 
+def open_zip(data: bytes, name: str, max_members: int, per: str = "per batch") -> zipfile.ZipFile:
+    """The archive opened, after its table of contents was checked against ``MAX_DIRECTORY_BYTES`` (``zipfile``
+    parses all of it on opening); ``CamError`` when it is too large or not a readable ZIP."""
+    directory = _directory_bytes(data)
+    if directory is not None and directory > MAX_DIRECTORY_BYTES:
+        raise CamError(f"{name}: its table of contents is {directory / 2**20:,.1f} MB, room for far more than "
+                       f"{max_members} files (the limit {per}); refused before reading it")
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise CamError(f"{name}: not a readable ZIP archive ({exc})") from None
+
+
+def check_declared(name: str, members: Iterable[zipfile.ZipInfo], max_total_bytes: int) -> None:
+    """``CamError`` when the members declare more than ``max_total_bytes`` uncompressed (a possible zip bomb)."""
+    declared = sum(info.file_size for info in members)
+    if declared > max_total_bytes:
+        raise CamError(f"{name}: {declared / 2**20:,.0f} MB uncompressed, over the "
+                       f"{max_total_bytes / 2**20:,.0f} MB limit (refused as a possible zip bomb)")
+
+
 def read_zip(data: bytes, name: str = "archive.zip", *, max_members: int = MAX_ITEMS,
              max_total_bytes: int = MAX_TOTAL_BYTES, max_member_bytes: int = MAX_MEMBER_BYTES) -> list[Item]:
     """The files inside a ZIP, as ``Item``s with sanitized, unique names (folders and ``__MACOSX`` skipped).
@@ -128,22 +149,11 @@ def read_zip(data: bytes, name: str = "archive.zip", *, max_members: int = MAX_I
     encrypted, over ``max_member_bytes``, a ZIP itself, or decompresses to more than it declared becomes an
     ``Item`` with ``error`` set; the others are kept.
     """
-    directory = _directory_bytes(data)
-    if directory is not None and directory > MAX_DIRECTORY_BYTES:
-        raise CamError(f"{name}: its table of contents is {directory / 2**20:,.1f} MB, room for far more than "
-                       f"{max_members} files (the limit per batch); refused before reading it")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise CamError(f"{name}: not a readable ZIP archive ({exc})") from None
-    with archive:
+    with open_zip(data, name, max_members) as archive:
         members = [info for info in archive.infolist() if not _skipped(info)]
         if len(members) > max_members:
             raise CamError(f"{name}: {len(members)} files, over the limit of {max_members} per batch")
-        declared = sum(info.file_size for info in members)
-        if declared > max_total_bytes:
-            raise CamError(f"{name}: {declared / 2**20:,.0f} MB uncompressed, over the "
-                           f"{max_total_bytes / 2**20:,.0f} MB limit (refused as a possible zip bomb)")
+        check_declared(name, members, max_total_bytes)
         items: list[Item] = []
         taken: set[str] = set()
         for info in members:

@@ -3,13 +3,11 @@ real sizes, table of contents), keeping one level of folders (an ImageFolder's c
 path that climbs out (``..``), an absolute path or a link inside is refused whole."""
 from __future__ import annotations
 
-import io
 import stat
-import zipfile
 from pathlib import Path, PurePosixPath
 
-from ..batch import (MAX_DIRECTORY_BYTES, MAX_ITEMS, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, _directory_bytes,
-                     _read_member, _skipped, sanitize_name)
+from ..batch import (MAX_ITEMS, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, _read_member, _skipped, _unique, check_declared,
+                     open_zip, sanitize_name)
 from ..errors import CamError
 from .inputs import IMAGE_SUFFIXES
 
@@ -37,15 +35,7 @@ def unpack_zip(data: bytes, folder: Path, zip_name: str = "archive.zip", *, max_
     absolute path, ``..`` or a symlink. A member that is encrypted, too large or lies about its size is skipped
     and written as a zero-byte file, so the audit reports it as an error row.
     """
-    directory = _directory_bytes(data)
-    if directory is not None and directory > MAX_DIRECTORY_BYTES:
-        raise CamError(f"{zip_name}: its table of contents is {directory / 2**20:,.1f} MB, far more than "
-                       f"{max_members} files need; refused before reading it")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise CamError(f"{zip_name}: not a readable ZIP archive ({exc})") from None
-    with archive:
+    with open_zip(data, zip_name, max_members, per="per upload") as archive:
         members = []
         for info in archive.infolist():
             parts = _parts(info.filename, zip_name)
@@ -58,27 +48,17 @@ def unpack_zip(data: bytes, folder: Path, zip_name: str = "archive.zip", *, max_
             raise CamError(f"{zip_name}: no images in it (JPEG, PNG, WebP, BMP, TIFF or GIF)")
         if len(members) > max_members:
             raise CamError(f"{zip_name}: {len(members)} images, over the limit of {max_members} per upload")
-        declared = sum(info.file_size for info, _ in members)
-        if declared > max_total_bytes:
-            raise CamError(f"{zip_name}: {declared / 2**20:,.0f} MB uncompressed, over the "
-                           f"{max_total_bytes / 2**20:,.0f} MB limit (refused as a possible zip bomb)")
+        check_declared(zip_name, (info for info, _ in members), max_total_bytes)
         tops = {parts[0] for _, parts in members}
         strip = 1 if len(tops) == 1 and all(len(p) > 1 for _, p in members) else 0
         out = folder / IMAGES
         out.mkdir(parents=True, exist_ok=False)
-        taken: set[tuple[str, ...]] = set()
+        taken: set[str] = set()
         for info, parts in members:
             parts = parts[strip:]
             if len(parts) > 2:
                 parts = (parts[0], parts[-1])  # class folder and file: deeper folders flattened
-            rel = tuple(sanitize_name(p) for p in parts)
-            n = 2
-            unique = rel
-            while unique in taken:
-                stem, dot, ext = rel[-1].rpartition(".")
-                unique = (*rel[:-1], f"{stem} ({n}){dot}{ext}")
-                n += 1
-            taken.add(unique)
+            unique = tuple(_unique("/".join(sanitize_name(p) for p in parts), taken).split("/"))
             item = _read_member(archive, info, unique[-1], max_member_bytes)
             target = out.joinpath(*unique)
             target.parent.mkdir(parents=True, exist_ok=True)
