@@ -43,26 +43,26 @@ class Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- argument types
 
 
-def unit_interval(text: str) -> float:
-    """A number in [0, 1] (``--alpha``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
-    return value
+def number(kind: type, low: float, high: float | None, outside: str, doc: str) -> Callable[[str], Any]:
+    """An argparse type: ``text`` as ``kind`` (``int`` or ``float``) in ``[low, high]`` (``high`` None: no upper
+    bound; finite floats only), else a one-line ``ArgumentTypeError``; ``outside`` is formatted with ``text``."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(outside.format(text=text))
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """A whole number ≥ 1 (``--top``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+unit_interval = number(float, 0.0, 1.0, "{text} is outside [0, 1]", "A number in [0, 1] (``--alpha``).")
+positive_int = number(int, 1, None, "{text} must be at least 1", "A whole number ≥ 1 (``--top``).")
 
 
 # --------------------------------------------------------------------------- methods and their parameters
@@ -212,26 +212,10 @@ def box_value(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def baseline_value(text: str) -> int:
-    """``--baseline``: how many random maps, 0 to 256."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..256 random maps")
-    return value
-
-
-def seed_value(text: str) -> int:
-    """``--seed``: a whole number from 0 to 2**32 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..{2**32 - 1}")
-    return value
+baseline_value = number(int, 0, 256, "{text} is outside 0..256 random maps",
+                        "``--baseline``: how many random maps, 0 to 256.")
+seed_value = number(int, 0, 2**32 - 1, "{text} is outside 0..4294967295",
+                    "``--seed``: a whole number from 0 to 2**32 - 1.")
 
 
 _COLOURS = {**FILL_COLOURS, "gray": FILL_COLOURS["grey"]}  # the app's table, plus the American spelling

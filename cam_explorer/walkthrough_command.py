@@ -5,7 +5,6 @@ temperature. Its parser and its command live here together; importing this modul
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from cam_core.errors import CamError
@@ -16,21 +15,14 @@ from cam_core.walkthrough.recording import Stage, check_position
 
 from . import writers
 from .commands import command, load_backbone
-from .parsing import UsageError, _model_args, subcommand
+from .parsing import UsageError, _model_args, number, subcommand
 
 TOP_TERMS = 8  # products written out one by one; the others are summed into "rest"
 TOP_CLASSES = 5
 
 
-def temperature(text: str) -> float:
-    """A finite number in ``TEMPERATURES`` (``--temperature``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and TEMPERATURES[0] <= value <= TEMPERATURES[1]):
-        raise argparse.ArgumentTypeError(f"{text} is outside {TEMPERATURES[0]}–{TEMPERATURES[1]}")
-    return value
+temperature = number(float, *TEMPERATURES, f"{{text}} is outside {TEMPERATURES[0]}–{TEMPERATURES[1]}",
+                     "A finite number in ``TEMPERATURES`` (``--temperature``).")
 
 
 @subcommand
