@@ -12,6 +12,7 @@ import pytest
 
 from tests import audit_sample
 from tests.appserver import serve
+from tests.e2e.waits import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -31,11 +32,6 @@ def audit_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.environ.pop("CAM_EXPLORER_AUDITS", None)
         else:
             os.environ["CAM_EXPLORER_AUDITS"] = before
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_timeout(500)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def _tiles(main) -> list[str]:

@@ -9,13 +9,9 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from PIL import Image
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
-
-
-def _wait_idle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_timeout(500)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def _files(tmp_path: Path) -> list[str]:

@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 MAIN = '[data-testid="stMainBlockContainer"]'
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def _pick(page, label: str, option: str) -> None:

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.waits import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -22,10 +23,6 @@ OVERLAY_CHANGED = """before => {
   const img = box && box.querySelector('img');
   return img && img.src !== before && img.complete && img.naturalWidth > 0;
 }"""
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def _overlay_src(page) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SIZES = [(1024, 768), (800, 900)]
@@ -20,10 +22,6 @@ CUT = """() => {
   }
   return out;
 }"""
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 @pytest.mark.parametrize("width, height", SIZES)

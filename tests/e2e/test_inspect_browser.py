@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 
@@ -16,11 +18,6 @@ def _write_cat(tmp_path: Path) -> Path:
     path = tmp_path / "my_cat.png"
     Image.fromarray(data.chelsea()).save(path)
     return path
-
-
-def _wait_idle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
 
 
 def _pick(page, label: str, option: str) -> None:

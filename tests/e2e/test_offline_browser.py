@@ -10,14 +10,12 @@ import pytest
 
 from ui import navigation
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 # every page but the home page, through the navigation as a person would (the app's own table: a new page is in)
 PAGES = [(title, path) for _, title, _, path in navigation.present() if path != "inspect"]
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def _record(page) -> tuple[list[str], list[tuple[object, str]]]:

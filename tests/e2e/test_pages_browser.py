@@ -5,11 +5,9 @@ import re
 
 import pytest
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
 
 
 def test_compare_shows_three_overlays_with_times(page, app_url, screenshot_dir):

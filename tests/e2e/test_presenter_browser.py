@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 CUT = """() => {
@@ -14,10 +16,6 @@ CUT = """() => {
   const main = document.querySelector('[data-testid="stMain"]');
   return {page: doc.scrollWidth - doc.clientWidth, main: main ? main.scrollWidth - main.clientWidth : 0, cut};
 }"""
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (800, 600)])

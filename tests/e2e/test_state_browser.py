@@ -22,6 +22,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 MAIN = '[data-testid="stMain"]'
@@ -34,15 +36,6 @@ def _photo(tmp_path: Path, sample: str, name: str | None = None) -> str:
     path = tmp_path / (name or f"{sample}.png")
     Image.fromarray(getattr(data, sample)()).convert("RGB").save(path)
     return str(path)
-
-
-def _wait_idle(page) -> None:
-    """Wait until Streamlit has finished the current script run: no status widget, and nothing on the page
-    greyed out as stale (left over from the previous run). Look twice: a run shows both a moment after it starts."""
-    for _ in range(2):
-        page.wait_for_timeout(700)
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
-        page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=180_000)
 
 
 def _open_menu(page, combobox, option):

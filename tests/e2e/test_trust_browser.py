@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _wait_idle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
 def test_trust_section_curves_and_sanity(page, app_url, screenshot_dir):

@@ -6,13 +6,11 @@ import re
 
 import pytest
 
+from tests.e2e.waits import wait_idle as _wait_idle
+
 pytestmark = pytest.mark.browser
 
 MAP = '[data-testid="stPlotlyChart"] .js-plotly-plot'
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
 
 
 def _field_caption(page) -> str:
