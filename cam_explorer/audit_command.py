@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -81,7 +80,7 @@ def imagenet_wnids(count: int) -> list[str] | None:
     return wnids if len(wnids) == 1000 else None
 
 
-class AuditProgress:
+class AuditProgress(writers.StatusLine):
     """The run's state on stderr: done/total images (the batch in flight counted by its work units), images/s
     and the time left from the units. A terminal line rewritten a few times a second; in a log, a line every
     ``LOG_EVERY`` seconds and one per part."""
@@ -90,12 +89,9 @@ class AuditProgress:
     TTY_EVERY = 0.25
 
     def __init__(self, stream: Any = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.shown = False
+        super().__init__(stream)
         self.before = 0
         self._last = -math.inf
-        self._width = 0
 
     @staticmethod
     def line(state: RunState) -> str:
@@ -123,21 +119,7 @@ class AuditProgress:
         if state.todo == 0 or (state.images == 0 and self.shown):
             return
         self._last = now
-        text = self.line(state)
-        if self.tty:
-            pad = " " * max(self._width - len(text), 0)
-            self._width = len(text)
-            self.stream.write(f"\r{text}{pad}" + ("\n" if last else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.shown = True
-        self.stream.flush()
-
-    def interrupted(self) -> None:
-        """End a half-drawn terminal line so the error that follows starts on its own line."""
-        if self.shown and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.write(self.line(state), last)
 
 
 def first_image(items: Any, preprocess: Any) -> Any:

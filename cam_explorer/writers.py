@@ -182,19 +182,43 @@ def announce(what: str, expected_seconds: float | None) -> None:
         sys.stderr.flush()
 
 
-class Progress:
+class StatusLine:
+    """A status line on stderr: rewritten in place on a terminal, one line per update in a log."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.shown = False
+        self._width = 0
+
+    def write(self, text: str, last: bool = False) -> None:
+        """Show ``text``; on a terminal it replaces the line shown (ended when ``last``)."""
+        if self.tty:
+            pad = " " * max(self._width - len(text), 0)  # wipe what a longer previous line left behind
+            self._width = len(text)
+            self.stream.write(f"\r{text}{pad}" + ("\n" if last else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.shown = True
+        self.stream.flush()
+
+    def interrupted(self) -> None:
+        """End a half-drawn terminal line so the error that follows starts on its own line."""
+        if self.shown and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Progress(StatusLine):
     """``progress(done, total)`` for long methods, on stderr: one line rewritten in place on a terminal,
     a line at each quarter otherwise (logs); both with done/total and the time left (ETA)."""
 
     def __init__(self, what: str, stream: Any = None) -> None:
+        super().__init__(stream)
         self.what = what
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.started = time.perf_counter()
         self.total: int | None = None  # the last total seen: how many items the method ran
-        self.shown = False
         self._last_step = -1
-        self._width = 0
 
     def _line(self, done: int, total: int) -> str:
         pct = 100.0 * done / total
@@ -212,22 +236,9 @@ class Progress:
         if total == 1:  # one-shot work: nothing to watch
             return
         done = min(max(int(done), 0), total)
-        if self.tty:
-            line = self._line(done, total)
-            pad = " " * max(self._width - len(line), 0)  # wipe what a longer previous line left behind
-            self._width = len(line)
-            self.stream.write(f"\r{line}{pad}" + ("\n" if done >= total else ""))
-        else:
+        if not self.tty:
             step = int(100.0 * done / total // 25)  # 0, 25, 50, 75, 100 %
             if step == self._last_step:
                 return
             self._last_step = step
-            self.stream.write(self._line(done, total) + "\n")
-        self.shown = True
-        self.stream.flush()
-
-    def interrupted(self) -> None:
-        """End a half-drawn terminal line so the error that follows starts on its own line."""
-        if self.shown and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.write(self._line(done, total), last=done >= total)
