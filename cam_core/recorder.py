@@ -10,8 +10,9 @@ A layer whose output is not N×C×H×W (a transformer's tokens) goes through an 
 turns it into a map and back; the rest of the network sees the original layout.
 
 ``record`` is a short core over hook installers, each ``install(add)`` registering its hooks with
-``thread_hooks``' ``add``: ``layer_hooks``, ``io_hooks`` and whatever the caller passes as ``hooks=[...]``
-(e.g. ``methods.attention.AttentionWeights``), so what a method needs beyond activations lives with the method.
+``thread_hooks``' ``add``: ``layer_hooks``, ``edit_hooks``, ``io_hooks`` and whatever the caller passes as
+``hooks=[...]`` (e.g. ``methods.attention.AttentionWeights``), so what a method needs beyond activations lives
+with the method.
 """
 from __future__ import annotations
 
@@ -101,11 +102,10 @@ def io_hooks(rec: Recording, keep_io: Iterable[nn.Module], starts_of: Iterable[n
 
 
 def layer_hooks(model: nn.Module, x: torch.Tensor, layers: Sequence[tuple[str, nn.Module]], rec: Recording, *,
-                grad_names: set[str], edit: dict[str, Edit], stop_after_layers: bool,
-                adapter_for: AdapterFinder) -> Install:
+                grad_names: set[str], stop_after_layers: bool, adapter_for: AdapterFinder) -> Install:
     """Hooks recording each ``(name, module)`` of ``layers`` into ``rec.calls`` (through its adapter, in map
-    layout), starting autograd at the first of ``grad_names``, replacing ``edit``'s layers' outputs, and
-    raising ``_Stop`` once every layer has run when ``stop_after_layers``."""
+    layout), starting autograd at the first of ``grad_names``, and raising ``_Stop`` once every layer has run
+    when ``stop_after_layers``."""
     pending = {name for name, _ in layers}
 
     def hook_for(name: str) -> Callable[..., Any]:
@@ -133,8 +133,6 @@ def layer_hooks(model: nn.Module, x: torch.Tensor, layers: Sequence[tuple[str, n
                 kept = fmap.detach()
                 rec.calls[name].append(kept.clone() if kept.data_ptr() == output.data_ptr() else kept)
                 downstream = None
-            if name in edit:
-                downstream = edit[name](fmap)
             pending.discard(name)
             if stop_after_layers and not pending:
                 raise _Stop
@@ -146,6 +144,24 @@ def layer_hooks(model: nn.Module, x: torch.Tensor, layers: Sequence[tuple[str, n
     def install(add: Callable[..., None]) -> None:
         for name, module in layers:
             add(module, hook_for(name))
+    return install
+
+
+def edit_hooks(layers: Sequence[tuple[str, nn.Module]], rec: Recording, edit: dict[str, Edit]) -> Install:
+    """Hooks replacing each ``edit`` layer's output with ``edit[name](map)``. Installed after ``layer_hooks``
+    (hooks run in the order they were added), so the recording keeps the unedited activation and the edit
+    sees the layer's map through the adapter ``layer_hooks`` found."""
+    def hook_for(name: str, fn: Edit) -> Callable[..., Any]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+            adapter = rec.adapters.get(name)
+            edited = fn(adapter.to_map(output) if adapter is not None else output)
+            return adapter.from_map(edited, output) if adapter is not None else edited
+        return hook
+
+    def install(add: Callable[..., None]) -> None:
+        for name, module in layers:
+            if name in edit:
+                add(module, hook_for(name, edit[name]))
     return install
 
 
@@ -171,9 +187,9 @@ def record(model: nn.Module, x: torch.Tensor, layers: Iterable[str | nn.Module] 
     if unknown:
         raise CamError(f"layer {sorted(unknown)[0]!r} must also be among the recorded layers")
     rec = Recording(logits=None, calls={name: [] for name in names})
-    installs = [layer_hooks(model, x, resolved, rec, grad_names=grad_names, edit=edit or {},
+    installs = [layer_hooks(model, x, resolved, rec, grad_names=grad_names,
                             stop_after_layers=stop_after_layers, adapter_for=adapter_for),
-                io_hooks(rec, keep_io, starts_of), *hooks]
+                edit_hooks(resolved, rec, edit or {}), io_hooks(rec, keep_io, starts_of), *hooks]
     check_input(model, x)
     with grad_mode(input_grad), thread_hooks() as add:
         for install in installs:

@@ -33,6 +33,18 @@ footer{color:#888;font-size:.8rem;margin-top:2rem}
 """
 
 
+def html_page(title: str, css: str, body: str) -> str:
+    """A self-contained HTML page: ``title`` as its title and first heading, ``css`` inline, then ``body``."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{css}</style></head>
+<body>
+<h1>{_e(title)}</h1>
+{body}</body></html>
+"""
+
+
 def image_data_uri(image: Image.Image, max_side: int = MAX_EMBED_SIDE) -> str:
     """``data:image/png;base64,…`` for ``image``, scaled down to ``max_side`` on its long side if larger."""
     img = image if image.mode in ("RGB", "RGBA", "L") else image.convert("RGB")
@@ -216,13 +228,7 @@ def build_report(
     trust_html = (_metrics_html(metrics) if metrics else _not_run("Faithfulness", "deletion and insertion"))
     trust_html += _sanity_html(sanity) if sanity is not None else _not_run("Sanity check", "the sanity check")
     title = f"CAM Explorer — {method} on {image_name}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<p class="sub">Generated {_e(when)} by CAM Explorer {_e(version)}</p>
+    return html_page(title, _CSS, f"""<p class="sub">Generated {_e(when)} by CAM Explorer {_e(version)}</p>
 <div class="imgs">
 <figure><img alt="original image" src="{image_data_uri(original)}"><figcaption>Original</figcaption></figure>
 <figure><img alt="heat map overlay" src="{image_data_uri(overlay)}"><figcaption>Overlay ({_e(method)})</figcaption></figure>
@@ -236,5 +242,4 @@ def build_report(
 </table>
 {trust_html}
 <footer>CAM Explorer {_e(version)} · {_e(when)}</footer>
-</body></html>
-"""
+""")

@@ -3,10 +3,10 @@
 A command is one function ``(args) -> exit code`` (0 ok, 1 something failed; a ``UsageError`` becomes exit
 code 2 in ``cli.main``) in a module per command group — ``info_commands`` (predict, methods, layers),
 ``explain_command``, ``evaluate_command``, ``sanity_command``, ``visualize_command``, ``audit_command``,
-``audit_report_command``, ``top_patches_command``, ``walkthrough_command`` — each registered by ``cli.py``
-importing it. Each calls the same ``cam_core`` functions the app calls, and decides what to do from the registry's flags (``needs_layer``,
-``long_running``, ``feature_target``), never from a method's name. A failing image gets an ``error`` record
-and the other images still run.
+``audit_report_command``, ``top_patches_command``, ``walkthrough_command``, ``evolution_command`` — each
+registered by ``cli.py`` importing it. Each calls the same ``cam_core`` functions the app calls, and decides
+what to do from the registry's flags (``needs_layer``, ``long_running``, ``feature_target``), never from a
+method's name. A failing image gets an ``error`` record and the other images still run.
 
 Adding a command: an ``@command`` function named like its ``@subcommand`` parser (``parsing.py``, or beside it
 in the command's own module), and its module imported in ``cli.py``. The map commands (explain, evaluate,

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from ..errors import CamError, ImageLoadError
 from ..imaging import load_image
 from ..render import colorize, overlay, upsample
-from ..report import _e, image_data_uri
+from ..report import _e, html_page, image_data_uri
 from . import review
 from .rows import SEP
 from .store import Audit, open_audit
@@ -237,13 +237,8 @@ def build_review_report(audit: Audit, created: datetime | None = None, image_roo
     err_html = ("<h2>Errors</h2><table><tr><th>Image</th><th>Error</th></tr>"
                 + "".join(f"<tr><td><code>{_e(e['path'])}</code></td><td>{_e(e['error'])}</td></tr>" for e in errs)
                 + "</table>") if errs else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<p class="sub">Generated {_e(when)} from the audit folder <code>{_e(audit.folder.name)}</code></p>
+    where = f"the audit folder <code>{_e(audit.folder.name)}</code>"
+    return html_page(title, _CSS, f"""<p class="sub">Generated {_e(when)} from {where}</p>
 {status}
 <h2>Summary</h2>{summary_html}
 <h2>Per class</h2>{class_html}
@@ -255,8 +250,7 @@ def build_review_report(audit: Audit, created: datetime | None = None, image_roo
 {err_html}
 {_provenance(manifest)}
 <footer>CAM Explorer audit review · {_e(when)}</footer>
-</body></html>
-"""
+""")
 
 
 def write_review_report(audit: Audit | str | Path, out_html: str | Path) -> Path:
