@@ -9,90 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image, ImageDraw
 
-from ui import engine, state
+from ui import state
 from ui.sidebar import photo_page
 from ui.widgets import (literal, remembered_select, remembered_slider, reset_when_changed, set_remembered,
                         show_error)
+from ui.walkthrough_view import (activation_figure, enlarged, map_figure, softmax_figure, tokens_cached,
+                                 values_figure, walk_cached, with_box)
 from cam_core.walkthrough import (TEMPERATURES, TRANSFORMER_NOTE, Box, activation_step, classifier, conv_step, input_rgb,
-                                  is_transformer, linear_step, norm_step, pooling_step, softmax, token_attention, walk)
+                                  is_transformer, linear_step, norm_step, pooling_step, softmax)
 
-PHOTO_PX = 300
 KINDS_SHOWN = ("conv", "norm", "activation", "pooling")
-WALKS_KEPT = 4  # one forward pass with every stage kept is tens of MB: a few photos per server
-
-
-# --- cached engine calls ---------------------------------------------------------------------------------------
-
-def _walk(ctx: Any) -> Any:
-    with st.spinner("Running the photo through every stage…"):
-        return engine.cached(ctx, "walkthrough", walk, entries=WALKS_KEPT, _model=ctx.backbone.model, _x=ctx.x)
-
-
-def _tokens(ctx: Any) -> Any:
-    return engine.cached(ctx, "token_attention", token_attention, entries=WALKS_KEPT, _model=ctx.backbone.model,
-                         _x=ctx.x)
-
-
-# --- display helpers ---------------------------------------------------------------------------------------------
-
-def _enlarged(rgb: np.ndarray, width: int = PHOTO_PX) -> Image.Image:
-    img = Image.fromarray(rgb)
-    scale = max(1, round(width / max(img.width, 1)))
-    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-
-
-def _with_box(rgb: np.ndarray, box: Any, colour: str = "#ff2b2b") -> Image.Image:
-    img = Image.fromarray(rgb).convert("RGB")
-    scale = max(1, round(PHOTO_PX / img.width))
-    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    ImageDraw.Draw(img).rectangle([box.left * scale, box.top * scale, (box.right + 1) * scale - 1,
-                                   (box.bottom + 1) * scale - 1], outline=colour, width=max(2, scale))
-    return img
-
-
-def _map_figure(plane: np.ndarray, row: int, col: int, title: str, height: int = 420) -> go.Figure:
-    """A map as a heatmap with an invisible point on every cell (what a click selects) and the chosen cell ringed."""
-    h, w = plane.shape
-    fig = go.Figure(go.Heatmap(z=plane, colorscale="Viridis", showscale=True, hoverinfo="skip",
-                               colorbar=dict(thickness=10)))
-    rows, cols = np.mgrid[0:h, 0:w]
-    cell = max(2, min(24, int((height - 40) / max(h, w))))  # no bigger than a cell: a click picks that cell
-    fig.add_trace(go.Scatter(x=cols.ravel(), y=rows.ravel(), mode="markers", marker=dict(size=cell, opacity=0),
-                             customdata=plane.ravel(), showlegend=False,
-                             hovertemplate="row %{y}, col %{x}<br>value %{customdata:.4g}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", showlegend=False, hoverinfo="skip",
-                             marker=dict(size=14, symbol="square-open", color="#ff2b2b", line=dict(width=3))))
-    fig.update_layout(height=height, margin=dict(l=4, r=4, t=28, b=4), title=dict(text=title, font=dict(size=13)),
-                      xaxis=dict(showgrid=False, constrain="domain", range=[-0.5, w - 0.5]),
-                      yaxis=dict(range=[h - 0.5, -0.5], scaleanchor="x", showgrid=False, constrain="domain"),
-                      clickmode="event+select", dragmode=False)
-    return fig
-
-
-def _values_figure(values: np.ndarray, title: str) -> go.Figure:
-    """A small grid of numbers (a pooling window, a kernel slice) with each value written in its cell."""
-    text = [["pad" if np.isnan(v) else f"{v:.3g}" for v in row] for row in values]
-    fig = go.Figure(go.Heatmap(z=np.nan_to_num(values, nan=np.nanmin(values) if np.isfinite(values).any() else 0),
-                               text=text, texttemplate="%{text}", colorscale="Viridis", showscale=False,
-                               hoverinfo="skip"))
-    side = 60 + 38 * values.shape[0]
-    fig.update_layout(height=min(side, 320), margin=dict(l=4, r=4, t=28, b=4), title=dict(text=title, font=dict(size=13)),
-                      xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"))
-    return fig
-
-
-def _activation_figure(step: Any) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=step.xs, y=step.ys, mode="lines", name=step.function, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[step.x], y=[step.y], mode="markers+text", text=[f"  ({step.x:.3g}, {step.y:.3g})"],
-                             textposition="middle right", marker=dict(size=12, color="#ff2b2b"), showlegend=False))
-    fig.update_layout(height=280, margin=dict(l=8, r=8, t=28, b=8), title=dict(text=step.function, font=dict(size=13)),
-                      xaxis=dict(title="input"), yaxis=dict(title="output"), showlegend=False)
-    return fig
 
 
 def _number(label: str, view_key: str, high: int, default: int, depends_on: tuple[Any, ...], where: Any) -> int:
@@ -141,19 +69,16 @@ def _conv_step(ctx: Any, wt: Any, index: int, c: int, row: int, col: int, fold: 
                 + (f"; batch norm **{step.folded}** folded into the kernel and bias" if step.folded else ""))
     left, right = st.columns(2)
     if step.reads_rgb:
-        mean, std = ctx.backbone.spec.mean, ctx.backbone.spec.std
-        patch = np.clip(step.patch.transpose(1, 2, 0) * np.array(std) + np.array(mean), 0, 1)
-        left.image(_enlarged((patch * 255).round().astype(np.uint8), 160), caption="Input patch (RGB, padding is "
+        spec = ctx.backbone.spec
+        left.image(enlarged(step.patch_rgb(spec.mean, spec.std), 160), caption="Input patch (RGB, padding is "
                    "the model's zero)")
-        right.image(_enlarged((step.kernel_rgb() * 255).round().astype(np.uint8), 160),
-                    caption="Kernel as an RGB tile (scaled to its own range)")
+        right.image(enlarged(step.kernel_rgb(), 160), caption="Kernel as an RGB tile (scaled to its own range)")
     else:
-        strongest = max(range(len(step.channels)),
-                        key=lambda k: float(np.abs(step.kernel[k] * step.patch[k]).sum()))
+        strongest = step.strongest_input()
         ch = step.channels[strongest]
-        left.plotly_chart(_values_figure(step.patch[strongest], f"Input patch, channel {ch}"), width="stretch",
+        left.plotly_chart(values_figure(step.patch[strongest], f"Input patch, channel {ch}"), width="stretch",
                           key="wt_patch", config={"displaylogo": False, "staticPlot": True})
-        right.plotly_chart(_values_figure(step.kernel[strongest], f"Kernel slice for channel {ch}"),
+        right.plotly_chart(values_figure(step.kernel[strongest], f"Kernel slice for channel {ch}"),
                            width="stretch", key="wt_kernel", config={"displaylogo": False, "staticPlot": True})
         st.caption(f"Shown: the input channel whose products add up to the most (of {len(step.channels)}).")
     st.markdown("**The weighted sum, largest products first:**")
@@ -171,7 +96,7 @@ def _norm_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
 def _activation_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
     step = activation_step(wt, index, c, row, col)
     st.markdown(f"**{wt.stages[index].name}** — {step.function}({step.x:.4g}) = {step.y:.4g}")
-    st.plotly_chart(_activation_figure(step), width="stretch", key=f"wt_act_{index}", config={"displaylogo": False})
+    st.plotly_chart(activation_figure(step), width="stretch", key=f"wt_act_{index}", config={"displaylogo": False})
 
 
 def _pooling_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
@@ -181,7 +106,7 @@ def _pooling_step(wt: Any, index: int, c: int, row: int, col: int) -> None:
                 f"{step.cols[0]}–{step.cols[1]} of its input; {how} = **{step.result:.4g}** "
                 f"(model: {step.recorded:.4g})")
     if step.values.size <= 144:
-        st.plotly_chart(_values_figure(step.values, "Pooling window"), width="stretch", key="wt_pool",
+        st.plotly_chart(values_figure(step.values, "Pooling window"), width="stretch", key="wt_pool",
                         config={"displaylogo": False, "staticPlot": True})
 
 
@@ -213,13 +138,8 @@ def _softmax_section(ctx: Any, logits: Any, wt: Any | None) -> None:
     result = softmax(logits, t, k=5)
     names = ctx.backbone.categories
     labels = [f"{names[i] if i < len(names) else i}" for i, _ in result.top]
-    fig = go.Figure(go.Bar(x=[p for _, p in result.top][::-1], y=labels[::-1], orientation="h",
-                           text=[f"{p:.1%}" for _, p in result.top][::-1], textposition="auto",
-                           customdata=[float(logits[i]) for i, _ in result.top][::-1],
-                           hovertemplate="%{y}: %{x:.2%}, logit %{customdata:.3f}<extra></extra>"))
-    fig.update_layout(height=250, margin=dict(l=8, r=8, t=8, b=8), xaxis=dict(range=[0, 1], tickformat=".0%"))
     left, right = st.columns([3, 2])
-    left.plotly_chart(fig, width="stretch", key="wt_softmax", config={"displaylogo": False})
+    left.plotly_chart(softmax_figure(result.top, labels, logits), width="stretch", key="wt_softmax", config={"displaylogo": False})
     top_index = result.top[0][0]
     right.markdown(f"Top class **{literal(labels[0])}**: logit {float(logits[top_index]):.4g}, "
                    f"probability {result.top[0][1]:.2%} at T = {t:g}.")
@@ -237,7 +157,7 @@ def _softmax_section(ctx: Any, logits: Any, wt: Any | None) -> None:
 def _transformer(ctx: Any) -> None:
     st.info(TRANSFORMER_NOTE, icon=":material/info:")
     try:
-        att = _tokens(ctx)
+        att = tokens_cached(ctx)
     except Exception as exc:
         show_error(exc, context="attention")
         return
@@ -258,11 +178,11 @@ def _transformer(ctx: Any) -> None:
     rgb = input_rgb(ctx.x, ctx.backbone.spec.mean, ctx.backbone.spec.std)
     ph, pw = att.patch
     left, right = st.columns(2)
-    left.image(_with_box(rgb, Box(row * ph, col * pw, (row + 1) * ph - 1, (col + 1) * pw - 1)), width="stretch",
+    left.image(with_box(rgb, Box(row * ph, col * pw, (row + 1) * ph - 1, (col + 1) * pw - 1)), width="stretch",
                caption=f"The photo as {h}×{w} patches of {ph}×{pw} px; the clicked patch ringed")
     plane = att.of_patch(block, row, col, None if head < 0 else head)
     with right:
-        st.plotly_chart(_map_figure(plane, row, col, f"Attention of patch ({row}, {col}) in block {block + 1}"),
+        st.plotly_chart(map_figure(plane, row, col, f"Attention of patch ({row}, {col}) in block {block + 1}"),
                         width="stretch", key="wt_att_map", on_select="rerun", selection_mode="points",
                         config={"displaylogo": False})
     _softmax_section(ctx, att.logits, None)
@@ -273,7 +193,8 @@ def main(ctx: Any) -> None:
         _transformer(ctx)
         return
     try:
-        wt = _walk(ctx)
+        with st.spinner("Running the photo through every stage…"):
+            wt = walk_cached(ctx)
     except Exception as exc:
         show_error(exc, context="the walkthrough")
         return
@@ -295,11 +216,9 @@ def main(ctx: Any) -> None:
     reset_when_changed("wt_channel", ctx.model_key, c_max)  # kept while the next stage has as many channels
     reset_when_changed("wt_row", ctx.model_key, h, w)  # the same position followed through stages of one grid
     reset_when_changed("wt_col", ctx.model_key, h, w)
-    means = stage.output.float().mean(dim=(1, 2))
-    strongest = int(means.argmax())
-    channel = _number("Channel", "wt_channel", c_max - 1, strongest, depends, ch)
-    plane = stage.output[channel].float().cpu().numpy()
-    peak_r, peak_c = divmod(int(np.argmax(plane)), w)
+    channel = _number("Channel", "wt_channel", c_max - 1, stage.strongest_channel(), depends, ch)
+    plane = stage.plane(channel)
+    peak_r, peak_c = stage.peak(channel)
     _apply_click("wt_map", depends, (h, w))
     row = _number("Row", "wt_row", h - 1, peak_r, depends, r)
     col = _number("Column", "wt_col", w - 1, peak_c, depends, co)
@@ -319,14 +238,14 @@ def main(ctx: Any) -> None:
     with photo:
         rgb = wt.input_rgb(spec.mean, spec.std)
         if box is not None:
-            photo.image(_with_box(rgb, box), width="stretch",
+            photo.image(with_box(rgb, box), width="stretch",
                         caption=f"Receptive field of ({row}, {col}): rows {box.top}–{box.bottom}, columns "
                                 f"{box.left}–{box.right} of the {rgb.shape[0]}×{rgb.shape[1]} input "
                                 f"({box.height}×{box.width} px), composed from each kernel, stride, padding and "
                                 f"dilation on the way")
-            photo.image(_enlarged(wt.input_rgb(spec.mean, spec.std, box), 160), caption="The patch of the photo")
+            photo.image(enlarged(wt.input_rgb(spec.mean, spec.std, box), 160), caption="The patch of the photo")
     with fmap:
-        st.plotly_chart(_map_figure(plane, row, col, f"{stage.name}, channel {channel}: click a position"),
+        st.plotly_chart(map_figure(plane, row, col, f"{stage.name}, channel {channel}: click a position"),
                         width="stretch", key="wt_map", on_select="rerun", selection_mode="points",
                         config={"displaylogo": False})
     _steps(ctx, wt, index, channel, row, col, fold)

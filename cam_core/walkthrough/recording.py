@@ -82,6 +82,20 @@ class Stage:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.output.shape) if self.output is not None else ()
 
+    def strongest_channel(self) -> int:
+        """The map's channel with the largest mean activation (where a walkthrough opens)."""
+        return int(self.output.float().mean(dim=(1, 2)).argmax())
+
+    def plane(self, channel: int) -> np.ndarray:
+        """One channel of the map as an h×w float array."""
+        return self.output[channel].float().cpu().numpy()
+
+    def peak(self, channel: int) -> tuple[int, int]:
+        """(row, column) of the channel's largest activation (the first, on a tie)."""
+        plane = self.output[channel]
+        row, col = divmod(int(plane.argmax()), plane.shape[-1])
+        return row, col
+
     def label(self) -> str:
         shape = "×".join(str(s) for s in self.shape)
         return f"{self.index + 1}. {self.kind} · {self.name} · {type(self.module).__name__} · {shape}"

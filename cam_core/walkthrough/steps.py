@@ -22,7 +22,7 @@ from ..errors import CamError
 from ..features import rgb_tiles
 from .field import sliding_geometry
 from .padding import conv_padding
-from .recording import Stage, Walkthrough, check_position
+from .recording import Stage, Walkthrough, check_position, input_rgb
 
 _TOLERANCE = 1e-4  # relative to the sum of |terms|: float32 accumulation in the model, float64 here
 
@@ -134,6 +134,17 @@ class ConvStep:
     def reads_rgb(self) -> bool:
         """True on a first layer: the patch is the photo's pixels and the kernel can be drawn as an RGB tile."""
         return len(self.channels) == 3 and self.kernel.shape[0] == 3
+
+    def patch_rgb(self, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+        """A first layer's patch as the photo's pixels (kh×kw×3 uint8, normalisation undone; padding is the
+        model's zero, so it shows as the mean colour)."""
+        if not self.reads_rgb:
+            raise CamError("only a first-layer patch (three input channels: the photo's RGB) is a photo patch")
+        return input_rgb(torch.from_numpy(self.patch)[None], mean, std)
+
+    def strongest_input(self) -> int:
+        """Index into ``channels`` of the input channel whose products add up to the most (in absolute value)."""
+        return int(np.abs(self.kernel * self.patch).reshape(len(self.channels), -1).sum(axis=1).argmax())
 
     def kernel_rgb(self) -> np.ndarray:
         """The kernel as a kh×kw×3 tile in [0, 1] (min–max, as the Layers page draws first-layer filters)."""

@@ -185,6 +185,34 @@ def test_lite0_same_padding_depthwise_and_batchnormact_equal_the_model(lite0):
     assert conv_step(wt, dw.index, 7, 2, 3).channels == (7,)
 
 
+def test_what_the_page_opens_on_and_draws_equals_a_plain_loop(lite0):
+    """The strongest channel, its peak, the first layer's patch as photo pixels and the input channel adding up to
+    the most: each against a loop over the recorded numbers or the photo's own pixels."""
+    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    x = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(5)) * 2 - 1  # a photo in 0..1, normalised
+    wt = walk(lite0, x)
+    stage = wt.stages[0]
+    out = stage.output.double().numpy()
+    means = [out[c].mean() for c in range(out.shape[0])]
+    strongest = max(range(len(means)), key=lambda c: means[c])
+    assert stage.strongest_channel() == strongest
+    plane = out[strongest]
+    best = max(((r, c) for r in range(plane.shape[0]) for c in range(plane.shape[1])), key=lambda rc: plane[rc])
+    assert stage.peak(strongest) == best
+    step = conv_step(wt, 0, strongest, 5, 6)  # an inner position: no padding in its patch
+    photo = np.clip(x[0].permute(1, 2, 0).numpy() * 0.5 + 0.5, 0, 1)
+    box = wt.receptive_field(0, 5, 6)
+    pixels = (photo[box.top:box.bottom + 1, box.left:box.right + 1] * 255).round().astype(np.uint8)
+    assert np.array_equal(step.patch_rgb(mean, std), pixels)
+    block = next(s for s in wt.stages if s.kind == "conv" and s.module.groups == 1 and s.index > 0)
+    inner = conv_step(wt, block.index, 0, 1, 1)
+    totals = [sum(abs(float(k) * float(p)) for k, p in zip(inner.kernel[i].ravel(), inner.patch[i].ravel()))
+              for i in range(len(inner.channels))]
+    assert inner.strongest_input() == totals.index(max(totals))
+    with pytest.raises(CamError, match="first-layer"):
+        inner.patch_rgb(mean, std)
+
+
 @pytest.mark.parametrize("arch", ["resnet18", "vgg11"])
 def test_torchvision_cnns_with_random_weights_equal_the_model(arch):
     torch.manual_seed(4)
