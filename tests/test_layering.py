@@ -1,5 +1,7 @@
-"""The layout's rules, read from the source with ``ast``: pages are widgets and layout only (no torch or numpy, no
-cache of their own: engine calls are cached in ``ui/``), and the library and backbones never import Streamlit."""
+"""The layout's rules, read from the source with ``ast``. The library stays a library: no module of ``cam_core``
+imports ``models`` or the application (``cam_explorer``, Streamlit, ``ui``, ``pages``), except the lazy hand-over in
+``cam_core/__main__.py`` that keeps ``python -m cam_core``; the backbones never import Streamlit; pages are widgets
+and layout only (no torch or numpy, no cache of their own: engine calls are cached in ``ui/``)."""
 from __future__ import annotations
 
 import ast
@@ -8,36 +10,45 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+CAM_CORE = ROOT / "cam_core"
+APPLICATION = ("models", "cam_explorer", "streamlit", "ui", "pages")
 
 
-def _imported(path: Path) -> set[str]:
-    """Top-level package names imported anywhere in the file."""
-    names: set[str] = set()
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(top-level module, line) of every import statement in ``path``, at any depth (functions included)."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.partition(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.add(node.module.partition(".")[0])
-    return names
+            found += [(alias.name.split(".")[0], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+    return found
 
 
-def _attributes(path: Path) -> set[str]:
-    """Every dotted attribute read in the file (``st.cache_data`` …)."""
-    return {ast.unparse(node) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.Attribute)}
+def test_cam_core_imports_no_application_module():
+    offenders = [f"{path.relative_to(CAM_CORE.parent)}:{line} imports {name}"
+                 for path in sorted(CAM_CORE.rglob("*.py")) if path.name != "__main__.py"
+                 for name, line in _imports(path) if name in APPLICATION]
+    assert offenders == []
 
 
-PAGES = sorted((ROOT / "pages").glob("*.py"))
+def test_the_hand_over_imports_the_cli_only_when_run():
+    tree = ast.parse((CAM_CORE / "__main__.py").read_text(encoding="utf-8"))
+    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all(not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("cam_explorer"))
+               for n in top_level)
+    assert ("cam_explorer", ) == tuple({name for name, _ in _imports(CAM_CORE / "__main__.py")} & set(APPLICATION))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_backbones_never_import_streamlit():
+    assert [p.name for p in sorted((ROOT / "models").rglob("*.py"))
+            if any(name in ("streamlit", "ui", "pages") for name, _ in _imports(p))] == []
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "pages").glob("*.py")), ids=lambda p: p.name)
 def test_a_page_computes_nothing_and_caches_nothing_itself(page):
-    assert not _imported(page) & {"torch", "numpy", "cv2", "torchvision"}, f"{page.name}: computation is for cam_core"
-    caches = {a for a in _attributes(page) if a.endswith((".cache_data", ".cache_resource"))}
+    computing = {name for name, _ in _imports(page)} & {"torch", "numpy", "cv2", "torchvision"}
+    assert not computing, f"{page.name} imports {sorted(computing)}: computation is for cam_core"
+    caches = {ast.unparse(node) for node in ast.walk(ast.parse(page.read_text(encoding="utf-8")))
+              if isinstance(node, ast.Attribute) and node.attr in ("cache_data", "cache_resource")}
     assert not caches, f"{page.name}: {sorted(caches)}; cached engine calls belong in ui/ (ui.engine.cached)"
-
-
-def test_the_library_and_backbones_never_import_streamlit():
-    offenders = [str(p.relative_to(ROOT)) for package in ("cam_core", "models")
-                 for p in sorted((ROOT / package).rglob("*.py")) if "streamlit" in _imported(p)]
-    assert not offenders
