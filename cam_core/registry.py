@@ -458,6 +458,12 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
 _ALIASES: dict[str, MethodSpec] = {alias: spec for spec in METHODS.values() for alias in spec.aliases}
 
 
+def methods_for(model: Any) -> list[str]:
+    """The registered methods that can run on ``model``: attention methods only where it has attention layers."""
+    attn = attention.has_attention(model)
+    return [name for name, spec in METHODS.items() if spec.kind != "attention" or attn]
+
+
 def get_method(name: str) -> MethodSpec:
     """The registered method called ``name`` (case-insensitive), or a ``CamError`` listing the choices."""
     key = str(name).strip().lower().replace("-", "_")

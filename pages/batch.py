@@ -115,7 +115,7 @@ def main() -> None:
         if use_samples:
             st.info("Showing the bundled sample photos until you upload your own.", icon=":material/info:")
     with opts:
-        method = method_picker()
+        method = method_picker(ctx)
         spec = METHODS[method]
         # Layer names come from one sample's forward; their shapes differ from image to image, so none is shown.
         probe = replace(ctx, image=state.sample_ref(DEFAULT_SAMPLE))

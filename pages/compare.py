@@ -13,13 +13,12 @@ from typing import Any
 
 import streamlit as st
 
-from cam_core.methods.attention import is_attention
 from cam_core.registry import METHODS
 from cam_core.render import gradient_image, overlay
 
 from ui import cache, state, trust
 from ui.display import checkerboard_note, display_controls, legend, map_cmap, results_slot, target_label
-from ui.pickers import class_picker, layer_picker, overlay_controls
+from ui.pickers import class_picker, layer_picker, not_offered_note, offered_methods, overlay_controls
 from ui.sidebar import photo_page
 from ui.widgets import predictions_or_error, show_error, stored_params
 
@@ -53,21 +52,21 @@ def _run_toggles(ctx: Any, methods: list[str], layer: str | None) -> dict[str, s
     return waiting
 
 
-def offered(ctx: Any) -> list[str]:
-    """The methods that can run on the context's model: attention methods only where it has attention layers
-    (a CNN has none)."""
-
-    attention = any(is_attention(m) for m in ctx.backbone.model.modules())
-    return [m for m, spec in METHODS.items() if spec.kind != "attention" or attention]
-
-
 def _method_select(ctx: Any) -> list[str]:
-    options = offered(ctx)
-    stored = [m for m in state.view().get("compare_methods", DEFAULT_METHODS) if m in options]
-    chosen = st.multiselect("Methods", options, default=stored, format_func=lambda m: METHODS[m].display,
-                            key="w_compare_methods",
+    options = offered_methods(ctx)
+    asked = list(state.view().get("compare_methods", DEFAULT_METHODS))
+    stored = [m for m in asked if m in options]
+    ss = st.session_state
+    if "w_compare_methods" in ss:  # chosen on another model: keep only what can run on this one
+        held = list(ss["w_compare_methods"])
+        asked += [m for m in held if m not in asked]
+        if any(m not in options for m in held):
+            ss["w_compare_methods"] = [m for m in held if m in options]
+    given = {} if "w_compare_methods" in ss else {"default": stored}  # the widget's own value wins
+    chosen = st.multiselect("Methods", options, format_func=lambda m: METHODS[m].display, key="w_compare_methods",
                             help="Each uses the parameters last set on Inspect (else its defaults). Methods "
-                                 "that cannot run on this model are not listed.")
+                                 "that cannot run on this model are not listed.", **given)
+    not_offered_note("compare", asked, options, ctx, "left out", list(chosen))
     state.remember("compare_methods", list(chosen))
     return list(chosen)
 

@@ -113,7 +113,7 @@ def main(ctx: Any) -> None:
 
     controls, chart = st.columns([3, 2])
     with controls:
-        method = method_picker()
+        method = method_picker(ctx)
         spec = METHODS[method]
         layer = layer_picker(ctx, spec.needs_layer)
         class_idx = class_picker(ctx, preds)

@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from cam_core.registry import METHODS
+from cam_core.registry import METHODS, methods_for
 from cam_core.render import COLORMAP_NAMES
 
 from . import cache, state
@@ -19,10 +19,37 @@ TOP1 = -1
 LEARN_PAGE = "pages/learn.py"
 
 
-def method_picker(default: str = "gradcam") -> str:
-    """A method selectbox (from ``cam_core.registry.METHODS``) with a "?" link to its Learn entry."""
-    method = remembered_select("Method", list(METHODS), "method", default=default,
+def offered_methods(ctx: Any) -> list[str]:
+    """The methods that can run on the context's model (``cam_core.registry.methods_for``)."""
+    return methods_for(ctx.backbone.model)
+
+
+def not_offered_note(slot: str, asked: list[str], offered: list[str], ctx: Any, instead: str, now: Any) -> None:
+    """One line when methods asked for (a link, or a choice made on another model) cannot run on this one;
+    it stays (through the reruns that follow) while the model and the choice ``now`` it fell back to do."""
+    ss = st.session_state
+    key = f"_not_offered_{slot}"
+    dropped = [METHODS[m].display for m in asked if m in METHODS and m not in offered]
+    if dropped:
+        ss[key] = (ctx.model_key, now, f"{', '.join(dropped)} cannot run on {ctx.backbone.display} (attention "
+                                       f"methods need a transformer's attention layers): {instead}.")
+    held = ss.get(key)
+    if held and held[:2] == (ctx.model_key, now):
+        st.info(held[2], icon=":material/info:")
+    elif held:
+        del ss[key]
+
+
+def method_picker(ctx: Any, default: str = "gradcam") -> str:
+    """A select of the methods that can run on the context's model, with a link to its Learn entry; a stored
+    method that cannot run here (a link, a switch from a ViT to a CNN) falls back to ``default``, said in one
+    line."""
+    options = offered_methods(ctx)
+    asked = state.view().get("method")
+    method = remembered_select("Method", options, "method", default=default,
                                format_func=lambda m: METHODS[m].display)
+    not_offered_note("method", [asked] if isinstance(asked, str) else [], options, ctx,
+                     f"showing {METHODS[method].display}", method)
     # under the select, not in a narrow column beside it (where a small window cut the label to "A…")
     st.page_link(LEARN_PAGE, label=f"About {METHODS[method].display}", icon=":material/help:",
                  query_params={"method": method}, help=f"How {METHODS[method].display} works (Learn page)")

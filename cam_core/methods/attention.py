@@ -76,6 +76,11 @@ def is_attention(module: nn.Module) -> bool:
         isinstance(getattr(module, "qkv", None), nn.Linear) and isinstance(getattr(module, "num_heads", None), int))
 
 
+def has_attention(model: nn.Module) -> bool:
+    """True for a model with attention layers (ViT, DeiT, Swin); a CNN has none."""
+    return any(is_attention(m) for m in model.modules())
+
+
 def _projections(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, int, float, nn.Linear]:
     """(packed q/k/v weight, its bias, heads, scale, output projection) of an attention module."""
     if isinstance(module, nn.MultiheadAttention):

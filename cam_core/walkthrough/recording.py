@@ -20,7 +20,7 @@ from torch import nn
 from ..adapters import check_input
 from ..errors import CamError
 from ..hygiene import eval_mode, grad_mode, thread_hooks
-from ..methods.attention import is_attention
+from ..methods.attention import has_attention
 from ..targets import logits_of
 from .field import Box, Field, field_after
 
@@ -51,7 +51,7 @@ def stage_kind(module: nn.Module) -> str | None:
 
 def is_transformer(model: nn.Module) -> bool:
     """True for a model with attention layers (ViT, DeiT, Swin): shown through ``tokens`` instead."""
-    return any(is_attention(m) for m in model.modules())
+    return has_attention(model)
 
 
 @dataclass(eq=False)
