@@ -1,7 +1,7 @@
 """Throughput and memory of ``cam-explorer audit`` on the embedded EfficientNet-Lite0.
 
 Usage: OMP_WAIT_POLICY=PASSIVE python bench/bench_audit.py [--images 48] [--batch 16] [--repeats 2]
-       [--memory 100,2000] [--memory-size 64] [--ray] [--no-peer] [--no-throughput] [--device cpu]
+       [--memory 100,2000] [--memory-size 64] [--ray [--actors N]] [--no-peer] [--no-throughput] [--device cpu]
 
 In one interleaved run over the same image files (decoded by the same worker threads in every case):
 - ``bare``: the batched forward alone (no grad) — the ceiling for anything that runs the model;
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -38,6 +39,7 @@ from cam_core.audit.engine_local import LocalEngine, prepared_batches  # noqa: E
 from cam_core.audit.inputs import read_inputs  # noqa: E402
 from cam_core.audit.job import AuditJob, run_audit  # noqa: E402
 from cam_core.audit.scan import ScanSettings  # noqa: E402
+from cam_core.audit.store import open_audit  # noqa: E402
 from models import preprocess as model_preprocess  # noqa: E402
 
 PHOTOS = (data.astronaut, data.chelsea, data.coffee, data.rocket)
@@ -106,31 +108,50 @@ def throughput(args: argparse.Namespace, work: Path, backbone, job: AuditJob) ->
         print(f"  audit / pytorch-grad-cam  {rate['audit (Grad-CAM)'] / rate['pytorch-grad-cam loop']:.2f}×")
 
 
-def ray_vs_local(backbone, job: AuditJob, work: Path) -> None:
-    """Both engines on the same set, one run each: total time, time to the first part (Ray: starting Ray and
-    loading the model in 2 actors) and the rate from the first part to the last."""
-    from cam_core.audit.engine_ray import RayEngine
+def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> None:
+    """Both engines on the same set, one run each, rows checked equal: the time in all (Ray: importing and
+    starting it, its actor loading the model), the time to the first part, and the steady rate from the first
+    part to the last."""
+    t0 = time.perf_counter()
+    from cam_core.audit.engine_ray import RayEngine  # Ray's import is part of its cost
     from cam_explorer.audit_command import load_model
 
-    engines = {"local": LocalEngine(backbone.model),
-               "ray (2 CPUs, in-process)": RayEngine(functools.partial(load_model, "efficientnet_lite0", None),
-                                                     "cpu", actors=2, num_cpus=2)}
-    print(f"engines on {len(job.items)} photos, batch {job.batch}, one run each:")
+    import_s = time.perf_counter() - t0
+    local = LocalEngine(backbone.model)
+    engines = {"local": local,
+               "ray": RayEngine(functools.partial(load_model, "efficientnet_lite0", None), "cpu", actors=actors,
+                                num_cpus=2),
+               "local again": local}  # before and after Ray: the machine's load moves between runs
+    print(f"engines on {len(job.items)} photos, batch {job.batch}, one run each (Ray in-process on 2 CPUs, "
+          f"{actors or 1} actor(s)); load average {os.getloadavg()[0]:.1f} before:")
     seconds, steady = {}, {}
     for name, engine in engines.items():
-        folder = work / f"engine-{name.split()[0]}"
+        folder = work / f"engine-{name.replace(' ', '-')}"
         parts: list[tuple[int, float]] = []
         start = time.perf_counter()
         run_audit(folder, job, {**MANIFEST, "layer": job.settings.layer}, engine,
                   lambda st: parts.append((st.written, st.seconds)) if st.part and st.written else None)
-        seconds[name] = time.perf_counter() - start
+        seconds[name] = time.perf_counter() - start + (import_s if name == "ray" else 0.0)
         (n0, t0), (n1, t1) = parts[0], parts[-1]
         steady[name] = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
-        print(f"  {name:26s} {seconds[name]:6.1f} s in all, first part after {t0:5.1f} s, "
-              f"{steady[name]:5.1f} images/s from the first part to the last")
-    local, ray_s = seconds["local"], seconds["ray (2 CPUs, in-process)"]
-    print(f"  ray / local: {ray_s / local:.2f}× the time in all; "
-          f"{steady['local'] / steady['ray (2 CPUs, in-process)']:.2f}× the time per image after the first part")
+        print(f"  {name:11s} {seconds[name]:6.1f} s in all, first part after "
+              f"{t0 + (import_s if name == 'ray' else 0.0):5.1f} s, {steady[name]:5.1f} images/s from the "
+              f"first part to the last ({len(parts)} parts)")
+    query = 'SELECT * EXCLUDE ("gradcam__seconds") FROM rows ORDER BY "index"'
+    with open_audit(work / "engine-local") as a, open_audit(work / "engine-ray") as b:
+        ra, rb = a.sql(query).to_pylist(), b.sql(query).to_pylist()
+    maps = [(np.asarray(x["gradcam__map"]), np.asarray(y["gradcam__map"])) for x, y in zip(ra, rb)
+            if x["gradcam__map"] is not None]
+    gap = max((float(np.abs(p - q).max() / max(np.abs(p).max(), 1e-12)) for p, q in maps), default=0.0)
+    drop = ("gradcam__map", "confidence", "top5_prob")
+    same = len(ra) == len(rb) and all({k: v for k, v in x.items() if k not in drop}
+                                      == {k: v for k, v in y.items() if k not in drop} for x, y in zip(ra, rb))
+    local_s = (seconds["local"] + seconds["local again"]) / 2
+    local_rate = (steady["local"] + steady["local again"]) / 2
+    print(f"  ray / local (the mean of its two runs): {seconds['ray'] / local_s:.2f}× the time in all (Ray's "
+          f"import {import_s:.1f} s included); {local_rate / steady['ray']:.2f}× the time per image after the "
+          f"first part; rows {'the same' if same else 'DIFFERENT'} (maps within {gap:.1e} of their scale)")
+    print(f"  load average {os.getloadavg()[0]:.1f} after")
 
 
 def memory_child(count: int, size: int, work: Path) -> None:
@@ -165,6 +186,7 @@ def main() -> None:
     p.add_argument("--memory", default="", help="image counts for the memory runs, e.g. 100,2000")
     p.add_argument("--memory-size", type=int, default=64)
     p.add_argument("--ray", action="store_true")
+    p.add_argument("--actors", type=int, default=None, help="Ray actors (default: the engine's)")
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--no-throughput", action="store_true")
     p.add_argument("--child-memory", type=int, default=0, help=argparse.SUPPRESS)
@@ -181,7 +203,7 @@ def main() -> None:
             if not args.no_throughput:
                 throughput(args, work, backbone, job)
             if args.ray:
-                ray_vs_local(backbone, job, work)
+                ray_vs_local(backbone, job, work, args.actors)
         if args.memory:
             memory(args, work)
 

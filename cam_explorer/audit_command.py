@@ -56,8 +56,9 @@ def _audit(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help="local (this process; decode threads) or ray (Ray Data; --address for a cluster)")
     p.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH,
                    help=f"images per model batch and per part file (default {DEFAULT_BATCH})")
-    p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS,
-                   help=f"decode threads (local) or model actors (ray) (default {DEFAULT_WORKERS})")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help=f"decode threads (local, default {DEFAULT_WORKERS}) or model actors (ray; default one "
+                        "on all the CPUs of a Ray started here, one per GPU, or 2 on a cluster)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray in this process)")
     return p
 
@@ -200,7 +201,7 @@ def audit(args: argparse.Namespace) -> int:
         engine: Any = RayEngine(functools.partial(load_model, name, args.input_size), args.device,
                                 address=args.address, actors=args.workers)
     else:
-        engine = LocalEngine(backbone.model, workers=args.workers)
+        engine = LocalEngine(backbone.model, workers=args.workers or DEFAULT_WORKERS)
     per_image = None
     x = first_image(inputs.items, preprocess)
     if x is not None:

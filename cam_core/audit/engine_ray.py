@@ -1,16 +1,22 @@
-"""The Ray Data engine (``--engine ray``): the image indices still to do become a Ray dataset; a pool of actors,
-each holding the model (one GPU each when the cluster has them), decodes and audits its batches with the same
-``Scanner`` as the local engine, so the rows are the same; the driver writes each returned batch as one part.
+"""The Ray Data engine (``--engine ray``): the image indices still to do become a Ray dataset; model-holding
+actors decode and audit their batches with the same ``Scanner`` as the local engine, so the rows are the same; the
+driver writes each batch as one part as soon as it streams back.
 
-Without an address Ray starts inside this process (``num_cpus`` CPUs) and its workers get the repository on
-``PYTHONPATH``; with an address the packages travel as ``py_modules``. Workers run with
-``OMP_WAIT_POLICY=PASSIVE`` so idle OpenMP threads sleep instead of spinning on cores other workers need.
+Started in-process (no address), Ray gets ``num_cpus`` CPUs and, by default, **one** actor uses them all (torch
+threads = its CPUs, decode in as many threads): one worker process importing torch and loading the model instead
+of one per CPU, which is most of Ray's fixed cost on a small machine. The workers inherit the repository on
+``PYTHONPATH`` and ``OMP_WAIT_POLICY=PASSIVE`` from the environment Ray starts with, so the worker Ray prestarts
+can become the actor (a ``runtime_env`` would need a fresh process). With an address the packages travel as
+``py_modules``. Images are read inside the actor from their path or URI (``scan.prepare``), so only
+indices go in and rows come out through the object store.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,51 +27,95 @@ import torch
 from torch import nn
 
 from ..device import pick_device
+from .engine_local import prepared_batches
 from .job import AuditJob
 from .rows import audit_schema
-from .scan import Scanner, prepare
+from .scan import Scanner
 
 REPO = Path(__file__).resolve().parents[2]  # the folder holding cam_core/, models/, cam_explorer/
 PACKAGES = ("cam_core", "models", "cam_explorer")
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+IN_PROCESS_CPUS = 2  # Ray started here gets at most this many CPUs unless told more
+CLUSTER_ACTORS = 2  # actors on a cluster without GPUs unless told more
 
 ModelLoader = Callable[[str], nn.Module]  # device name -> the model on it (picklable: runs in each actor)
 
 
 class _AuditActor:
-    """One Ray actor: loads the model once, then turns batches of indices into Arrow tables of rows."""
+    """One Ray actor: loads the model once, then turns batches of indices into Arrow tables of rows. Ray runs
+    ``CALLS`` batches in it at once: one decodes (``threads`` threads) while the other holds the model (torch on
+    ``threads`` threads), as the local engine overlaps decoding with the model."""
 
-    def __init__(self, job: AuditJob, load: ModelLoader, device: str) -> None:
+    CALLS = 2
+
+    def __init__(self, job: AuditJob, load: ModelLoader, device: str, threads: int) -> None:
         self.job = job
+        self.threads = max(1, threads)
+        torch.set_num_threads(self.threads)
         self.model = load(str(pick_device(device)))
         self.scanner = Scanner(self.model, job.categories, job.settings)
         self.schema = audit_schema(list(self.scanner.methods), job.settings.metrics)
+        self.model_lock = threading.Lock()  # the Scanner hooks the model: one batch through it at a time
 
     def __call__(self, batch: dict[str, Any]) -> pa.Table:
-        prepared = [prepare(int(i), self.job.items[int(i)], self.job.preprocess) for i in batch["index"]]
-        return pa.Table.from_pylist(self.scanner.rows(prepared), schema=self.schema)
+        indices = [int(i) for i in batch["index"]]
+        prepared = next(prepared_batches(self.job.items, indices, self.job.preprocess, len(indices),
+                                         workers=self.threads, ahead=0))
+        with self.model_lock:
+            torch.set_num_threads(self.threads)  # per thread in some builds, and Ray calls from its own threads
+            rows = self.scanner.rows(prepared)
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 def runtime_env(address: str | None) -> dict[str, Any]:
-    """What Ray workers need to import this code: the repository on PYTHONPATH in-process, the packages
-    uploaded (``py_modules``) to a cluster."""
+    """What Ray workers need beyond their inherited environment: nothing in-process (``_worker_environ`` is set
+    while Ray starts), the packages uploaded (``py_modules``) and the worker settings on a cluster."""
     if address is None:
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-        return {"env_vars": {**WORKER_ENV, "PYTHONPATH": path}}
+        return {}
     return {"env_vars": dict(WORKER_ENV), "py_modules": [str(REPO / name) for name in PACKAGES]}
 
 
+@contextmanager
+def _worker_environ() -> Iterator[None]:
+    """This process's environment plus the repository on ``PYTHONPATH`` and ``WORKER_ENV``, while Ray starts
+    here (its raylet and so every worker copies it then); restored afterwards."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    changed = {**WORKER_ENV, "PYTHONPATH": path}
+    saved = {k: os.environ.get(k) for k in changed}
+    os.environ.update(changed)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def plan(cpus: float, gpus: int, actors: int | None, in_process: bool) -> tuple[int, int, int]:
+    """(actors, CPUs each, GPUs each) for a cluster with ``cpus`` and ``gpus``: one actor per GPU when there are
+    GPUs; in-process one actor on all the CPUs by default; on a cluster ``CLUSTER_ACTORS`` of one CPU."""
+    if gpus:
+        count = min(actors or gpus, gpus)
+        return count, max(1, int(cpus // count) if in_process else 1), 1
+    if in_process:
+        count = max(1, min(actors or 1, int(cpus)))
+        return count, max(1, int(cpus) // count), 0
+    return actors or CLUSTER_ACTORS, 1, 0
+
+
 class RayEngine:
-    """Rows batch by batch from a Ray Data pipeline with ``actors`` model-holding actors."""
+    """Rows batch by batch from a Ray Data pipeline of model-holding actors (``actors``: default as ``plan``)."""
 
     name = "ray"
 
     def __init__(self, load: ModelLoader, device: str | torch.device = "auto", address: str | None = None,
-                 actors: int = 2, num_cpus: int | None = None) -> None:
+                 actors: int | None = None, num_cpus: int | None = None) -> None:
         self.load = load
         self.device = str(device)
         self.address = address
-        self.actors = max(1, int(actors))
+        self.actors = None if actors is None else max(1, int(actors))
         self.num_cpus = num_cpus
 
     def _start(self) -> bool:
@@ -74,14 +124,17 @@ class RayEngine:
             return False
         options: dict[str, Any] = {"runtime_env": runtime_env(self.address), "include_dashboard": False,
                                    "log_to_driver": False, "configure_logging": False}
-        if self.address is None:
-            options["num_cpus"] = self.num_cpus or max(self.actors, min(os.cpu_count() or 1, 2))
-        ray.init(address=self.address, **options)
+        if self.address is not None:
+            ray.init(address=self.address, **options)
+            return True
+        options["num_cpus"] = self.num_cpus or max(self.actors or 1, min(os.cpu_count() or 1, IN_PROCESS_CPUS))
+        with _worker_environ():
+            ray.init(**options)
         return True
 
     def __call__(self, job: AuditJob, todo: Sequence[int], work: Any = None) -> Iterator[list[dict[str, Any]]]:
-        """Rows batch by batch; ``work`` is not called (the actors' work is in other processes: progress moves
-        part by part)."""
+        """Rows batch by batch, each as soon as Ray hands it back; ``work`` is not called (the actors' work is in
+        other processes: progress moves part by part)."""
         if not todo:
             return
         started = self._start()
@@ -90,17 +143,21 @@ class RayEngine:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
             context.execution_options.preserve_order = True  # parts in index order, as the local engine
-            gpus = int(ray.cluster_resources().get("GPU", 0)) if self.device != "cpu" else 0
-            actors = min(self.actors, gpus) if gpus else self.actors
+            resources = ray.cluster_resources()
+            gpus = int(resources.get("GPU", 0)) if self.device != "cpu" else 0
+            actors, cpus, gpu_each = plan(resources.get("CPU", 1), gpus, self.actors, self.address is None)
             device = self.device if gpus else "cpu"
-            blocks = max(1, min(len(todo) // max(job.batch, 1), 64))
-            ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
+            ds = ray.data.from_items([{"index": int(i)} for i in todo],
+                                     override_num_blocks=max(1, -(-len(todo) // max(job.batch, 1))))
             rows = ds.map_batches(_AuditActor, fn_constructor_kwargs={"job": job, "load": self.load,
-                                                                      "device": device},
+                                                                      "device": device, "threads": cpus},
                                   batch_size=job.batch, batch_format="numpy",
-                                  compute=ray.data.ActorPoolStrategy(size=actors),
-                                  num_cpus=1, num_gpus=1 if gpus else 0)
-            for table in rows.iter_batches(batch_size=job.batch, batch_format="pyarrow"):
+                                  compute=ray.data.ActorPoolStrategy(
+                                      size=actors, max_tasks_in_flight_per_actor=_AuditActor.CALLS,
+                                      max_concurrent_calls_per_actor=_AuditActor.CALLS,
+                                      enable_true_multi_threading=True),
+                                  num_cpus=cpus, num_gpus=gpu_each)
+            for table in rows.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
                 yield table.to_pylist()
         finally:
             if started:

@@ -1,4 +1,5 @@
-"""The Ray Data engine (Ray started in-process on 2 CPUs, one model actor: the quickest start) writes the same
+"""The Ray Data engine (Ray started in-process on 2 CPUs; its default: one model actor on both, two batches in it at
+once) writes the same
 rows as the local engine: same columns, same predictions and errors, maps within 1e-5. Real skimage photos and a corrupt file; a tiny hand-built net
 the actors build themselves (module-level loader and preprocessing: what Ray pickles)."""
 from __future__ import annotations
@@ -51,7 +52,7 @@ def test_ray_rows_equal_local_rows(tmp_path):
 
     local = run_audit(tmp_path / "local", job, {**MANIFEST, "methods": methods}, LocalEngine(tiny_model("cpu")))
     remote = run_audit(tmp_path / "ray", job, {**MANIFEST, "methods": methods},
-                       RayEngine(tiny_model, "cpu", actors=1, num_cpus=2))
+                       RayEngine(tiny_model, "cpu", num_cpus=2))
     assert not ray.is_initialized()  # started in-process, so shut down again
     assert remote["engine"] == "ray" and local["counts"] == remote["counts"]
     assert local["counts"]["done"] == 6 and local["counts"]["errors"] == 1
@@ -70,3 +71,15 @@ def test_ray_rows_equal_local_rows(tmp_path):
                 np.testing.assert_allclose(rb[key], value, atol=1e-6)
             else:
                 assert rb[key] == value, key
+
+
+def test_plan_shares_the_cpus_and_gpus():
+    pytest.importorskip("ray")
+    from cam_core.audit.engine_ray import CLUSTER_ACTORS, plan
+
+    assert plan(2, 0, None, in_process=True) == (1, 2, 0)  # one actor on both CPUs: one model load
+    assert plan(8, 0, 4, in_process=True) == (4, 2, 0)
+    assert plan(2, 0, 5, in_process=True) == (2, 1, 0)  # never more actors than CPUs
+    assert plan(16, 2, None, in_process=True) == (2, 8, 1)  # one per GPU
+    assert plan(16, 2, 6, in_process=False) == (2, 1, 1)
+    assert plan(64, 0, None, in_process=False) == (CLUSTER_ACTORS, 1, 0)
