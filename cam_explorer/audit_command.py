@@ -16,6 +16,7 @@ from cam_core.audit.cost import AUDIT_BASELINE, ImageCost, expected_seconds
 from cam_core.audit.engine_local import DEFAULT_WORKERS, LocalEngine
 from cam_core.audit.inputs import read_inputs
 from cam_core.audit.job import AuditJob, run_audit, versions, weights_sha256
+from cam_core.audit.location import is_uri
 from cam_core.audit.rows import METRIC_COLUMNS
 from cam_core.audit.progress import RunState
 from cam_core.audit.scan import Scanner, ScanSettings, prepare, resolve_methods
@@ -189,7 +190,7 @@ def audit(args: argparse.Namespace) -> int:
     job = AuditJob(inputs.items, backbone.categories, settings, preprocess, args.batch)
     manifest = {"model": name, "weights": spec.weights, "weights_sha256": weights_sha256(backbone.model),
                 "input_size": spec.input_size, "layer": layer, "methods": resolved, "metrics": metrics,
-                "baseline": baseline, "source": str(Path(args.data).resolve()), "layout": inputs.layout,
+                "baseline": baseline, "source": args.data if is_uri(args.data) else str(Path(args.data).resolve()), "layout": inputs.layout,
                 "inputs": len(inputs.items), "inputs_sha256": inputs_fingerprint(i.name for i in inputs.items),
                 "duplicates": inputs.duplicates, "unknown_labels": inputs.unknown,
                 "versions": versions(cam_explorer=__version__), "device": str(backbone.device),

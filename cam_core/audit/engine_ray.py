@@ -58,12 +58,15 @@ class _AuditActor:
         self.model_lock = threading.Lock()  # the Scanner hooks the model: one batch through it at a time
 
     def __call__(self, batch: dict[str, Any]) -> pa.Table:
-        indices = [int(i) for i in batch["index"]]
-        prepared = next(prepared_batches(self.job.items, indices, self.job.preprocess, len(indices),
-                                         workers=self.threads, ahead=0))
-        with self.model_lock:
-            torch.set_num_threads(self.threads)  # per thread in some builds, and Ray calls from its own threads
-            rows = self.scanner.rows(prepared)
+        """``batch["indices"]``: one row per audit batch (Ray hands over one), each the image indices in it."""
+        rows: list[dict[str, Any]] = []
+        for chunk in batch["indices"]:
+            indices = [int(i) for i in chunk]
+            prepared = next(prepared_batches(self.job.items, indices, self.job.preprocess, len(indices),
+                                             workers=self.threads, ahead=0))
+            with self.model_lock:
+                torch.set_num_threads(self.threads)  # per thread in some builds; Ray calls from its own threads
+                rows += self.scanner.rows(prepared)
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 
@@ -147,11 +150,14 @@ class RayEngine:
             gpus = int(resources.get("GPU", 0)) if self.device != "cpu" else 0
             actors, cpus, gpu_each = plan(resources.get("CPU", 1), gpus, self.actors, self.address is None)
             device = self.device if gpus else "cpu"
-            ds = ray.data.from_items([{"index": int(i)} for i in todo],
-                                     override_num_blocks=max(1, -(-len(todo) // max(job.batch, 1))))
+            size = max(job.batch, 1)
+            chunks = [[int(i) for i in todo[k:k + size]] for k in range(0, len(todo), size)]
+            # One dataset row (and block) per audit batch: Ray Data would otherwise bundle blocks of rows into
+            # its own batches, and a part would no longer be one batch.
+            ds = ray.data.from_items([{"indices": c} for c in chunks], override_num_blocks=len(chunks))
             rows = ds.map_batches(_AuditActor, fn_constructor_kwargs={"job": job, "load": self.load,
                                                                       "device": device, "threads": cpus},
-                                  batch_size=job.batch, batch_format="numpy",
+                                  batch_size=1, batch_format="numpy",
                                   compute=ray.data.ActorPoolStrategy(
                                       size=actors, max_tasks_in_flight_per_actor=_AuditActor.CALLS,
                                       max_concurrent_calls_per_actor=_AuditActor.CALLS,

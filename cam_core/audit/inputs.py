@@ -1,5 +1,6 @@
 """An audit's image set: an ImageFolder (one subfolder per class), a CSV (``path,label`` and an optional box
-``x0,y0,x1,y1`` in the image's pixels) or a plain folder (no labels: correctness unknown).
+``x0,y0,x1,y1`` in the image's pixels) or a plain folder (no labels: correctness unknown) — a local path, or a
+URI (``s3://…``, ``gs://…``, ``file://…``) listed and read through ``pyarrow.fs`` (``location.py``).
 
 Labels match the model's category names (exact, then case-insensitive) or, given ``wnids``, ImageNet WordNet
 IDs (Imagenette's folder names). Unknown names are reported once each, with the closest labels.
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import CamError
+from . import location
+from .location import is_uri
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -71,8 +76,14 @@ class _Labels:
         return None
 
 
+def _image_name(name: str) -> bool:
+    """An image by its file name: a known suffix, not hidden."""
+    base = PurePosixPath(name).name
+    return PurePosixPath(base).suffix.lower() in IMAGE_SUFFIXES and not base.startswith(".")
+
+
 def _is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    return p.is_file() and _image_name(p.name)
 
 
 def _box(row: dict[str, str], where: str) -> tuple[float, float, float, float] | None:
@@ -89,34 +100,62 @@ def _box(row: dict[str, str], where: str) -> tuple[float, float, float, float] |
     return values
 
 
-def _read_csv(path: Path, labels: _Labels) -> tuple[list[InputItem], int]:
+def _read_csv(text: str, where: str, locate: Callable[[str], str], labels: _Labels) -> tuple[list[InputItem], int]:
+    """The items of a CSV list's ``text`` (``where``: its name in messages; ``locate``: a path as written → the
+    file to read)."""
     items, seen, duplicates = [], set(), 0
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise CamError(f"{path.name}: a CSV audit list needs a header with a 'path' column "
-                           "(and optionally label, x0, y0, x1, y1)")
-        for line, row in enumerate(reader, start=2):
-            text = (row.get("path") or "").strip()
-            if not text:
-                continue
-            file = Path(text) if Path(text).is_absolute() else path.parent / text
-            name = Path(text).as_posix()
-            if name in seen:
-                duplicates += 1
-                continue
-            seen.add(name)
-            label = (row.get("label") or "").strip() or None
-            items.append(InputItem(str(file.resolve()), name, label, labels(label), _box(row, f"{path.name}:{line}")))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames or "path" not in reader.fieldnames:
+        raise CamError(f"{where}: a CSV audit list needs a header with a 'path' column "
+                       "(and optionally label, x0, y0, x1, y1)")
+    for line, row in enumerate(reader, start=2):
+        written = (row.get("path") or "").strip()
+        if not written:
+            continue
+        name = written if is_uri(written) else Path(written).as_posix()
+        if name in seen:
+            duplicates += 1
+            continue
+        seen.add(name)
+        label = (row.get("label") or "").strip() or None
+        items.append(InputItem(locate(written), name, label, labels(label), _box(row, f"{where}:{line}")))
     return items, duplicates
+
+
+def _read_uri(source: str, labels: _Labels) -> AuditInputs:
+    """The image set at a URI (``s3://``, ``gs://``, ``file://``, …), listed and read through ``pyarrow.fs``
+    with the same layouts, names and order as a local folder."""
+    source = source.rstrip("/")
+    found = location.kind(source)
+    if found == "file" and source.lower().endswith(".csv"):
+        folder = location.parent(source)
+        items, duplicates = _read_csv(location.read_text(source), PurePosixPath(source).name,
+                                      functools.partial(location.locate, folder), labels)
+        return AuditInputs(items, "csv", folder, labels.unknown, duplicates)
+    if found != "dir":
+        raise CamError(f"{source}: neither a folder of images nor a .csv list")
+    entries = location.listing(source)
+    classes = [n for n, folder in entries if folder and "/" not in n and not n.startswith(".")]
+    if classes:
+        files = [n for n, folder in entries if not folder and _image_name(n)]
+        items = [InputItem(location.join(source, n), n, c, labels(c)) for c in classes for n in files
+                 if n.startswith(c + "/")]
+        return AuditInputs(items, "imagefolder", source, labels.unknown)
+    items = [InputItem(location.join(source, n), n) for n, folder in entries
+             if not folder and "/" not in n and _image_name(n)]
+    return AuditInputs(items, "folder", source)
 
 
 def read_inputs(source: str | Path, categories: Sequence[str], wnids: Sequence[str] | None = None) -> AuditInputs:
     """The image set at ``source`` (a CSV file or a folder), labels matched against ``categories``."""
-    root = Path(source)
     labels = _Labels(categories, wnids)
+    if is_uri(str(source)):
+        return _read_uri(str(source), labels)
+    root = Path(source)
     if root.is_file() and root.suffix.lower() == ".csv":
-        items, duplicates = _read_csv(root, labels)
+        folder = root.parent
+        items, duplicates = _read_csv(root.read_bytes().decode("utf-8-sig"), root.name,
+                                      lambda p: p if is_uri(p) else str((folder / p).resolve()), labels)
         return AuditInputs(items, "csv", str(root.parent.resolve()), labels.unknown, duplicates)
     if not root.is_dir():
         raise CamError(f"{source}: neither a folder of images nor a .csv list")

@@ -28,6 +28,7 @@ from ..recorder import record, resolve_layer
 from ..registry import MethodSpec, get_method
 from .cost import ImageCost, image_cost, method_runs
 from .inputs import InputItem
+from .location import is_uri, open_input
 from .rows import base_row, box_columns, box_in_input, map_columns, metric_columns, prediction_columns
 
 Preprocess = Callable[[Image.Image], torch.Tensor]  # RGB image -> 1×3×H×W float32 on the CPU
@@ -48,7 +49,11 @@ class Prepared:
 def prepare(index: int, item: InputItem, preprocess: Preprocess) -> Prepared:
     """Decode and preprocess one image; a bad file gives a ``Prepared`` with ``error`` (never raises for it)."""
     try:
-        image = load_image(item.path, item.name)
+        if is_uri(item.path):
+            with open_input(item.path) as stream:
+                image = load_image(stream, item.name)
+        else:
+            image = load_image(item.path, item.name)
         x = preprocess(image)
     except CamError as exc:
         return Prepared(index, item, None, error=str(exc))

@@ -6,6 +6,7 @@ the same folder resumes, and no row is ever written twice. Read back with :func:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,9 +20,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..errors import CamError
+from . import location
+from .location import is_uri
 from .rows import FORMAT, SEP, audit_schema
 
 try:  # POSIX: an advisory lock the kernel drops when the process dies, so a killed run never blocks a resume
@@ -70,12 +74,19 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The folder's manifest, ``None`` when there is none yet."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
+    """The folder's manifest (a path, or a URI read through ``pyarrow.fs``), ``None`` when there is none yet."""
+    if is_uri(str(folder)):
+        path: str | Path = location.join(str(folder), MANIFEST)
+        if location.kind(str(path)) != "file":
+            return None
+        read = functools.partial(location.read_text, str(path))
+    else:
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            return None
+        read = functools.partial(path.read_text, encoding="utf-8")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read())
     except (OSError, ValueError) as exc:
         raise CamError(f"{path}: not a readable audit manifest ({exc})") from None
 
@@ -84,6 +95,15 @@ def part_files(folder: str | Path) -> list[Path]:
     """The finished part files, in the order they were written (temporary files excluded)."""
     parts = Path(folder) / PARTS
     return sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
+
+
+def part_uris(folder: str) -> list[str]:
+    """``part_files`` for an audit folder given as a URI (listed through ``pyarrow.fs``)."""
+    parts = location.join(folder, PARTS)
+    if location.kind(parts) != "dir":
+        return []
+    return [location.join(parts, name) for name, is_dir in location.listing(parts, recursive=False)
+            if not is_dir and name.startswith("part-") and name.endswith(".parquet")]
 
 
 def _part_number(path: Path) -> int:
@@ -218,11 +238,15 @@ def _sql_string(text: str) -> str:
 
 
 class Audit:
-    """A finished or running audit, read in-process with DuckDB: ``rows`` is a view over the part files."""
+    """A finished or running audit, read in-process with DuckDB: ``rows`` is a view over the part files.
+
+    ``folder`` is a path, or a URI (``s3://…``, ``gs://…``, ``file://…``): then the parts are listed and read
+    through ``pyarrow.fs`` as an Arrow dataset DuckDB scans (no DuckDB extension, no network of its own)."""
 
     def __init__(self, folder: str | Path) -> None:
+        self.uri = str(folder).rstrip("/") if is_uri(str(folder)) else None
         self.folder = Path(folder)
-        manifest = read_manifest(self.folder)
+        manifest = read_manifest(self.uri or self.folder)
         if manifest is None:
             raise CamError(f"{folder}: not an audit folder (no {MANIFEST})")
         self._manifest = manifest
@@ -233,7 +257,7 @@ class Audit:
     @property
     def manifest(self) -> dict[str, Any]:
         """The manifest as it is now (a running audit updates its counts after each part)."""
-        fresh = read_manifest(self.folder)
+        fresh = read_manifest(self.uri or self.folder)
         if fresh is not None:
             self._manifest = fresh
         return dict(self._manifest)
@@ -244,6 +268,14 @@ class Audit:
 
     def _refresh_view(self) -> None:
         """Point ``rows`` at the part files present now (a running audit adds parts)."""
+        if self.uri is not None:
+            uris = part_uris(self.uri)
+            fs = location.resolve(self.uri)[0]
+            dataset = pads.dataset([location.resolve(u)[1] for u in uris], schema=self.schema,
+                                   filesystem=fs, format="parquet")
+            self._con.register("_parts", dataset)
+            self._con.execute("CREATE OR REPLACE VIEW rows AS SELECT * FROM _parts")
+            return
         parts = part_files(self.folder)
         if parts:
             files = ", ".join(_sql_string(str(p)) for p in parts)

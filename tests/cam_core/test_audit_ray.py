@@ -5,6 +5,7 @@ the actors build themselves (module-level loader and preprocessing: what Ray pic
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
@@ -14,7 +15,7 @@ from cam_core.audit.engine_local import LocalEngine
 from cam_core.audit.inputs import read_inputs
 from cam_core.audit.job import AuditJob, run_audit
 from cam_core.audit.scan import ScanSettings
-from cam_core.audit.store import open_audit
+from cam_core.audit.store import open_audit, part_files
 from tests.cam_core.nets import GapNet, seeded
 
 pytestmark = pytest.mark.ray
@@ -57,6 +58,8 @@ def test_ray_rows_equal_local_rows(tmp_path):
     assert remote["engine"] == "ray" and local["counts"] == remote["counts"]
     assert local["counts"]["done"] == 6 and local["counts"]["errors"] == 1
 
+    sizes = {name: [pq.read_metadata(f).num_rows for f in part_files(tmp_path / name)] for name in ("local", "ray")}
+    assert sizes["ray"] == sizes["local"] == [2, 2, 2]  # a part is one batch, on either engine
     query = 'SELECT * FROM rows ORDER BY "index"'
     a, b = open_audit(tmp_path / "local").sql(query).to_pylist(), open_audit(tmp_path / "ray").sql(query).to_pylist()
     assert len(a) == len(b) == 6
