@@ -33,7 +33,8 @@ def files(tmp_path_factory):
     return root, states
 
 
-def _channel_mean(state, x):
+def _channel_map(state, x):
+    """The channel's map on ``x`` by a plain forward hook on a net built and loaded here."""
     net = models.SPECS[ARCH].build(4)
     net.load_state_dict(state)
     net.eval()
@@ -44,7 +45,11 @@ def _channel_mean(state, x):
             net(x)
     finally:
         handle.remove()
-    return float(kept["out"][0, CHANNEL].mean())
+    return kept["out"][0, CHANNEL]
+
+
+def _channel_mean(state, x):
+    return float(_channel_map(state, x).mean())
 
 
 def test_each_state_reports_its_own_channel(files, tmp_path, capsys):
@@ -80,3 +85,29 @@ def test_bad_input_is_one_line(files, tmp_path, capsys):
     assert main([*base, "--model", "resnet18", "--weights",
                  f"{root / 'epoch0.safetensors'},{root / 'epoch1.safetensors'}"]) == 1
     assert "do not fit resnet18" in capsys.readouterr().err
+
+
+def test_images_add_each_states_top_patches_as_a_plain_loop_finds_them(files, tmp_path, capsys):
+    root, states = files
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        photo = {"a.png": data.coffee(), "b.png": data.chelsea(), "c.png": data.astronaut()}[name]
+        Image.fromarray(photo).resize((64, 64)).save(folder / name)
+    weights = f"{root / 'epoch0.safetensors'},{root / 'epoch1.safetensors'}"
+    code = main(["evolution", "--model", ARCH, "--weights", weights, str(root / "cat.png"), "--layer", LAYER,
+                 "--channel", str(CHANNEL), "--steps", "0", "--input-size", str(SIZE), "--images", str(folder),
+                 "--top", "2", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    spec = models.SPECS[ARCH]
+    for s, state in zip(rec["states"], states):
+        brute = []
+        for path in sorted(folder.iterdir()):
+            x = model_preprocess(Image.open(path).convert("RGB"), SIZE, spec.mean, spec.std, "cpu")
+            brute.append((float(_channel_map(state, x).max()), path.name))
+        brute.sort(key=lambda t: -t[0])
+        assert [p["image"] for p in s["patches"]] == [b[1] for b in brute[:2]]
+        assert [p["value"] for p in s["patches"]] == pytest.approx([b[0] for b in brute[:2]], rel=1e-4, abs=1e-5)
+    strip = np.asarray(Image.open(rec["png"]))
+    assert strip.shape[0] > 128 + 2 * 64  # a map row and two rows of patches
