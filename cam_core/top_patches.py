@@ -27,6 +27,7 @@ from torch import nn
 
 from .audit.engine_local import DEFAULT_WORKERS, prepared_batches
 from .audit.inputs import InputItem
+from .audit.review import image_path
 from .audit.scan import BatchRecord, Preprocess, Scanner, ScanSettings
 from .audit.store import TMP_SUFFIX, _replace_into
 from .errors import CamError
@@ -64,7 +65,8 @@ def layer_field(model: nn.Module, layer: str, x: torch.Tensor) -> Field:
 class Patch:
     """One kept activation: ``channel``, its ``rank`` there (0 = strongest), the activation ``value``, the image
     ``index`` (position in the pass's input list), the position ``row``, ``col`` on the layer's map, its
-    receptive-field ``box`` on the model's input and that input's size."""
+    receptive-field ``box`` on the model's input, that input's size and (read back from a table) the image's
+    ``path``."""
 
     channel: int
     rank: int
@@ -75,6 +77,7 @@ class Patch:
     box: Box
     input_h: int
     input_w: int
+    path: str | None = None  # the image's name in the set, when read back from a table
 
 
 class TopPatches:
@@ -168,22 +171,58 @@ class TopPatches:
         return pa.table(cols)
 
 
-def collect(model: nn.Module, items: Sequence[InputItem], categories: Sequence[str], preprocess: Preprocess,
-            layer: str, k: int = DEFAULT_K, channels: Sequence[int] | None = None, batch: int = 16,
-            workers: int = DEFAULT_WORKERS, progress: Callable[[int, int], None] | None = None,
-            ) -> tuple[TopPatches, list[str]]:
+def collect(model: nn.Module, items: Sequence[InputItem] | Mapping[int, InputItem], categories: Sequence[str],
+            preprocess: Preprocess, layer: str, k: int = DEFAULT_K, channels: Sequence[int] | None = None,
+            batch: int = 16, workers: int = DEFAULT_WORKERS, progress: Callable[[int, int], None] | None = None,
+            indices: Sequence[int] | None = None) -> tuple[TopPatches, list[str]]:
     """One pass over ``items`` (decoded in worker threads, as an audit) keeping the top ``k`` per channel of
-    ``layer``; the patches and the one-line errors of the images that could not be read (the others go on)."""
+    ``layer``; the patches and the one-line errors of the images that could not be read (the others go on).
+    ``indices``: the items to pass, by their index (default all, 0 to len − 1); a patch's ``index`` is its item's."""
+    order = list(range(len(items))) if indices is None else list(indices)
     top = TopPatches(model, layer, k, channels)
     scanner = Scanner(model, categories, ScanSettings(layer, {}), consumer=top)
     errors: list[str] = []
     done = 0
-    for prepared in prepared_batches(items, range(len(items)), preprocess, batch, workers):
+    for prepared in prepared_batches(items, order, preprocess, batch, workers):  # type: ignore[arg-type]
         errors += [row["error"] for row in scanner.rows(prepared) if row.get("error")]
         done += len(prepared)
         if progress is not None:
-            progress(done, len(items))
+            progress(done, len(order))
     return top, errors
+
+
+def audit_images(rows: Sequence[Mapping[str, Any]], root: Path) -> tuple[dict[int, InputItem], list[str]]:
+    """An audit's images to pass again, by the audit's own index: each row read without an error (``index``,
+    ``path``, ``error``) whose file lies under ``root``; and the paths of those that are missing there or leave it."""
+    items: dict[int, InputItem] = {}
+    missing: list[str] = []
+    for row in rows:
+        if row.get("error"):
+            continue
+        found = image_path(root, str(row.get("path") or ""))
+        if found is None:
+            missing.append(str(row.get("path")))
+            continue
+        items[int(row["index"])] = InputItem(str(found), str(row["path"]))
+    return items, missing
+
+
+def save_patches(folder: str | Path, top: TopPatches, paths: Sequence[str] | Mapping[int, str], *, model: str,
+                 input_size: int, source: str) -> Path:
+    """Write ``top``'s patches with each image's path as ``folder``'s patch file of its layer (``write_patches``),
+    with what they were computed from: model, input size, k, images passed and the set's source."""
+    meta = {"model": model, "input_size": input_size, "k": top.k, "images": top.images, "source": str(source)}
+    return write_patches(folder, top.layer, top.table(paths), meta)  # type: ignore[arg-type]
+
+
+def from_table(table: pa.Table, channels: Sequence[int] | None = None) -> list[Patch]:
+    """A patch table read back (``read_patches``) as patches, by channel then rank (only ``channels`` if given)."""
+    wanted = None if channels is None else {int(c) for c in channels}
+    out = [Patch(int(r["channel"]), int(r["rank"]), float(r["value"]), int(r["index"]), int(r["row"]),
+                 int(r["col"]), Box(int(r["top"]), int(r["left"]), int(r["bottom"]), int(r["right"])),
+                 int(r["input_h"]), int(r["input_w"]), r.get("path"))
+           for r in table.to_pylist() if wanted is None or int(r["channel"]) in wanted]
+    return sorted(out, key=lambda p: (p.channel, p.rank))
 
 
 def patch_file(folder: str | Path, layer: str) -> Path:
@@ -230,6 +269,13 @@ def projection(model: nn.Module, x: torch.Tensor, layer: str, patch: Patch) -> n
     return gradient_image(e.gradient[:, b.top:b.bottom + 1, b.left:b.right + 1])
 
 
+def pair_tile(crop_rgb: np.ndarray, projection_rgb: np.ndarray, cell: int = 56) -> np.ndarray:
+    """A patch's receptive-field crop beside its deconvnet projection, each scaled to ``cell`` px: cell × 2·cell × 3."""
+    tiles = [np.asarray(Image.fromarray(img).resize((cell, cell), Image.Resampling.NEAREST))
+             for img in (crop_rgb, projection_rgb)]
+    return np.concatenate(tiles, axis=1)
+
+
 def patch_sheet(model: nn.Module, layer: str, patches: Sequence[Patch], inputs: Callable[[int], torch.Tensor],
                 mean: Sequence[float], std: Sequence[float], cell: int = 56, gap: int = 4) -> np.ndarray:
     """Z&F's fig. 2 as one image: a row per channel, each kept patch as its receptive-field crop beside its
@@ -245,13 +291,12 @@ def patch_sheet(model: nn.Module, layer: str, patches: Sequence[Patch], inputs: 
     for r, (_channel, ps) in enumerate(sorted(rows.items())):
         for j, p in enumerate(sorted(ps, key=lambda q: q.rank)):
             x = cache[p.index] if p.index in cache else cache.setdefault(p.index, inputs(p.index))
-            for half, img in enumerate((crop(x, p, mean, std), projection(model, x, layer, p))):
-                tile = np.asarray(Image.fromarray(img).resize((cell, cell), Image.Resampling.NEAREST))
-                top = gap + r * (cell + gap)
-                left = gap + j * (2 * cell + 2 * gap) + half * cell
-                sheet[top:top + cell, left:left + cell] = tile
+            top, left = gap + r * (cell + gap), gap + j * (2 * cell + 2 * gap)
+            sheet[top:top + cell, left:left + 2 * cell] = pair_tile(crop(x, p, mean, std),
+                                                                    projection(model, x, layer, p), cell)
     return sheet
 
 
-__all__ = ["COLUMNS", "DEFAULT_K", "PATCHES", "Patch", "TopPatches", "collect", "crop", "layer_field", "patch_sheet",
-           "patch_file", "projection", "read_patches", "write_patches"]
+__all__ = ["COLUMNS", "DEFAULT_K", "PATCHES", "Patch", "TopPatches", "audit_images", "collect", "crop", "from_table",
+           "layer_field", "pair_tile", "patch_file", "patch_sheet", "projection", "read_patches", "save_patches",
+           "write_patches"]

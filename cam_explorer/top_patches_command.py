@@ -17,7 +17,7 @@ from cam_core.audit.scan import prepare
 from cam_core.audit.store import inputs_fingerprint, read_manifest
 from cam_core.errors import CamError
 from cam_core.recorder import resolve_layer
-from cam_core.top_patches import DEFAULT_K, collect, patch_file, patch_sheet, write_patches
+from cam_core.top_patches import DEFAULT_K, collect, patch_file, patch_sheet, save_patches
 from models import preprocess as model_preprocess
 
 from . import writers
@@ -112,9 +112,8 @@ def top_patches(args: argparse.Namespace) -> int:
         raise
     for message in errors:
         writers.say(f"warning: {message}")
-    paths = [i.name for i in inputs.items]
-    meta = {"model": name, "input_size": spec.input_size, "k": args.k, "images": top.images, "source": str(data)}
-    path = write_patches(out, layer, top.table(paths), meta)
+    path = save_patches(out, top, [i.name for i in inputs.items], model=name, input_size=spec.input_size,
+                        source=str(data))
     sheet = None
     drawn = channels if channels is not None else (top.channels or [])[:max(args.sheet, 0)]
     if args.sheet > 0 and drawn:

@@ -1,6 +1,7 @@
 """Layers (Zeiler & Fergus 2014): what a layer sees — its strongest feature maps, one channel projected
 back to pixels with a deconvnet, the per-channel mean activations, the first-layer filters, and the
-channel-mean map at each stage from the input to the head.
+channel-mean map at each stage from the input to the head; and a channel's top-activating patches over an
+audit's images (``ui.patches_view``).
 
 Every heavy result comes from ``ui.cache`` (keyed by image hash + model + layer (+ channel)); changing N or the
 colormap only redraws.
@@ -14,7 +15,7 @@ import streamlit as st
 
 from cam_core.render import (CHECKERBOARD_NOTE, CHECKERBOARD_THRESHOLD, COLORMAP_NAMES, colorize, end_colours,
                              filter_mosaic, heatmap_at_image_size, overlay, tile, unit_range)
-from ui import cache
+from ui import cache, patches_view
 from ui.sidebar import photo_page
 from ui.widgets import remembered_select, remembered_slider, reset_when_changed, show_error
 
@@ -137,6 +138,8 @@ def main(ctx: Any) -> None:
                                 format_func=lambda c: f"ch {c} · mean {fm.mean[c]:.3f} (rank {order.index(c) + 1})",
                                 help="Ordered by mean activation; type a number to find any channel")
     _selected_channel(ctx, fm, layer, int(channel), cmap)
+
+    patches_view.section(ctx, layer, int(channel), order)
 
     st.subheader("Mean activation per channel", anchor=False)
     st.plotly_chart(_mean_chart(fm, top, int(channel)), width="stretch", key="layers_means",
