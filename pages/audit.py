@@ -229,6 +229,10 @@ def _show(folder: Path) -> None:
                        help="One self-contained file for a review: summary, per class, confusion matrix, the surest "
                             "mistakes and right-for-the-wrong-reason cases with overlays, provenance "
                             "(also `cam-explorer audit-report`)")
+    st.page_link("pages/layers.py", label="Each channel's top-activating images in this audit (Layers)",
+                 icon=":material/grid_view:",
+                 help="The same audit opens there (Top patches over a set): Zeiler & Fergus's fig. 2 for the layer and channel picked on Layers: the images of this "
+                      "audit that excite the channel most, each crop beside its deconvnet projection")
     _overview(data)
     st.divider()
     st.subheader("Browse", anchor=False)

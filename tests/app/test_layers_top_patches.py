@@ -107,3 +107,15 @@ def test_a_name_leading_out_is_refused(app, audits, monkeypatch):
     at = _open(app, "../secret", monkeypatch, audits)
     assert any("'..' is not allowed" in e.value for e in at.error), [e.value for e in at.error]
     assert not _patches(at) and not [b for b in at.button if b.key == "patches_compute"]
+
+
+def test_the_audit_page_links_to_the_same_audits_patches(app, audits, monkeypatch):
+    monkeypatch.setenv("CAM_EXPLORER_AUDITS", str(audits))
+    app.query_params["audit"] = "other"
+    at = app.run()
+    at.switch_page("pages/audit.py").run()
+    (link,) = [el for el in at.get("page_link") if el.proto.page.endswith("layers")]
+    assert "top-activating images" in link.proto.label
+    at.switch_page(PAGE).run()  # following it: the Layers section has the audit the Audit page showed
+    assert not at.exception
+    assert [s.value for s in at.selectbox if s.label == "Image set (an audit)"] == ["other"]
