@@ -1,7 +1,8 @@
 """CSS that keeps every label readable in a small window (1024×768, 800×900): text wraps instead of being cut.
 
 Streamlit cuts a widget label, a toggle's text or the upload box's instructions with an ellipsis when its
-column is narrow ("About" → "A…", "Signed" → "Si…"); columns here wrap onto the next line before they get
+column is narrow ("About" → "A…", "Signed" → "Si…"), and a button's text too ("Compare with random maps" in
+half of an 800-px page); columns here wrap onto the next line before they get
 that narrow. Checked by tests/e2e/test_fit_browser.py (no element's text wider than its box).
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ CSS = f"""
 [data-testid="stFileUploaderDropzoneInstructions"] * {{ white-space: normal; overflow: visible;
   text-overflow: clip; }}
 [data-testid="stWidgetLabel"] p, [data-testid="stCheckbox"] label p {{ white-space: normal; overflow-wrap: anywhere; }}
+[data-testid^="stBaseButton"] {{ max-width: 100%; height: auto; }}
+[data-testid^="stBaseButton"] * {{ white-space: normal; overflow: visible; text-overflow: clip; min-width: 0; }}
 """
 
 

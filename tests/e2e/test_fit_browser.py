@@ -32,6 +32,7 @@ def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir,
     try:
         page.goto(app_url)
         page.get_by_text("Method: Grad-CAM", exact=False).wait_for()
+        page.locator(".st-key-trust_metrics button").first.wait_for()  # the trust button, its label final
         _wait_idle(page)
         cut = page.evaluate(CUT)
         page.screenshot(path=str(screenshot_dir / f"fit_inspect_{width}x{height}.png"))
