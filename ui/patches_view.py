@@ -4,11 +4,11 @@ each of a channel's k strongest images as its receptive-field crop beside its de
 The set is an audit inside the configured audits folders (``cam_core.audit.paths``: nothing outside them is
 read). The patches are ``cam_core.top_patches``' and live with the audit (``patches/LAYER.parquet``), so
 ``cam-explorer top-patches AUDIT`` and this view read and write the same file; the one pass over the images runs
-only when the audit has none for the layer, on a click, with a progress bar. Cached calls through ``ui.engine``.
+only when the audit has none for the layer, on a click, in the background (``ui.patch_jobs``: it survives a
+click elsewhere or a page switch) with its progress and the time left. Cached calls through ``ui.engine``.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from cam_core.top_patches import (DEFAULT_K, Patch, audit_images, collect, crop,
                                   projection, read_patches, save_patches)
 from cam_explorer.writers import duration
 
-from . import audit_view, engine, state
+from . import audit_view, engine, patch_jobs, state
 from .cache import get_backbone
 from .widgets import literal, remembered_select, show_error
 
@@ -93,35 +93,41 @@ def _expected(backbone: Any, items: dict[int, InputItem], count: int) -> str:
     return f"about {duration(seconds)}" if seconds else "the first batch times it"
 
 
-def _compute(folder: str, sig: Any, layer: str, model: str, size: int, k: int, backbone: Any,
-             items: dict[int, InputItem], source: str, bar: Any) -> tuple[int, list[str]]:
-    started = time.perf_counter()
-    label = f"Top patches of {layer}"
-
-    def progress(done: int, total: int) -> None:
-        left = (time.perf_counter() - started) / done * (total - done) if done else None
-        text = f"{label}: {done} of {total} images" + (f" · about {duration(left)} left" if left else "")
-        bar.progress(min(done / max(total, 1), 1.0), text=text)
-
-    top, errors = collect(backbone.model, items, backbone.categories, backbone.preprocess, layer, k=k,
-                          progress=progress, indices=sorted(items))
-    save_patches(folder, top, {i: it.name for i, it in items.items()}, model=model, input_size=size, source=source)
-    return top.images, errors
+def job_key(folder: Path, layer: str, model: str, backbone: Any) -> tuple[str, str, str, int]:
+    """What a pass over the audit is shared by: audit folder, layer, model and input size."""
+    return str(folder), layer, model, int(backbone.spec.input_size)
 
 
-def compute(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, model: str,
-            items: dict[int, InputItem]) -> tuple[int, list[str]]:
-    """One pass over the audit's images keeping the top ``DEFAULT_K`` of every channel of ``layer``, stored with
-    the audit; a progress bar with the time left while it runs. Two sessions asking at once run it once."""
-    bar = st.progress(0.0, text=f"Top patches of {layer} over {len(items)} images "
-                                f"({_expected(backbone, items, len(items))}): starting…")
-    try:
-        return engine.cached(None, "top_patches", _compute, image=False, entries=8, folder=str(folder),
-                             sig=audit_view.signature(folder), layer=layer, model=model,
-                             size=int(backbone.spec.input_size), k=DEFAULT_K, _backbone=backbone, _items=items,
-                             source=str(manifest.get("source")), _bar=bar)
-    finally:
-        bar.empty()
+def start(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, model: str,
+          items: dict[int, InputItem], missing: int = 0) -> None:
+    """(The compute button's callback.) One pass over the audit's images in the background (``ui.patch_jobs``)
+    keeping the top ``DEFAULT_K`` of every channel of ``layer``, stored with the audit when it ends."""
+
+    def work(progress: Any) -> tuple[int, int]:
+        top, errors = collect(backbone.model, items, backbone.categories, backbone.preprocess, layer, k=DEFAULT_K,
+                              progress=progress, indices=sorted(items))
+        save_patches(folder, top, {i: it.name for i, it in items.items()}, model=model,
+                     input_size=int(backbone.spec.input_size), source=str(manifest.get("source")))
+        return top.images, len(errors) + missing
+
+    patch_jobs.start(job_key(folder, layer, model, backbone), len(items), work)
+
+
+def _live(key: Any, layer: str, expected: str) -> None:
+    """The running pass's progress, redrawn every second; the whole page reruns when it ends."""
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        job = patch_jobs.status(key)
+        if job is None or job.finished:
+            st.rerun(scope="app")
+        text = f"Top patches of {layer}: {job.done} of {job.total} images"
+        left = job.left_s
+        text += f" · about {duration(left)} left" if left else f" · {expected}"
+        st.progress(min(job.done / max(job.total, 1), 1.0), text=text)
+        st.caption("It runs on the server: you can look at other channels or pages meanwhile.")
+
+    live()
 
 
 def _pair(folder: str, stamp: Any, layer: str, channel: int, rank: int, model: str, size: int, backbone: Any,
@@ -143,14 +149,6 @@ def pair(folder: Path, layer: str, backbone: Any, model: str, patch: Patch, file
                          stamp=_stamp(folder, layer), layer=layer, channel=patch.channel, rank=patch.rank,
                          model=model, size=int(backbone.spec.input_size), _backbone=backbone, _patch=patch,
                          _file=file)
-
-
-_ASKED = "_patches_asked"
-
-
-def _ask(what: tuple[str, str, str]) -> None:
-    """(The compute button's callback.) Remember the click until the run that reaches the button again uses it."""
-    st.session_state[_ASKED] = what
 
 
 # --- the section ---------------------------------------------------------------------------------------------
@@ -189,43 +187,35 @@ def _show_channel(folder: Path, layer: str, backbone: Any, model: str, patches: 
 
 
 def _offer(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, model: str, root: Path | None,
-           name: str) -> tuple[list[Patch], dict[str, Any]] | None:
-    """No patches of ``layer`` stored: a button computing them over the audit's images; the stored result once
-    it has run (the offer then leaves the page), else None."""
-    offer = st.empty()
-    with offer.container():
-        st.info(f"This audit has no top patches of {layer} yet.", icon=":material/info:")
-        if root is None:
-            st.caption("Its images are outside the audits folders, so they cannot be read from here: run "
-                       f"`cam-explorer top-patches {literal(str(folder))} --layer {layer}` where they are.")
-            return None
-        try:
-            items, missing = audit_images(_rows(folder), root)
-        except Exception as exc:
-            show_error(exc, context=f"audit {name}")
-            return None
-        if not items:
-            st.caption("None of its images can be read from here.")
-            return None
-        asked = (str(folder), layer, model)
-        st.button(f"Compute them over the audit's {len(items)} images", key="patches_compute",
-                  icon=":material/play_arrow:", on_click=_ask, args=(asked,),
-                  help=f"One pass through the model at {backbone.spec.input_size} px keeping each channel's "
-                       f"{DEFAULT_K} strongest images; stored with the audit for the next visit and the CLI")
-        if st.session_state.get(_ASKED) != asked:
-            return None
-        del st.session_state[_ASKED]
-        try:
-            passed, errors = compute(folder, manifest, layer, backbone, model, items)
-            got = stored(folder, layer)
-        except Exception as exc:
-            show_error(exc, context=f"top patches of {layer}")
-            return None
-    offer.empty()
-    if errors or missing:
-        st.warning(f"{len(errors) + len(missing)} of the audit's images could not be read; the patches are of "
-                   f"the other {passed}.", icon=":material/warning:")
-    return got
+           name: str) -> None:
+    """No patches of ``layer`` stored: the running pass's progress, or a button starting one over the audit's
+    images (with why the last one failed, if it did)."""
+    key = job_key(folder, layer, model, backbone)
+    job = patch_jobs.status(key)
+    if job is not None and not job.finished:
+        _live(key, layer, "timing the first batch")
+        return
+    st.info(f"This audit has no top patches of {layer} yet.", icon=":material/info:")
+    if job is not None and job.error:
+        st.error(f"The last pass failed: {literal(job.error, limit=300)}", icon=":material/error:")
+    if root is None:
+        st.caption("Its images are outside the audits folders, so they cannot be read from here: run "
+                   f"`cam-explorer top-patches {literal(str(folder))} --layer {layer}` where they are.")
+        return
+    try:
+        items, missing = audit_images(_rows(folder), root)
+    except Exception as exc:
+        show_error(exc, context=f"audit {name}")
+        return
+    if not items:
+        st.caption("None of its images can be read from here.")
+        return
+    st.button(f"Compute them over the audit's {len(items)} images", key="patches_compute",
+              icon=":material/play_arrow:", on_click=start,
+              args=(folder, manifest, layer, backbone, model, items, len(missing)),
+              help=f"One pass through the model at {backbone.spec.input_size} px keeping each channel's "
+                   f"{DEFAULT_K} strongest images ({_expected(backbone, items, len(items))}), in the background; "
+                   "stored with the audit for the next visit and the CLI")
 
 
 def section(ctx: Any, layer: str, channel: int, choices: list[int]) -> None:
@@ -271,10 +261,14 @@ def section(ctx: Any, layer: str, channel: int, choices: list[int]) -> None:
         return
     root = audit_view.image_root(folder, manifest)
     if got is None:
-        got = _offer(folder, manifest, layer, backbone, model, root, name)
-        if got is None:
-            return
+        _offer(folder, manifest, layer, backbone, model, root, name)
+        return
     patches, meta = got
+    key = job_key(folder, layer, model, backbone)
+    job = patch_jobs.status(key)
+    if job is not None and job.finished and job.unread:
+        st.warning(f"{job.unread} of the audit's images could not be read; the patches are of the other "
+                   f"{job.passed}.", icon=":material/warning:")
     size = meta.get("input_size")
     if size and size != ctx.backbone.spec.input_size:
         st.caption(f"At the audit's input size, {size} px (the sidebar's is {ctx.backbone.spec.input_size} px).")
