@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 
 import models
 from cam_core.audit.paths import AuditPathError, audit_roots, list_audits, resolve_audit
@@ -47,8 +48,9 @@ def mismatch(manifest: dict[str, Any], ctx: Any) -> str | None:
     made_with, selected = str(manifest.get("model")), model_name(ctx)
     if made_with == selected:
         return None
-    return (f"This audit was made with {literal(made_with)}, but the sidebar's model is {literal(selected)}: its "
-            f"patches are of another network's channels. Pick {literal(made_with)} in the sidebar, or another audit.")
+    yours = "your own weights" if selected.startswith("own:") else literal(selected)
+    return (f"This audit was made with {literal(made_with)}, but the sidebar's model is {yours}: its patches are "
+            f"of another network's channels. Pick {literal(made_with)} in the sidebar, or another audit.")
 
 
 def backbone_for(ctx: Any, manifest: dict[str, Any]) -> Any:
@@ -87,9 +89,17 @@ def _rows(folder: Path) -> list[dict[str, Any]]:
     return audit_view.audit_of(folder).sql('SELECT "index", path, error FROM rows ORDER BY "index"').to_pylist()
 
 
-def _expected(backbone: Any, items: dict[int, InputItem], count: int) -> str:
-    first = prepare(0, next(iter(items.values())), backbone.preprocess)
-    seconds = None if first.x is None else estimate_seconds(backbone.model, first.x.to(backbone.device), count)
+def _shape(folder: str, size: int, backbone: Any, item: InputItem) -> tuple[int, ...] | None:
+    first = prepare(0, item, backbone.preprocess)
+    return None if first.x is None else tuple(first.x.shape)
+
+
+def _expected(folder: Path, backbone: Any, items: dict[int, InputItem]) -> str:
+    """The pass's time from what this process measured for such inputs, or that the first batch will time it."""
+    shape = engine.cached(None, "patches_shape", _shape, image=False, entries=16, folder=str(folder),
+                          size=int(backbone.spec.input_size), _backbone=backbone, _item=next(iter(items.values())))
+    seconds = None if shape is None else estimate_seconds(backbone.model, torch.empty(shape, device=backbone.device),
+                                                          len(items))
     return f"about {duration(seconds)}" if seconds else "the first batch times it"
 
 
@@ -214,7 +224,7 @@ def _offer(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, mo
               icon=":material/play_arrow:", on_click=start,
               args=(folder, manifest, layer, backbone, model, items, len(missing)),
               help=f"One pass through the model at {backbone.spec.input_size} px keeping each channel's "
-                   f"{DEFAULT_K} strongest images ({_expected(backbone, items, len(items))}), in the background; "
+                   f"{DEFAULT_K} strongest images ({_expected(folder, backbone, items)}), in the background; "
                    "stored with the audit for the next visit and the CLI")
 
 

@@ -112,3 +112,20 @@ def test_an_image_redone_alone_counts_once():
     top(rec)
     top(BatchRecord([1], x[1:], torch.zeros(1, 5), torch.zeros(1), LAYER, rec.activations[1:]))
     assert top.images == 2 and [p.index for p in top.patches() if p.channel == 0] == [0, 1]
+
+
+def test_audit_images_keep_the_audits_indices_and_stay_under_the_root(tmp_path):
+    from cam_core.top_patches import audit_images
+
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.fromarray(data.coffee()).resize((8, 8)).save(root / name)
+    Image.fromarray(data.coffee()).resize((8, 8)).save(tmp_path / "outside.png")
+    rows = [{"index": 0, "path": "a.png", "error": None}, {"index": 1, "path": "bad.png", "error": "bad.png: no"},
+            {"index": 2, "path": "sub/b.png", "error": None}, {"index": 3, "path": "../outside.png", "error": None},
+            {"index": 4, "path": "gone.png", "error": None}]
+    items, missing = audit_images(rows, root.resolve())
+    assert sorted(items) == [0, 2]  # the audit's own indices; the error row is not passed again
+    assert [items[i].name for i in (0, 2)] == ["a.png", "sub/b.png"]
+    assert missing == ["../outside.png", "gone.png"]  # leaving the root is never read
