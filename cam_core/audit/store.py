@@ -6,11 +6,13 @@ the same folder resumes, and no row is ever written twice. Read back with :func:
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -251,8 +253,9 @@ class Audit:
             raise CamError(f"{folder}: not an audit folder (no {MANIFEST})")
         self._manifest = manifest
         self.schema = audit_schema(list(manifest.get("methods") or {}), manifest.get("metrics") or ())
-        self._con = duckdb.connect(":memory:")
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(":memory:")
         self._lock = threading.Lock()
+        _OPEN.add(self)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -287,6 +290,8 @@ class Audit:
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
         """Run ``query`` (DuckDB SQL over the view ``rows``) and return the result as an Arrow table."""
         with self._lock:
+            if self._con is None:
+                raise CamError(f"{self.folder}: this audit was closed")
             self._refresh_view()
             return self._con.sql(query, params=params or None).to_arrow_table()
 
@@ -308,14 +313,34 @@ class Audit:
             raise CamError(f"image {index} has no {method} map" + (f": {row['error']}" if row["error"] else ""))
         return np.asarray(row["m"], dtype=np.float32).reshape(row["h"], row["w"])
 
-    def close(self) -> None:
-        self._con.close()
+    def close(self, wait: float = -1) -> None:
+        """Close and drop the DuckDB connection (after the query in flight; at most ``wait`` s when ≥ 0)."""
+        locked = self._lock.acquire(timeout=wait)
+        try:
+            con, self._con = self._con, None
+            if con is not None:
+                con.close()
+        finally:
+            if locked:
+                self._lock.release()
+        _OPEN.discard(self)
 
     def __enter__(self) -> Audit:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_OPEN: weakref.WeakSet[Audit] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_audits() -> None:
+    """Close the audits still open at exit (an app's cached ones, one held by a daemon thread): a connection
+    alive when DuckDB's module is torn down makes it print "nanobind: leaked …" lines."""
+    for audit in list(_OPEN):
+        audit.close(wait=1.0)
 
 
 def open_audit(folder: str | Path) -> Audit:

@@ -105,3 +105,32 @@ def test_a_folder_with_other_settings_or_a_second_writer_is_refused(tmp_path):
     json.loads((folder / "manifest.json").read_text())  # still a whole manifest
     with pytest.raises(CamError, match="not an audit folder"):
         open_audit(tmp_path)
+
+
+def test_an_audit_left_open_is_closed_at_exit(tmp_path):
+    """An audit still open when Python exits (held by a daemon thread, as an app's cache holds them) is closed
+    first: DuckDB (nanobind) prints "leaked …" lines for a connection alive at its teardown. A closed audit
+    refuses queries with one line."""
+    writer = AuditWriter(tmp_path / "a", MANIFEST)
+    writer.write([_row(0), _row(1)])
+    writer.finish()
+    script = textwrap.dedent(f"""
+        import threading, time
+        from cam_core.audit.store import open_audit
+        ready = threading.Event()
+        def hold():
+            audit = open_audit({str(tmp_path / "a")!r})
+            print(audit.count(), flush=True)
+            ready.set()
+            time.sleep(60)
+        threading.Thread(target=hold, daemon=True).start()
+        ready.wait(30)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr
+    assert "leaked" not in done.stderr
+    audit = open_audit(tmp_path / "a")
+    audit.close()
+    with pytest.raises(CamError, match="closed"):
+        audit.count()
