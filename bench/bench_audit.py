@@ -108,11 +108,27 @@ def throughput(args: argparse.Namespace, work: Path, backbone, job: AuditJob) ->
         print(f"  audit / pytorch-grad-cam  {rate['audit (Grad-CAM)'] / rate['pytorch-grad-cam loop']:.2f}×")
 
 
+def _cpu_seconds(psutil) -> float:
+    """CPU time used so far by this process and everything it started (Ray's processes are its children)."""
+    total = 0.0
+    me = psutil.Process()
+    for proc in (me, *me.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
 def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> None:
-    """Both engines on the same set, one run each, rows checked equal: the time in all (Ray: importing and
-    starting it, its actor loading the model), the time to the first part, and the steady rate from the first
-    part to the last."""
+    """Both engines on the same set, one run each (local before and after Ray, as the machine's load moves), rows
+    compared: the time in all (Ray: importing and starting it, its actor loading the model), the time to the first
+    part, the steady rate from the first part to the last, and the CPU seconds per image in that stretch (all
+    processes: what the engine costs, whatever else the machine runs)."""
     t0 = time.perf_counter()
+    import psutil  # Ray's dependency
+
     from cam_core.audit.engine_ray import RayEngine  # Ray's import is part of its cost
     from cam_explorer.audit_command import load_model
 
@@ -121,22 +137,28 @@ def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> Non
     engines = {"local": local,
                "ray": RayEngine(functools.partial(load_model, "efficientnet_lite0", None), "cpu", actors=actors,
                                 num_cpus=2),
-               "local again": local}  # before and after Ray: the machine's load moves between runs
+               "local again": local}
     print(f"engines on {len(job.items)} photos, batch {job.batch}, one run each (Ray in-process on 2 CPUs, "
           f"{actors or 1} actor(s)); load average {os.getloadavg()[0]:.1f} before:")
-    seconds, steady = {}, {}
+    seconds, steady, cpu = {}, {}, {}
     for name, engine in engines.items():
         folder = work / f"engine-{name.replace(' ', '-')}"
-        parts: list[tuple[int, float]] = []
+        parts: list[tuple[int, float, float]] = []
+
+        def part(st) -> None:
+            if st.part and st.written:
+                parts.append((st.written, st.seconds, _cpu_seconds(psutil)))
+
         start = time.perf_counter()
-        run_audit(folder, job, {**MANIFEST, "layer": job.settings.layer}, engine,
-                  lambda st: parts.append((st.written, st.seconds)) if st.part and st.written else None)
-        seconds[name] = time.perf_counter() - start + (import_s if name == "ray" else 0.0)
-        (n0, t0), (n1, t1) = parts[0], parts[-1]
+        run_audit(folder, job, {**MANIFEST, "layer": job.settings.layer}, engine, part)
+        extra = import_s if name == "ray" else 0.0
+        seconds[name] = time.perf_counter() - start + extra
+        (n0, t0, c0), (n1, t1, c1) = parts[0], parts[-1]
         steady[name] = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
-        print(f"  {name:11s} {seconds[name]:6.1f} s in all, first part after "
-              f"{t0 + (import_s if name == 'ray' else 0.0):5.1f} s, {steady[name]:5.1f} images/s from the "
-              f"first part to the last ({len(parts)} parts)")
+        cpu[name] = (c1 - c0) / (n1 - n0) if n1 > n0 else float("nan")
+        print(f"  {name:11s} {seconds[name]:6.1f} s in all, first part after {t0 + extra:5.1f} s, "
+              f"{steady[name]:5.1f} images/s and {1000 * cpu[name]:4.0f} ms CPU an image from the first part "
+              f"to the last ({len(parts)} parts)")
     query = 'SELECT * EXCLUDE ("gradcam__seconds") FROM rows ORDER BY "index"'
     with open_audit(work / "engine-local") as a, open_audit(work / "engine-ray") as b:
         ra, rb = a.sql(query).to_pylist(), b.sql(query).to_pylist()
@@ -146,11 +168,11 @@ def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> Non
     drop = ("gradcam__map", "confidence", "top5_prob")
     same = len(ra) == len(rb) and all({k: v for k, v in x.items() if k not in drop}
                                       == {k: v for k, v in y.items() if k not in drop} for x, y in zip(ra, rb))
-    local_s = (seconds["local"] + seconds["local again"]) / 2
-    local_rate = (steady["local"] + steady["local again"]) / 2
-    print(f"  ray / local (the mean of its two runs): {seconds['ray'] / local_s:.2f}× the time in all (Ray's "
-          f"import {import_s:.1f} s included); {local_rate / steady['ray']:.2f}× the time per image after the "
-          f"first part; rows {'the same' if same else 'DIFFERENT'} (maps within {gap:.1e} of their scale)")
+    mean = lambda d: (d["local"] + d["local again"]) / 2  # noqa: E731
+    print(f"  ray / local (the mean of its two runs): {seconds['ray'] / mean(seconds):.2f}× the time in all "
+          f"(Ray's import {import_s:.1f} s included); after the first part {mean(steady) / steady['ray']:.2f}× "
+          f"the time and {cpu['ray'] / mean(cpu):.2f}× the CPU per image; rows {'the same' if same else 'DIFFERENT'}"
+          f" (maps within {gap:.1e} of their scale)")
     print(f"  load average {os.getloadavg()[0]:.1f} after")
 
 

@@ -1,5 +1,4 @@
-"""The Ray Data engine (Ray started in-process on 2 CPUs; its default: one model actor on both, two batches in it at
-once) writes the same
+"""The Ray Data engine (Ray started in-process on 2 CPUs; its default: one model actor on both CPUs) writes the same
 rows as the local engine: same columns, same predictions and errors, maps within 1e-5. Real skimage photos and a corrupt file; a tiny hand-built net
 the actors build themselves (module-level loader and preprocessing: what Ray pickles)."""
 from __future__ import annotations
