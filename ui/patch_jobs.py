@@ -40,6 +40,13 @@ class Job:
 
 _lock = threading.Lock()
 _jobs: dict[Key, Job] = {}
+_rates: dict[Any, float] = {}  # seconds an image of the last finished pass, by what its speed depends on
+
+
+def seconds_per_image(speed_key: Any) -> float | None:
+    """Seconds an image took in the last pass finished with ``speed_key`` (model, input size, device), or None."""
+    with _lock:
+        return _rates.get(speed_key)
 
 
 def status(key: Key) -> Job | None:
@@ -48,9 +55,10 @@ def status(key: Key) -> Job | None:
         return _jobs.get(key)
 
 
-def start(key: Key, total: int, work: Work) -> Job:
+def start(key: Key, total: int, work: Work, speed_key: Any = None) -> Job:
     """Run ``work`` in a thread for ``key`` unless one is running already; the job either way.
-    ``ENGINE_CALLS["top_patches"]`` counts the passes started."""
+    ``ENGINE_CALLS["top_patches"]`` counts the passes started; a pass that ends well records its seconds an image
+    under ``speed_key`` (``seconds_per_image``)."""
     with _lock:
         job = _jobs.get(key)
         if job is not None and not job.finished:
@@ -64,6 +72,9 @@ def start(key: Key, total: int, work: Work) -> Job:
     def run() -> None:
         try:
             job.passed, job.unread = work(progress)
+            if speed_key is not None and job.done:
+                with _lock:
+                    _rates[speed_key] = (time.monotonic() - job.started) / job.done
         except Exception as exc:  # shown on the page as one line; the pass is over either way
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             job.error = first[:300]

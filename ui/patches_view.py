@@ -100,7 +100,14 @@ def _expected(folder: Path, backbone: Any, items: dict[int, InputItem]) -> str:
                           size=int(backbone.spec.input_size), _backbone=backbone, _item=next(iter(items.values())))
     seconds = None if shape is None else estimate_seconds(backbone.model, torch.empty(shape, device=backbone.device),
                                                           len(items))
+    if not seconds:
+        last = patch_jobs.seconds_per_image(_speed_key(backbone))
+        seconds = None if last is None else last * len(items)
     return f"about {duration(seconds)}" if seconds else "the first batch times it"
+
+
+def _speed_key(backbone: Any) -> tuple[str, int, str]:
+    return backbone.spec.name, int(backbone.spec.input_size), str(backbone.device)
 
 
 def job_key(folder: Path, layer: str, model: str, backbone: Any) -> tuple[str, str, str, int]:
@@ -120,10 +127,10 @@ def start(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, mod
                      input_size=int(backbone.spec.input_size), source=str(manifest.get("source")))
         return top.images, len(errors) + missing
 
-    patch_jobs.start(job_key(folder, layer, model, backbone), len(items), work)
+    patch_jobs.start(job_key(folder, layer, model, backbone), len(items), work, _speed_key(backbone))
 
 
-def _live(key: Any, layer: str, expected: str) -> None:
+def _live(key: Any, layer: str, speed_key: Any) -> None:
     """The running pass's progress, redrawn every second; the whole page reruns when it ends."""
 
     @st.fragment(run_every=1.0)
@@ -133,7 +140,10 @@ def _live(key: Any, layer: str, expected: str) -> None:
             st.rerun(scope="app")
         text = f"Top patches of {layer}: {job.done} of {job.total} images"
         left = job.left_s
-        text += f" · about {duration(left)} left" if left else f" · {expected}"
+        if left is None:  # before the first batch: the last such pass's speed, if any
+            last = patch_jobs.seconds_per_image(speed_key)
+            left = None if last is None else last * job.total
+        text += f" · about {duration(left)} left" if left else " · timing the first batch"
         st.progress(min(job.done / max(job.total, 1), 1.0), text=text)
         st.caption("It runs on the server: you can look at other channels or pages meanwhile.")
 
@@ -203,7 +213,7 @@ def _offer(folder: Path, manifest: dict[str, Any], layer: str, backbone: Any, mo
     key = job_key(folder, layer, model, backbone)
     job = patch_jobs.status(key)
     if job is not None and not job.finished:
-        _live(key, layer, "timing the first batch")
+        _live(key, layer, _speed_key(backbone))
         return
     st.info(f"This audit has no top patches of {layer} yet.", icon=":material/info:")
     if job is not None and job.error:
