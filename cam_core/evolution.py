@@ -140,6 +140,13 @@ def shared_scale(columns: Sequence[EvolutionColumn]) -> tuple[float, float]:
     return (min(float(c.fmap.min()) for c in columns), max(float(c.fmap.max()) for c in columns))
 
 
+def shared_map(column: EvolutionColumn, scale: tuple[float, float], cmap: str = "viridis") -> np.ndarray:
+    """A column's map colorized on the shared ``scale`` (``shared_scale``), u×v×3 uint8: equal colours are equal
+    activations in every column."""
+    lo, hi = scale
+    return colorize((column.fmap - lo) / (hi - lo if hi > lo else 1.0), cmap)
+
+
 def _paste(sheet: np.ndarray, tile: np.ndarray, top: int, left: int, side: int) -> None:
     sheet[top:top + side, left:left + side] = np.asarray(Image.fromarray(tile).resize((side, side),
                                                                                       Image.Resampling.NEAREST))
@@ -149,8 +156,7 @@ def strip(columns: Sequence[EvolutionColumn], cell: int = 128, gap: int = 4, cma
     """The columns as one image on white: the feature maps (shared scale, nearest-neighbour enlarged) on top,
     where there is one each visualization below it, then each top patch as its crop beside its projection
     (half a cell each, strongest first); H×W×3 uint8."""
-    lo, hi = shared_scale(columns)
-    span = hi - lo if hi > lo else 1.0
+    scale = shared_scale(columns)
     rows = 2 if any(c.visualization is not None for c in columns) else 1
     half = cell // 2
     patch_rows = max((len(c.patches or []) for c in columns), default=0)
@@ -158,7 +164,7 @@ def strip(columns: Sequence[EvolutionColumn], cell: int = 128, gap: int = 4, cma
     sheet = np.full((height, len(columns) * (cell + gap) + gap, 3), 255, np.uint8)
     for j, c in enumerate(columns):
         left = gap + j * (cell + gap)
-        tiles = [colorize((c.fmap - lo) / span, cmap)]
+        tiles = [shared_map(c, scale, cmap)]
         if c.visualization is not None:
             tiles.append(c.visualization.image)
         for r, tile in enumerate(tiles):
@@ -171,4 +177,4 @@ def strip(columns: Sequence[EvolutionColumn], cell: int = 128, gap: int = 4, cma
 
 
 __all__ = ["DEFAULT_VISUALIZE_SIZE", "DEFAULT_VISUALIZE_STEPS", "EvolutionColumn", "MAX_STATES", "MIN_STATES",
-           "ShownPatch", "channel_patches", "check_states", "evolution", "shared_scale", "strip"]
+           "ShownPatch", "channel_patches", "check_states", "evolution", "shared_map", "shared_scale", "strip"]

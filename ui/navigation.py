@@ -18,6 +18,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("batch.py", "Batch", ":material/photo_library:", "batch"),
     ("audit.py", "Audit", ":material/fact_check:", "audit"),
     ("walkthrough.py", "Walkthrough", ":material/route:", "walkthrough"),
+    ("evolution.py", "Evolution", ":material/timeline:", "evolution"),
     ("learn.py", "Learn", ":material/school:", "learn"),
 )
 HOME = "inspect.py"

@@ -389,8 +389,8 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None, Proble
                                   action=(_embedded_label(), _back_to_embedded))
     wdata = weights.getvalue()
     ldata = labels.getvalue() if labels is not None else None
-    wdigest = _digest_once(weights, wdata)
-    ldigest = _digest_once(labels, ldata) if labels is not None else None
+    wdigest = upload_digest(weights, wdata)
+    ldigest = upload_digest(labels, ldata) if labels is not None else None
     key = f"own:{arch}:{wdigest}:{ldigest or '-'}"
     try:
         backbone = get_own_backbone(arch, wdigest, ldigest, str(device), wdata, weights.name, ldata,
@@ -405,7 +405,8 @@ def _own_weights(names: list[str], device: Any) -> tuple[str, Any | None, Proble
     return key, backbone, None
 
 
-def _digest_once(upload: Any, data: bytes) -> str:
+def upload_digest(upload: Any, data: bytes) -> str:
+    """The content digest of an uploaded file, hashed once per upload (a rerun does not hash it again)."""
     memo: dict[str, str] = st.session_state.setdefault("_upload_digests", {})
     file_id = getattr(upload, "file_id", None) or f"{upload.name}:{len(data)}"
     if file_id not in memo:

@@ -60,6 +60,8 @@ URL_KEYS: dict[str, Any] = {
     # Walkthrough: stage, position on its map, batch norm folded (0/1), softmax temperature, transformer view
     "wt_stage": int, "wt_channel": int, "wt_row": int, "wt_col": int, "wt_fold": int, "wt_temp": float,
     "wt_block": int, "wt_head": int, "wt_step": str,  # wt_step: a Learn link's stage kind, used once
+    # Evolution: the layer and channel followed across the weight files (the files are not in a link)
+    "evo_layer": str, "evo_channel": int,
 }
 #: View entries that belong to one image: they are dropped when the image they were chosen on is not the one
 #: shown (a new upload, another sample, or a link made from an uploaded photo, which the link cannot carry).
