@@ -22,6 +22,7 @@ from ui.sidebar import WEIGHTS_UPLOAD_MB, photo_page
 from ui.widgets import literal, remembered_select, reset_when_changed, show_error
 
 MAP_PX = 240
+UPLOADER = "evolution_files"
 PATCH_PX = 96
 WEIGHT_TYPES = ["safetensors", "pth", "pt"]
 _PATCHES_ASKED = "_evolution_patches_asked"  # session state: the (files, layer, channel) the button was pressed for
@@ -40,12 +41,19 @@ def _enlarged(rgb: Any, width: int = MAP_PX) -> Image.Image:
 def _files(ctx: Any) -> list[Any] | None:
     """The uploader and the files it holds, loaded; ``None`` (after saying why) until there are two good ones."""
     arch = ctx.backbone.spec.display.split(" (")[0].split(" — ")[0]
-    uploads = st.file_uploader(
+    st.file_uploader(
         f"Weight files of {arch}: {MIN_STATES} to {MAX_STATES} checkpoints, in training order",
-        type=WEIGHT_TYPES, accept_multiple_files=True, key="evolution_files", max_upload_size=WEIGHTS_UPLOAD_MB,
+        type=WEIGHT_TYPES, accept_multiple_files=True, key=UPLOADER, max_upload_size=WEIGHTS_UPLOAD_MB,
+        on_change=evo.on_files_changed, args=(UPLOADER,),
         help="Read without running any code: .safetensors, or .pth/.pt plain state dicts (torch.load with "
              "weights_only). The architecture is the sidebar's model; pick another there for other files.")
-    states, problems = evo.load_states(ctx, list(uploads or []))
+    uploads, earlier = evo.kept_files(UPLOADER)
+    if earlier:
+        note, forget = st.columns([5, 2], vertical_alignment="center")
+        note.caption(f"Kept from before: {', '.join(literal(u.name) for u in earlier)}")
+        forget.button("Forget them", key="evo_forget", icon=":material/delete:", on_click=evo.forget_earlier,
+                      args=(UPLOADER,))
+    states, problems = evo.load_states(ctx, uploads)
     for line in problems:
         st.error(line, icon=":material/block:")
     if len(states) < MIN_STATES:

@@ -3,13 +3,15 @@ loaded once per content (``models.load_own_weights``: safetensors or weights-onl
 visualization and top patches are kept by the file's digest, so adding a third file never redoes the first two.
 
 A file that was refused is remembered by digest in the session, so the page says why on every rerun without
-reading it again.
+reading it again. The uploaded files are kept in the session (``on_files_changed``), so leaving the page and coming
+back (which empties its uploader) loses none of them.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,52 @@ from .sidebar import upload_digest
 VIS = {"steps": DEFAULT_VISUALIZE_STEPS, "size": DEFAULT_VISUALIZE_SIZE, "seed": DEFAULT_SEED}
 #: Top patches per file over the sample photos (there are only a few: one row each).
 TOP_K = min(DEFAULT_K, 3)
-_REFUSED = "_evolution_refused"  # session state: file digest -> the one-line reason it was refused
+_REFUSED = "_evolution_refused"  # session state: file digest and name -> the one-line reason it was refused
+_KEPT = "_evolution_kept"  # session state: the files, in upload order (``Upload``)
+_SEEN = "_evolution_seen"  # session state: the file ids the uploader shows now
+
+log = logging.getLogger("cam_explorer.ui")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded weight file kept in the session: what ``st.file_uploader`` gave (name, bytes, file id)."""
+
+    name: str
+    data: bytes = field(repr=False)
+    file_id: str
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def on_files_changed(key: str) -> None:
+    """The uploader ``key`` changed: keep its new files, drop those removed from it; files kept from an earlier
+    visit of the page (which the uploader no longer shows) stay."""
+    ss = st.session_state
+    current = list(ss.get(key) or [])
+    ids = {f.file_id for f in current}
+    seen = ss.get(_SEEN, set())
+    kept = [u for u in ss.get(_KEPT, []) if not (u.file_id in seen and u.file_id not in ids)]
+    have = {u.file_id for u in kept}
+    kept += [Upload(f.name, f.getvalue(), f.file_id) for f in current if f.file_id not in have]
+    ss[_KEPT], ss[_SEEN] = kept, ids
+
+
+def kept_files(key: str) -> tuple[list[Upload], list[Upload]]:
+    """Every kept file, and those of them the uploader ``key`` does not show (kept from an earlier visit)."""
+    ss = st.session_state
+    if not ss.get(key):
+        ss[_SEEN] = set()  # a fresh uploader (the page was left) or one emptied on purpose
+    seen = ss.get(_SEEN, set())
+    kept = list(ss.get(_KEPT, []))
+    return kept, [u for u in kept if u.file_id not in seen]
+
+
+def forget_earlier(key: str) -> None:
+    """Drop the kept files that the uploader ``key`` does not show."""
+    seen = st.session_state.get(_SEEN, set())
+    st.session_state[_KEPT] = [u for u in st.session_state.get(_KEPT, []) if u.file_id in seen]
 
 
 @dataclass(frozen=True)
@@ -56,8 +103,12 @@ def load_states(ctx: Any, uploads: list[Any]) -> tuple[list[State], list[str]]:
     for upload in uploads:
         data = upload.getvalue()
         digest = f"{arch}:{upload_digest(upload, data)}"
-        if digest in refused:
-            problems.append(refused[digest])
+        if f"{digest}:{upload.name}" in refused:
+            problems.append(refused[f"{digest}:{upload.name}"])
+            continue
+        twin = next((one.name for one in loaded if one.digest == digest), None)
+        if twin is not None:
+            problems.append(f"{upload.name}: the same weights as {twin}, shown once")
             continue
         if len(loaded) == MAX_STATES:
             problems.append(f"{upload.name}: left out, feature evolution shows at most {MAX_STATES} files")
@@ -66,9 +117,15 @@ def load_states(ctx: Any, uploads: list[Any]) -> tuple[list[State], list[str]]:
             backbone = engine.cached(None, "evolution_weights", _load, image=False, entries=MAX_STATES + 1,
                                      arch=arch, digest=digest, name=upload.name, device=str(ctx.device),
                                      _data=data)
-        except CamError as exc:
-            refused[digest] = str(exc).splitlines()[0]
-            problems.append(refused[digest])
+        except Exception as exc:
+            if isinstance(exc, CamError):
+                log.warning("evolution: %s", exc)
+                why = str(exc).splitlines()[0]
+            else:
+                log.exception("evolution: loading %s failed", upload.name)
+                why = f"{upload.name}: could not be loaded (details in the server log)"
+            refused[f"{digest}:{upload.name}"] = why
+            problems.append(why)
             continue
         loaded.append(State(upload.name, digest, backbone))
     return loaded, problems

@@ -123,3 +123,21 @@ def test_visualization_and_top_patches_fill_every_column(app, files, monkeypatch
     at.run()  # kept: a rerun shows them without the button
     assert not [b for b in at.button if b.key == "evo_patches"]
     assert sum(c.endswith("(crop | deconvnet)") for el in at.main.get("image") for c in el.captions) == 4
+
+
+def test_files_survive_leaving_the_page_and_can_be_forgotten(app, files):
+    at = app.run()
+    at.switch_page(PAGE).run()
+    _upload(at, files)
+    assert len(_shown_means(at)) == 2
+    at.switch_page("pages/layers.py").run()
+    at.switch_page(PAGE).run()  # the page's uploader is empty again, as in a browser
+    assert not at.exception
+    assert len(_shown_means(at)) == 2
+    assert any(c.value.startswith("Kept from before: epoch0.safetensors, epoch1.safetensors") for c in at.caption)
+    _upload(at, files[:1])  # the same file again beside the kept ones: shown once
+    assert len(_shown_means(at)) == 2
+    assert any("epoch0.safetensors: the same weights as epoch0.safetensors" in e.value for e in at.error)
+    at.button(key="evo_forget").click().run()
+    assert not at.exception
+    assert any("at least 2" in i.value and "loaded: epoch0.safetensors" in i.value for i in at.info)
