@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from cam_core.audit import location
+from cam_core.audit import location, review
 from cam_core.audit.engine_local import LocalEngine
 from cam_core.audit.inputs import read_inputs
 from cam_core.audit.job import AuditJob, run_audit
@@ -110,5 +110,5 @@ def test_audit_over_a_uri_has_the_rows_of_the_path_and_reads_back_by_uri(tmp_pat
         assert by_uri.sql(query).to_pylist() == reference
         assert by_uri.count() == 5 and by_uri.manifest["counts"] == runs["path"]["counts"]
         np.testing.assert_array_equal(by_uri.map(2, "gradcam"), by_path.map(2, "gradcam"))
-        assert by_uri.sql("SELECT count(*) AS n FROM rows WHERE correct_top1 IS NULL")["n"][0].as_py() == \
-            by_path.sql("SELECT count(*) AS n FROM rows WHERE correct_top1 IS NULL")["n"][0].as_py()
+        assert review.summary(by_uri) == review.summary(by_path) and review.summary(by_uri).errors == 1
+        assert review.per_class(by_uri) == review.per_class(by_path)
