@@ -4,14 +4,16 @@ random weights.
 
 Usage: python bench/bench_estimates.py [--size 224] [--models efficientnet_lite0,resnet18] [--methods a,b]
                                        [--device cpu|cuda]
-Per model, every long method runs once first ("first" columns: the estimate shown before it — from what the
-other methods timed, or none — and that run's wall time, which includes learning the chunk size); then each
-is estimated and run again ("then" columns). ratio = estimate / measured; within 0.5–2 is the target.
+Per model, every long method runs once first ("first" columns: the estimate shown before it — which times
+the model at this input when nothing was measured yet — the seconds that estimate itself took, and the run's
+wall time, which includes learning the chunk size); then each is estimated and run again ("then" columns).
+ratio = estimate / measured; within 0.5–2 is the target. The load average is printed before and after.
 The methods' defaults from the registry; ``--size`` is the short side of the input (the app's is the model's).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +58,18 @@ def estimate(model: torch.nn.Module, x: torch.Tensor, method: str, layer: str | 
     return METHODS[method].expected_seconds(model, x, {}, layer)
 
 
+def timed_estimate(model: torch.nn.Module, x: torch.Tensor, method: str, layer: str | None,
+                   ) -> tuple[float | None, float]:
+    """(the estimate, the seconds it took to make: a calibration when nothing was measured yet)."""
+    began = time.perf_counter()
+    est = estimate(model, x, method, layer)
+    return est, time.perf_counter() - began
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def _s(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}"
 
@@ -69,25 +83,33 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device(args.device)
     methods = [m for m in args.methods.split(",") if m]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, short side {args.size}")
-    print("| model | method | first: estimate s | first: measured s | then: estimate s | then: measured s | ratio |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    worst = 1.0
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, short side {args.size}, "
+          f"load average {_load()}")
+    print("| model | method | first: estimate s (took s) | first: measured s | first ratio | then: estimate s | "
+          "then: measured s | then ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    worst, worst_first = 1.0, 1.0
     for name in args.models.split(","):
         model, x, default_layer = model_and_input(name, args.size, device)
         layers = {m: default_layer if METHODS[m].needs_layer else None for m in methods}
         first = {}
         for m in methods:
-            first[m] = (estimate(model, x, m, layers[m]), timed(model, x, m, layers[m], device))
+            est, cost = timed_estimate(model, x, m, layers[m])
+            first[m] = (est, cost, timed(model, x, m, layers[m], device))
         for m in methods:
             est = estimate(model, x, m, layers[m])
             took = timed(model, x, m, layers[m], device)
             ratio = None if est is None else est / took
+            first_est, cost, first_took = first[m]
+            first_ratio = None if first_est is None else first_est / first_took
             if ratio is not None:
                 worst = max(worst, ratio, 1 / ratio)
-            print(f"| {name} {tuple(x.shape[-2:])} | {m} | {_s(first[m][0])} | {_s(first[m][1])} | {_s(est)} | "
-                  f"{took:.2f} | {'—' if ratio is None else f'{ratio:.2f}'} |", flush=True)
-    print(f"worst factor between estimate and measured (then): {worst:.2f}×")
+            if first_ratio is not None:
+                worst_first = max(worst_first, first_ratio, 1 / first_ratio)
+            print(f"| {name} {tuple(x.shape[-2:])} | {m} | {_s(first_est)} ({cost:.2f}) | {first_took:.2f} | "
+                  f"{_s(first_ratio)} | {_s(est)} | {took:.2f} | {_s(ratio)} |", flush=True)
+    print(f"worst factor between estimate and measured: first runs {worst_first:.2f}×, then {worst:.2f}×; "
+          f"load average {_load()}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .errors import CamError
-from .hygiene import grad_mode
+from .hygiene import eval_mode, grad_mode
 from .targets import at_least_float32, logits_of
 
 Progress = Callable[[int, int], None]
@@ -81,8 +81,9 @@ class _Timing:
 
 class Timings:
     """Every time this process measured, in one store behind one lock: sections named by their writer —
-    ``"batches"`` (chunk size and seconds per item of ``batched_*``, a ``_Timing``), ``"ablation"`` (Ablation-CAM's
-    seconds per channel), ``"occlusion"`` (seconds per window), ``"incremental"`` (the incremental engine's chunk).
+    ``"batches"`` (chunk size and seconds per item of ``batched_*``, a ``_Timing``), ``"single"`` (one image's
+    forward), ``"ablation"`` (Ablation-CAM's seconds per chunk of channels), ``"incremental"`` (the incremental
+    engine's chunk, seconds per window and set-up).
     ``lock`` guards a read-modify-write across calls."""
 
     def __init__(self) -> None:
@@ -122,10 +123,12 @@ _batches: dict[tuple, _Timing] = TIMINGS.section("batches")
 LEARN_FROM = 16
 
 
-def timing_key(model: nn.Module, template: torch.Tensor, grad: bool = False) -> tuple:
-    """What a learned timing is remembered by: architecture, size, input shape, dtype, device, gradient."""
+def timing_key(model: nn.Module, template: torch.Tensor, grad: bool = False, what: str = "") -> tuple:
+    """What a learned timing is remembered by: architecture, size, input shape, dtype, device, gradient, and
+    ``what`` a gradient goes back to when not the input (``"layer:NAME"``: a layer CAM's shorter backward)."""
     params = sum(p.numel() for p in model.parameters())
-    return (type(model).__qualname__, params, tuple(template.shape[1:]), template.dtype, str(template.device), grad)
+    key = (type(model).__qualname__, params, tuple(template.shape[1:]), template.dtype, str(template.device), grad)
+    return (*key, what) if what else key
 
 
 _key = timing_key
@@ -155,11 +158,78 @@ def _ladder(template: torch.Tensor, count: int) -> list[int]:
     return sizes or [max(1, cap)]
 
 
-def estimate_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False) -> float | None:
-    """Seconds ``count`` items will take, from what this process measured before; ``None`` if nothing yet."""
+#: Copies of the image in the calibration batch (``calibrate``): the small chunks a CPU runs fastest.
+CALIBRATION_ITEMS = 4
+#: A forward+backward to the input per item, in forwards, until one was measured (measured at 128×160 on 2 CPU
+#: threads: Lite0 2.5, ResNet-18 2.4); a backward that stops at a layer CAM's layer costs about half that.
+GRAD_FACTOR = {"input": 2.5, "layer": 1.3}
+
+
+def calibrate(model: nn.Module, template: torch.Tensor) -> None:
+    """Time ``model`` at ``template``'s shape now, where nothing was measured yet: one image's forward and a
+    batch of ``CALIBRATION_ITEMS`` copies (after a warm-up batch), stored for the estimates. The model is
+    borrowed in eval mode, under inference mode: nothing is written."""
+    key = _key(model, template)
+    x = template[:1].detach()
+    batch = x.expand(CALIBRATION_ITEMS, *x.shape[1:]).contiguous()
+    with eval_mode(model), torch.inference_mode():
+        model(batch)  # warm-up: the first call at a shape allocates and picks kernels
+        _sync(x.device)
+        began = time.perf_counter()
+        model(x)
+        _sync(x.device)
+        single = time.perf_counter() - began
+        began = time.perf_counter()
+        model(batch)
+        _sync(x.device)
+        per_item = (time.perf_counter() - began) / CALIBRATION_ITEMS
+    TIMINGS.put_default("single", key, single)
     with _lock:
-        timing = _batches.get(_key(model, template, grad))
-    return None if timing is None else timing.seconds_per_item * count
+        _batches.setdefault(key, _Timing(CALIBRATION_ITEMS, per_item, settled=False))
+
+
+def single_seconds(model: nn.Module, template: torch.Tensor, measure: bool = True) -> float | None:
+    """Seconds of one image's forward (the clean pass every method makes first): as last measured, else timed
+    now with ``measure`` (``calibrate``), else ``None``."""
+    key = _key(model, template)
+    if measure and TIMINGS.get("single", key) is None:
+        calibrate(model, template)
+    return TIMINGS.get("single", key)
+
+
+def per_item_seconds(model: nn.Module, template: torch.Tensor, grad: bool = False, what: str = "",
+                     measure: bool = True) -> float | None:
+    """Seconds per item of a batch (a forward, or with ``grad`` a forward and backward to ``what``): as this
+    process last measured it on real work; else a gradient as ``GRAD_FACTOR`` forwards; else, with ``measure``,
+    timed now (``calibrate``); else ``None``."""
+    with _lock:
+        timing = _batches.get(_key(model, template, grad, what))
+    if timing is not None:
+        return timing.seconds_per_item
+    if grad:
+        forward = per_item_seconds(model, template, measure=measure)
+        return None if forward is None else forward * GRAD_FACTOR["layer" if what else "input"]
+    if measure:
+        calibrate(model, template)
+        return per_item_seconds(model, template, measure=False)
+    return None
+
+
+def estimate_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False, what: str = "",
+                     measure: bool = False) -> float | None:
+    """Seconds ``count`` batched items will take (``per_item_seconds`` × ``count``); ``None`` when nothing was
+    measured and ``measure`` is off."""
+    per_item = per_item_seconds(model, template, grad, what, measure)
+    return None if per_item is None else per_item * count
+
+
+def run_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False, what: str = "") -> float:
+    """What a method that makes one clean forward and then ``count`` batched items costs: one image's forward
+    plus ``count`` × the time per item (measured now if never measured)."""
+    single = single_seconds(model, template)
+    per_item = per_item_seconds(model, template, grad, what)
+    assert single is not None and per_item is not None  # measured above
+    return single + count * per_item
 
 
 def _sync(device: torch.device) -> None:
@@ -180,7 +250,8 @@ def preferred_layout(model: nn.Module, template: torch.Tensor, grad: bool = Fals
 
 
 def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Progress | None,
-         step: Callable[[torch.Tensor, int], None], grad: bool, channels_last: bool | None = None) -> None:
+         step: Callable[[torch.Tensor, int], None], grad: bool, channels_last: bool | None = None,
+         what: str = "") -> None:
     """Fill buffers chunk by chunk and call ``step(batch, start)``; learn the fastest chunk on a first call.
 
     Learning runs the ladder of sizes channels_last (where possible), then one chunk at the winning size in
@@ -190,7 +261,12 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
     count, template = variants.count, variants.template
     if count < 1:
         return
-    key = _key(model, template, grad)
+    key = _key(model, template, grad, what)
+    if count == 1 and not chunk:  # one image (a clean forward): its own time, never a batch's per item
+        _single(model, variants, step, key)
+        if progress is not None:
+            progress(1, 1)
+        return
     with _lock:
         learned = _batches.get(key)
     layout_ok = _layout_ok(template) and (not grad or bool(channels_last))
@@ -268,6 +344,20 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
                 _batches[key] = _Timing(best[1], best[0], last)
 
 
+def _single(model: nn.Module, variants: Variants, step: Callable[[torch.Tensor, int], None], key: tuple) -> None:
+    """Run one image and keep its time in ``TIMINGS["single"]`` (a running mean: a model now warm, a busier
+    machine); a one-image call never fixes a chunk size or a per-item time."""
+    batch = torch.empty_like(variants.template)
+    variants.fill(0, batch)
+    began = time.perf_counter()
+    step(batch, 0)
+    _sync(batch.device)
+    took = time.perf_counter() - began
+    with _lock:
+        known = TIMINGS.get("single", key)
+        TIMINGS.put("single", key, took if known is None else 0.5 * (known + took))
+
+
 def batched_forward(model: nn.Module, variants: Variants | torch.Tensor, chunk: int | None = None,
                     progress: Progress | None = None, *, channels_last: bool | None = None,
                     head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
@@ -327,8 +417,10 @@ def batched_gradient(model: nn.Module, variants: Variants | torch.Tensor, score:
 
 
 def run_chunks(model: nn.Module, variants: Variants | torch.Tensor, step: Callable[[torch.Tensor, int], None],
-               chunk: int | None = None, progress: Progress | None = None, grad: bool = False) -> None:
+               chunk: int | None = None, progress: Progress | None = None, grad: bool = False,
+               what: str = "") -> None:
     """Call ``step(batch, start)`` on the variants chunk by chunk (for methods whose step is more than a
-    forward: a wrapped gradient method, a layer CAM). Same chunking, progress and timing as the others."""
+    forward: a wrapped gradient method, a layer CAM). Same chunking, progress and timing as the others;
+    ``what`` (``timing_key``) keeps a backward to a layer apart from one to the input."""
     variants = Stack(variants) if isinstance(variants, torch.Tensor) else variants
-    _run(model, variants, chunk, progress, step, grad=grad)
+    _run(model, variants, chunk, progress, step, grad=grad, what=what)

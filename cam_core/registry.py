@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batching import estimate_seconds
+from .batching import run_seconds
 from .errors import CamError
 from .methods import ablation_cam, attention, cam, integrated_gradients, layer_cam, occlusion, rise, score_cam
 from .methods.base import MapResult, Method, Target, needs_layer
@@ -74,8 +74,9 @@ class MethodSpec:
     feature_target: bool = False  # accepts a (layer, channel) target instead of a class
     long_running: bool = False  # many forward passes: show an estimate first, a progress bar, run on request
     aliases: tuple[str, ...] = ()  # other names accepted by ``get_method`` (CLI, URLs)
-    #: (model, x, resolved params, layer) → seconds a run will take, from this process's measurements; ``None``
-    #: when not known yet (or when the method has no estimate)
+    #: (model, x, resolved params, layer) → seconds a run will take: the method's count of forwards (or
+    #: forward+backwards, windows, channels) × this model's time per item at this input, measured now if never
+    #: measured (``batching.calibrate``), plus its clean forward and set-up; ``None`` without a needed layer
     estimate: Callable[[Any, Any, dict[str, Any], str | None], float | None] | None = None
 
     @property
@@ -89,8 +90,9 @@ class MethodSpec:
         return self.method.run
 
     def expected_seconds(self, model: Any, x: Any, params: dict[str, Any], layer: str | None = None) -> float | None:
-        """Seconds a run on ``x`` at ``layer`` with ``params`` (defaults filled in) should take; ``None`` if
-        unknown (nothing timed yet, or a layer method asked without its layer)."""
+        """Seconds a run on ``x`` at ``layer`` with ``params`` (defaults filled in) should take; ``None`` for a
+        method without an estimate, or a layer method asked without its layer. The one estimator the app and
+        the CLI show."""
         if self.estimate is None:
             return None
         return self.estimate(model, x, self.resolve_params(params), layer)
@@ -118,16 +120,21 @@ _SMOOTH_PARAMS = {
 }
 
 
-def _items_estimate(count_param: str, grad: bool) -> Callable[[Any, Any, dict[str, Any], str | None], float | None]:
-    """An estimate for a method running ``params[count_param]`` batched copies of the input."""
-    def estimate(model: Any, x: Any, params: dict[str, Any], _layer: str | None) -> float | None:
-        return estimate_seconds(model, x, int(params[count_param]), grad=grad)
+def _items_estimate(count_param: str, grad: bool, to_layer: bool = False,
+                    ) -> Callable[[Any, Any, dict[str, Any], str | None], float | None]:
+    """An estimate for a method making one clean forward, then ``params[count_param]`` batched copies of the
+    input (with ``grad``, each a forward and a backward: to the input, or ``to_layer`` to a layer CAM's layer)."""
+    def estimate(model: Any, x: Any, params: dict[str, Any], layer: str | None) -> float | None:
+        if to_layer and layer is None:
+            return None
+        what = f"layer:{layer}" if to_layer else ""
+        return run_seconds(model, x, int(params[count_param]), grad=grad, what=what)
     return estimate
 
 
 def _occlusion_estimate(model: Any, x: Any, params: dict[str, Any], _layer: str | None) -> float | None:
     return occlusion.estimate_occlusion_seconds(model, x, params["patch"], params["stride"],
-                                                engine=params["engine"], measure=True)
+                                                engine=params["engine"], fill=params["fill"])
 
 
 _FILL = ParamSpec(object, 0.0, "a value in normalized input space (0 = dataset mean), one or one per channel")
@@ -370,7 +377,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
         bad_at="n forward+backward passes.",
         long_running=True,
         aliases=("smoothgradcampp", "smooth_gradcam++"),
-        estimate=_items_estimate("samples", grad=True),
+        estimate=_items_estimate("samples", grad=True, to_layer=True),
         params=_SMOOTH_PARAMS),
     MethodSpec(
         name="integrated_gradients",

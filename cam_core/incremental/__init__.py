@@ -26,7 +26,7 @@ from ..targets import logits_of
 from .engine import Prepared, geometry, run_chunk
 from .plan import build_plan, has_hooks
 
-__all__ = ["incremental_windows", "summary"]
+__all__ = ["incremental_windows", "summary", "window_cost"]
 
 _lock = threading.Lock()
 _prepared: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Prepared | None]] = weakref.WeakKeyDictionary()
@@ -51,6 +51,7 @@ def prepare(model: nn.Module, x: torch.Tensor) -> Prepared | None:
         hit = _prepared.get(model)
     if stamp is not None and hit is not None and hit[0] == stamp:
         return hit[1]
+    began = time.perf_counter()
     plan = build_plan(model)
     prepared = None
     if plan is not None:
@@ -67,7 +68,44 @@ def prepare(model: nn.Module, x: torch.Tensor) -> Prepared | None:
     if stamp is not None:
         with _lock:
             _prepared[model] = (stamp, prepared)
+    TIMINGS.put("incremental", ("setup", *_shape_key(model, x)), time.perf_counter() - began)
     return prepared
+
+
+def _shape_key(model: nn.Module, x: torch.Tensor) -> tuple:
+    return (type(model).__qualname__, tuple(x.shape), x.dtype, str(x.device))
+
+
+def _is_prepared(model: nn.Module, x: torch.Tensor) -> bool:
+    stamp = _stamp(model, x)
+    with _lock:
+        hit = _prepared.get(model)
+    return stamp is not None and hit is not None and hit[0] == stamp
+
+
+#: Windows a cost estimate times when nothing was measured (``window_cost``), in chunks of ``CALIBRATION_CHUNK``.
+CALIBRATION_WINDOWS, CALIBRATION_CHUNK = 8, 4
+
+
+def window_cost(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int, int]], patch: int,
+                value: torch.Tensor) -> tuple[float, float] | None:
+    """(set-up seconds a run on ``x`` still has to pay, seconds per window) of ``incremental_windows``, or
+    ``None`` when it does not apply to this network (plain forwards then). As last measured; never measured:
+    the set-up is done now (a run on this ``x`` then finds it ready) and ``CALIBRATION_WINDOWS`` windows spread
+    over ``positions`` are timed."""
+    key = ("window", *_shape_key(model, x), patch)
+    if TIMINGS.get("incremental", key) is None:
+        if prepare(model, x) is None:
+            return None
+        step = max(1, len(positions) // CALIBRATION_WINDOWS)
+        sample = list(positions)[::step][:CALIBRATION_WINDOWS]
+        if incremental_windows(model, x, sample, patch, value, chunk=CALIBRATION_CHUNK) is None:
+            return None
+    per_window = TIMINGS.get("incremental", key)
+    if per_window is None:  # prepared before, but the engine gave nothing to gain here
+        return None
+    setup = 0.0 if _is_prepared(model, x) else TIMINGS.get("incremental", ("setup", *_shape_key(model, x)), 0.0)
+    return setup, per_window
 
 
 def summary(model: nn.Module, x: torch.Tensor, patch: int, stride: int | None = None) -> dict[str, int]:
@@ -115,6 +153,7 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
     out: list[torch.Tensor] = []
     timings: list[tuple[float, int]] = []
     done, rung = 0, 0
+    started = time.perf_counter()
     try:
         with torch.inference_mode():
             while done < count:
@@ -143,4 +182,6 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
         return None
     if timings and not chunk:
         TIMINGS.put_default("incremental", key, min(timings)[1])
+    # seconds per window, set-up excluded (``window_cost``): the next estimate
+    TIMINGS.put("incremental", ("window", *key), (time.perf_counter() - started) / count)
     return torch.cat(out)

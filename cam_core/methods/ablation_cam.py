@@ -10,12 +10,15 @@ is exactly 0 — and it adds nothing to the map whatever its weight.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
+from .. import batching
 from ..batching import TIMINGS, memory_cap, timing_key
 from ..errors import CamError
+from ..hygiene import eval_mode
 from ..recorder import record
 from .base import Function, MapResult, Target
 from .layer_cam import layer_map, spatial_activation
@@ -37,42 +40,72 @@ def live_channels(a: torch.Tensor) -> torch.Tensor:
     return a.reshape(a.shape[0], -1).ne(0).any(dim=1).nonzero().flatten()
 
 
+def chunk_size(a: torch.Tensor, count: int, chunk: int | None) -> int:
+    """Channels ablated per pass of the tail: ``chunk`` if given, else as many as fit in memory."""
+    return int(chunk) if chunk else max(1, min(max(count, 1), memory_cap(a[None], per_item_factor=8)))
+
+
+def _score_chunk(model: torch.nn.Module, x: torch.Tensor, name: str, chosen: torch.Tensor,
+                 tail_only: bool) -> tuple[torch.Tensor, bool]:
+    """The logits with each channel of ``chosen`` zeroed (one item per channel), and whether the tail alone
+    could run (else whole copies of the image did)."""
+    if tail_only:
+        try:
+            return record(model, x, [name], edit={name: lambda f, c=chosen: _ablate(f, c)}).logits, True
+        except RuntimeError:
+            pass
+    copies = x.expand(chosen.numel(), *x.shape[1:])
+    return record(model, copies, [name], edit={name: lambda f, c=chosen: _ablate(f[:1], c)}).logits, False
+
+
 def estimate_ablationcam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
-    """The live channels times the time per channel this process measured at this layer (``None`` until then)."""
-    seconds = None if layer is None else TIMINGS.get("ablation", _timing_key(model, x, layer))
-    return None if seconds is None else seconds * live_channels(layer_map(model, x, layer)).numel()
+    """The clean forward, then one pass per chunk of live channels (counted on a forward that stops at the
+    layer) at the time of a chunk this process measured — timed now on the first chunk if never measured."""
+    if layer is None:
+        return None
+    a = layer_map(model, x, layer)
+    live = live_channels(a)
+    count = int(live.numel())
+    if not count:
+        return batching.single_seconds(model, x)
+    step = chunk_size(a, count, params.get("chunk"))
+    key = _timing_key(model, x, layer)
+    known = TIMINGS.get("ablation", key)
+    if known is None or known[0] != step:
+        with eval_mode(model), torch.no_grad():
+            began = time.perf_counter()
+            _score_chunk(model, x[:1], layer, live[:step], True)
+            known = (step, time.perf_counter() - began)
+        TIMINGS.put("ablation", key, known)
+    return batching.single_seconds(model, x) + math.ceil(count / step) * known[1]
 
 
 def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     name = target.layer_name
-    started = time.perf_counter()
     a, logits, cls = spatial_activation(target, "Ablation-CAM")
     clean = float(logits[0, cls.index])
     if clean == 0:
         raise CamError("Ablation-CAM divides by the class score, which is exactly 0 here; use Score-CAM")
     live = live_channels(a)
     count = int(live.numel())
-    step = int(chunk) if chunk else max(1, min(max(count, 1), memory_cap(a[None], per_item_factor=8)))
-    scores, notes, tail_only = [], [], True
+    step = chunk_size(a, count, chunk)
+    scores, notes, tail_only, full = [], [], True, []
     for start in range(0, count, step):
         chosen = live[start:start + step]
-        if tail_only:
-            try:
-                out = record(target.model, target.x, [name], edit={name: lambda f, c=chosen: _ablate(f, c)})
-            except RuntimeError:
-                tail_only = False
-                notes.append("this network mixes the target layer with earlier tensors that cannot be batched; "
-                             "whole copies of the image were run (same result, slower)")
-        if not tail_only:
-            copies = target.x.expand(chosen.numel(), *target.x.shape[1:])
-            out = record(target.model, copies, [name], edit={name: lambda f, c=chosen: _ablate(f[:1], c)})
-        scores.append(cls.score(out.logits))
+        began = time.perf_counter()
+        out, tail_only = _score_chunk(target.model, target.x, name, chosen, tail_only)
+        if chosen.numel() == step:
+            full.append(time.perf_counter() - began)
+        scores.append(cls.score(out))
         target.report(start + chosen.numel(), count)
+    if not tail_only:
+        notes.append("this network mixes the target layer with earlier tensors that cannot be batched; "
+                     "whole copies of the image were run (same result, slower)")
     ablated = torch.full((a.shape[0],), clean, dtype=logits.dtype, device=logits.device)
     if scores:
         ablated[live] = torch.cat(scores).to(ablated.dtype)
-        # seconds per ablated channel, per (model, input shape, layer): for the next estimate
-        TIMINGS.put("ablation", _timing_key(target.model, target.x, name), (time.perf_counter() - started) / count)
+    if full:  # seconds of one chunk of ``step`` channels, per (model, input shape, layer): the next estimate
+        TIMINGS.put("ablation", _timing_key(target.model, target.x, name), (step, sum(full) / len(full)))
     weights = (clean - ablated) / clean
     if clean < 0:
         notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")

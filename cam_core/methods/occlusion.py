@@ -12,14 +12,13 @@ forwards (``cam_core.batching``) otherwise; both give the same probabilities.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..batching import TIMINGS, Progress, batched_forward, estimate_seconds, timing_key
+from ..batching import Progress, batched_forward, per_item_seconds, single_seconds
 from ..targets import logits_of
 from ..errors import CamError
 from ..hygiene import eval_mode
@@ -175,15 +174,6 @@ def _check(x: torch.Tensor, patch: int, stride: int) -> tuple[int, int]:
     return patch, stride
 
 
-# seconds per window measured by earlier runs (TIMINGS' "occlusion"), per (model, input, engine, patch): the
-# changed region, and so the incremental engine's cost per window, depends on the patch, hardly on the stride
-_ROUGH_BATCH_GAIN = 0.5  # a window in a batch costs about half a single forward (measured: 0.3–0.7)
-
-
-def _speed_key(model: nn.Module, x: torch.Tensor, engine: str, patch: int) -> tuple:
-    return (timing_key(model, x), engine, patch)
-
-
 def window_count(x: torch.Tensor, patch: int, stride: int, coarse_only: bool = False) -> int:
     """How many windows a run (or its coarse first map) has."""
     rows, cols = window_starts(x.shape[-2], patch, stride), window_starts(x.shape[-1], patch, stride)
@@ -193,26 +183,28 @@ def window_count(x: torch.Tensor, patch: int, stride: int, coarse_only: bool = F
 
 
 def estimate_occlusion_seconds(model: nn.Module, x: torch.Tensor, patch: int, stride: int,
-                               engine: str = "auto", coarse_only: bool = False,
-                               measure: bool = False) -> float | None:
-    """Seconds a run of ``occlusion_windows`` (or, ``coarse_only``, its first map) will take, up front.
-
-    From what this process measured before: the last run with this model, input size, engine and patch;
-    else plain batched forwards' per-item time (an upper bound when the incremental engine applies); else,
-    with ``measure``, a rough figure from timing one forward of ``x`` now; else ``None``.
-    """
+                               engine: str = "auto", fill: float | Sequence[float] = 0.0,
+                               coarse_only: bool = False) -> float:
+    """Seconds a run of ``occlusion_windows`` (or, ``coarse_only``, its first map) will take, up front: the
+    clean forward, then the windows at the incremental engine's time per window plus any set-up it still has
+    to do (``incremental.window_cost``) where it applies, else at a plain batched forward's time per item —
+    each as measured last, or timed now if never measured."""
     patch, stride = _check(x, patch, stride)
     count = window_count(x, patch, stride, coarse_only)
-    per_window = TIMINGS.get("occlusion", _speed_key(model, x, engine, patch))
-    if per_window is not None:
-        return per_window * count
-    known = estimate_seconds(model, x, count)
-    if known is not None or not measure:
-        return known
-    with eval_mode(model), torch.inference_mode():
-        began = time.perf_counter()
-        model(x)
-        return (time.perf_counter() - began) * count * _ROUGH_BATCH_GAIN
+    single = single_seconds(model, x)
+    assert single is not None  # measured now if it never was
+    if engine != "full":
+        from ..incremental import window_cost  # imported late: torch.fx is only needed here
+
+        rows, cols = window_starts(x.shape[-2], patch, stride), window_starts(x.shape[-1], patch, stride)
+        with eval_mode(model):
+            cost = window_cost(model, x, [(r, c) for r in rows for c in cols], patch, fill_tensor(fill, x))
+        if cost is not None:
+            setup, per_window = cost
+            return single + setup + count * per_window
+    per_item = per_item_seconds(model, x)
+    assert per_item is not None
+    return single + count * per_item
 
 
 def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int, int]], patch: int,
@@ -221,7 +213,6 @@ def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int
     """Softmax probabilities (len(positions)×K, x's dtype) of ``x`` with each window filled by ``value``."""
     if engine not in ENGINES:
         raise CamError(f"occlusion engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    began = time.perf_counter()
     probs = None
     if engine != "full":
         from ..incremental import incremental_windows  # imported late: torch.fx is only needed here
@@ -231,9 +222,6 @@ def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int
     if probs is None:
         probs = batched_forward(model, WindowVariants(x, positions, patch, value), chunk=chunk,
                                 progress=progress, head=lambda logits: logits.softmax(dim=1))
-    if len(positions) >= 8:  # a per-window time worth remembering for the next estimate
-        per_window = (time.perf_counter() - began) / len(positions)
-        TIMINGS.put("occlusion", _speed_key(model, x, engine, patch), per_window)
     return probs
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..batching import batched_forward, estimate_seconds
+from ..batching import batched_forward, run_seconds
 from .base import Function, MapResult, Target
 from .layer_cam import layer_map, spatial_activation
 
@@ -99,12 +99,12 @@ def plan_channels(activations: torch.Tensor, max_channels: int) -> ChannelPlan:
 
 
 def estimate_scorecam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
-    """One forward per distinct mask (counted on a forward that stops at the layer), at the measured time per
-    batched image (``None`` until timed)."""
+    """The clean forward, then one batched forward per distinct mask (counted on a forward that stops at the
+    layer) at this model's time per item (``batching.run_seconds``); ``None`` without a layer."""
     if layer is None:
         return None
     plan = plan_channels(layer_map(model, x, layer), int(params["max_channels"]))
-    return estimate_seconds(model, x, int(plan.run.numel()))
+    return run_seconds(model, x, int(plan.run.numel()))
 
 
 def run_scorecam(target: Target, max_channels: int, chunk: int | None) -> MapResult:

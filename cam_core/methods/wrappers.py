@@ -40,6 +40,12 @@ def sample_noise(shape: torch.Size, sigma: float, seed: int, index: int) -> torc
     return torch.randn(shape, generator=generator) * sigma
 
 
+def backward_to(inner: Any, target: Target) -> str:
+    """What ``inner``'s backward stops at, for its timing (``batching.timing_key``): ``"layer:NAME"`` for a
+    layer CAM (a shorter backward than to the input), ``""`` for an input gradient."""
+    return f"layer:{target.layer_name}" if needs_layer(inner) else ""
+
+
 @dataclass
 class NoisyCopies:
     """Variants x + ε_i, ε_i ~ N(0, σ²), sample i seeded with ``seed + i``."""
@@ -85,7 +91,8 @@ class Smooth:
             else:
                 total.append(part)
 
-        run_chunks(target.model, NoisyCopies(x, samples, sigma, seed), step, chunk, target.progress, grad=True)
+        run_chunks(target.model, NoisyCopies(x, samples, sigma, seed), step, chunk, target.progress, grad=True,
+                   what=backward_to(self.inner, target))
         out = self.inner.result(total[0] / samples, logits, cls)
         out.extras.update({"sigma": sigma, "samples": samples})
         return out
@@ -101,7 +108,7 @@ def _each_chunk(inner: BatchedMethod, target: Target, variants: Any, cls: ClassT
         attribution, logits, _ = inner.attribute_batch(target, batch, cls)
         on_chunk(attribution, logits, first)
 
-    run_chunks(target.model, variants, step, chunk, progress, grad=True)
+    run_chunks(target.model, variants, step, chunk, progress, grad=True, what=backward_to(inner, target))
 
 
 @dataclass(frozen=True)

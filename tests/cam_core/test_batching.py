@@ -14,13 +14,13 @@ def _net() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
 
 
-def test_a_one_image_call_gives_an_estimate_but_does_not_choose_the_chunk():
+def test_a_one_image_call_gives_its_own_time_but_no_time_per_item_nor_a_chunk():
     net = _net()
     x = torch.randn(1, 3, 13, 13)
     TIMINGS.section("batches").pop(timing_key(net, x), None)
     batched_forward(net, x)  # a clean forward, as most methods make first
-    timing = TIMINGS.section("batches")[timing_key(net, x)]
-    assert not timing.settled and estimate_seconds(net, x, 10) is not None
+    assert TIMINGS.get("single", timing_key(net, x)) is not None
+    assert timing_key(net, x) not in TIMINGS.section("batches") and estimate_seconds(net, x, 10) is None
     many = torch.randn(4 * LEARN_FROM, 3, 13, 13)
     got = batched_forward(net, many)  # the first real batch climbs the ladder: never chunks of 1
     with torch.no_grad():
@@ -71,15 +71,14 @@ def test_gradient_batches_stay_contiguous_whatever_layout_was_learned():
 
 
 def test_one_timing_store_holds_what_batches_ablation_cam_and_occlusion_measured():
-    from cam_core.methods.ablation_cam import estimate_ablationcam
-
     TIMINGS.clear()
     net = seeded(GapNet())
     x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
-    assert estimate_ablationcam(net, x, {}, "relu2") is None
     explain(net, x, "ablationcam", target_layer="relu2")
+    explain(net, x, "occlusion", patch=4, stride=4)  # the incremental engine
     explain(net, x, "occlusion", patch=4, stride=4, engine="full")
-    assert estimate_ablationcam(net, x, {}, "relu2") > 0
-    assert TIMINGS.section("ablation") and TIMINGS.section("occlusion") and TIMINGS.section("batches")
+    explain(net, x, "rise", masks=4, cells=2)  # its clean forward: one image's time
+    sections = ("single", "ablation", "incremental", "batches")
+    assert all(TIMINGS.section(what) for what in sections)
     TIMINGS.clear()
-    assert estimate_ablationcam(net, x, {}, "relu2") is None and not TIMINGS.section("occlusion")
+    assert not any(TIMINGS.section(what) for what in sections)

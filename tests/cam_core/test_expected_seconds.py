@@ -1,14 +1,51 @@
-"""Every long method's up-front time estimate (``MethodSpec.expected_seconds``): present, scaled by the work."""
+"""Every long method's up-front time estimate (``MethodSpec.expected_seconds``) is its clean forward plus its
+count of batched items (forwards, forward+backwards, windows, chunks of channels) × this model's time per item
+at this input: the count is checked against the forwards a run really makes (a forward hook counts the
+items), the times are set by hand in ``TIMINGS`` (no timing is asserted); with nothing measured the estimate
+times the model now and leaves it as it was."""
+import math
+
 import pytest
 import torch
 
+from cam_core.batching import GRAD_FACTOR, TIMINGS, _Timing, timing_key
 from cam_core.explain import explain
+from cam_core.methods import ablation_cam
 from cam_core.methods.occlusion import window_count
 from cam_core.registry import METHODS, get_method
 
 from .nets import GapNet, seeded
 
 X = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+SINGLE, FORWARD, GRAD, LAYER_GRAD = 0.0125, 0.001, 0.0037, 0.0021  # seconds, set by hand
+
+
+class Items:
+    """Counts the images ``model`` is called on (a forward hook on the whole model) and its calls."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.items = self.calls = 0
+        self.handle = model.register_forward_hook(self._count)
+
+    def _count(self, _module, inputs, _output) -> None:
+        self.items += int(inputs[0].shape[0])
+        self.calls += 1
+
+    def __enter__(self) -> "Items":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.handle.remove()
+
+
+def _set_times(net: torch.nn.Module, x: torch.Tensor, layer: str | None = None) -> None:
+    """Known times for ``net`` at ``x``'s shape, in place of whatever a run measured."""
+    TIMINGS.put("single", timing_key(net, x), SINGLE)
+    batches = TIMINGS.section("batches")
+    batches[timing_key(net, x)] = _Timing(4, FORWARD)
+    batches[timing_key(net, x, True)] = _Timing(4, GRAD)
+    if layer is not None:
+        batches[timing_key(net, x, True, f"layer:{layer}")] = _Timing(4, LAYER_GRAD)
 
 
 def test_only_long_methods_have_estimates():
@@ -16,64 +53,111 @@ def test_only_long_methods_have_estimates():
     assert get_method("gradcam").expected_seconds(None, X, {}) is None
 
 
-def test_occlusion_estimate_scales_with_the_number_of_windows():
+@pytest.mark.parametrize("patch,stride", [(4, 2), (4, 4), (5, 3), (16, 4), (7, 16)])
+def test_occlusion_window_count_is_the_windows_a_run_makes(patch, stride):
     net = seeded(GapNet())
+    x = X[:, :, :16, :13].clone()
+    with Items(net) as seen:
+        explain(net, x, "occlusion", patch=patch, stride=stride, engine="full")
+    assert window_count(x, patch, stride) == seen.items - 1  # less the clean forward
+
+
+def test_occlusion_estimate_is_the_clean_forward_plus_windows_times_the_time_per_window():
+    net = seeded(GapNet())
+    x = X.clone()
     spec = get_method("occlusion")
-    explain(net, X, "occlusion", patch=4, stride=2, engine="full")  # measured: seconds per window
-    coarse = spec.expected_seconds(net, X, {"patch": 4, "stride": 4, "engine": "full"})
-    fine = spec.expected_seconds(net, X, {"patch": 4, "stride": 2, "engine": "full"})
-    assert coarse is not None and coarse > 0
-    ratio = window_count(X, 4, 2) / window_count(X, 4, 4)
-    assert fine == pytest.approx(coarse * ratio)
+    explain(net, x, "occlusion", patch=4, stride=2)  # the incremental engine: prepared for this x
+    _set_times(net, x)
+    windows = window_count(x, 4, 2)
+    full = spec.expected_seconds(net, x, {"patch": 4, "stride": 2, "engine": "full"})
+    assert full == pytest.approx(SINGLE + windows * FORWARD)
+    shape = (type(net).__qualname__, tuple(x.shape), x.dtype, str(x.device))
+    TIMINGS.put("incremental", ("window", *shape, 4), 0.0004)
+    TIMINGS.put("incremental", ("setup", *shape), 0.3)
+    assert spec.expected_seconds(net, x, {"patch": 4, "stride": 2}) == pytest.approx(SINGLE + windows * 0.0004)
+    other = x.flip(-1).contiguous()  # another image of this size: the engine's set-up is still to pay
+    assert spec.expected_seconds(net, other, {"patch": 4, "stride": 2}) == pytest.approx(
+        SINGLE + 0.3 + windows * 0.0004)
 
 
-def test_rise_estimate_is_unknown_until_timed_then_proportional_to_the_masks():
+@pytest.mark.parametrize("method,count,params,clean,per_item", [
+    ("smoothgrad", "samples", {"samples": 7}, 1, GRAD),
+    ("integrated_gradients", "steps", {"steps": 20}, 2, GRAD),  # the clean batch holds x and the baseline
+    ("integrated_gradients", "steps", {"steps": 9, "rule": "gauss_legendre"}, 2, GRAD),
+    ("rise", "masks", {"masks": 30, "cells": 4}, 1, FORWARD),
+    ("smoothgradcam++", "samples", {"samples": 5}, 1, LAYER_GRAD),
+])
+def test_batched_method_estimate_is_the_clean_forward_plus_its_items(method, count, params, clean, per_item):
     net = seeded(GapNet(classes=3))
-    x = X[:, :, :15, :15].clone()  # a size no other test timed
-    spec = get_method("rise")
-    assert spec.expected_seconds(net, x, {"masks": 64}) is None
-    explain(net, x, "rise", masks=64, cells=4)
-    few, many = spec.expected_seconds(net, x, {"masks": 64}), spec.expected_seconds(net, x, {"masks": 640})
-    assert few is not None and few > 0 and many == pytest.approx(10 * few)
+    x = X.clone()
+    layer = "relu2" if METHODS[method].needs_layer else None
+    with Items(net) as seen:
+        explain(net, x, method, layer, **params)
+    assert seen.items - clean == params[count]  # the count the estimate uses is the run's
+    _set_times(net, x, layer)
+    assert METHODS[method].expected_seconds(net, x, params, layer) == pytest.approx(
+        SINGLE + params[count] * per_item)
 
 
-@pytest.mark.parametrize("method,count,kw", [("smoothgrad", "samples", {}),
-                                             ("integrated_gradients", "steps", {})])
-def test_gradient_methods_estimate_from_their_own_timing(method, count, kw):
-    net = seeded(GapNet(classes=2))
-    x = X[:, :, :14, :14].clone() if method == "smoothgrad" else X[:, :, :12, :12].clone()
-    spec = get_method(method)
-    assert spec.expected_seconds(net, x, {count: 8}) is None
-    explain(net, x, method, **{count: 8}, **kw)
-    eight = spec.expected_seconds(net, x, {count: 8})
-    assert eight is not None and eight > 0
-    assert spec.expected_seconds(net, x, {count: 80}) == pytest.approx(10 * eight)
-
-
-def test_scorecam_estimate_is_distinct_masks_times_the_measured_forward():
-    """One forward per distinct mask: the batched forward's measured time × the layer's channels (or the cap),
-    less the channels that are scaled copies of others (the same mask: one forward for both)."""
-    from cam_core.batching import estimate_seconds
-
+def test_scorecam_estimate_is_the_clean_forward_plus_one_forward_per_distinct_mask():
+    """Channels that are scaled copies of others make the same mask: one forward for both."""
     net = seeded(GapNet())
-    x = X[:, :, :13, :13].clone()  # a size no other test timed
+    x = X.clone()
     spec = get_method("scorecam")
     assert spec.expected_seconds(net, x, {}, None) is None  # no layer: nothing to count
-    explain(net, x, "rise", masks=32, cells=4)  # times the batched forward at this size
-    per = estimate_seconds(net, x, 1)
-    assert spec.expected_seconds(net, x, {}, "relu2") == pytest.approx(8 * per)  # relu2 has 8 channels
-    assert spec.expected_seconds(net, x, {"max_channels": 3}, "relu2") == pytest.approx(3 * per)
     with torch.no_grad():  # channels 4–7 become 2 × channels 0–3 (exact in floats): four distinct masks
         net.conv2.weight[4:] = 2 * net.conv2.weight[:4]
         net.conv2.bias[4:] = 2 * net.conv2.bias[:4]
-    assert spec.expected_seconds(net, x, {}, "relu2") == pytest.approx(4 * per)
+    for params in ({}, {"max_channels": 3}):
+        with Items(net) as seen:
+            explain(net, x, "scorecam", "relu2", **params)
+        _set_times(net, x)
+        masks = seen.items - 1  # less the clean forward
+        assert masks == 4 if not params else masks <= 3  # a cap of 3 may pick a channel and its double
+        assert spec.expected_seconds(net, x, params, "relu2") == pytest.approx(SINGLE + masks * FORWARD)
 
 
-def test_ablationcam_estimate_comes_from_its_own_timing_per_channel():
+def test_ablationcam_estimate_is_the_clean_forward_plus_a_pass_per_chunk_of_live_channels():
     net = seeded(GapNet())
-    x = X[:, :, :11, :11].clone()
+    x = X.clone()
     spec = get_method("ablationcam")
-    assert spec.expected_seconds(net, x, {}, "relu2") is None
-    explain(net, x, "ablationcam", target_layer="relu2")
-    seconds = spec.expected_seconds(net, x, {}, "relu2")
+    with Items(net) as seen:
+        explain(net, x, "ablationcam", "relu2", chunk=3)
+    passes = seen.calls - 1  # less the clean forward
+    with torch.no_grad():
+        live = sum(bool((net.relu2(net.conv2(net.relu1(net.conv1(x))))[0, k] != 0).any()) for k in range(8))
+    assert passes == math.ceil(live / 3)
+    _set_times(net, x)
+    TIMINGS.put("ablation", ablation_cam._timing_key(net, x, "relu2"), (3, 0.02))
+    assert spec.expected_seconds(net, x, {"chunk": 3}, "relu2") == pytest.approx(SINGLE + passes * 0.02)
+
+
+def test_a_gradient_never_timed_counts_as_grad_factor_forwards():
+    net = seeded(GapNet(classes=2))
+    x = X[:, :, :12, :12].clone()  # a size no other test timed
+    TIMINGS.put("single", timing_key(net, x), SINGLE)
+    TIMINGS.section("batches")[timing_key(net, x)] = _Timing(4, FORWARD)
+    for key in (timing_key(net, x, True), timing_key(net, x, True, "layer:relu2")):
+        TIMINGS.section("batches").pop(key, None)
+    assert get_method("smoothgrad").expected_seconds(net, x, {"samples": 10}) == pytest.approx(
+        SINGLE + 10 * FORWARD * GRAD_FACTOR["input"])
+    assert get_method("smoothgradcam++").expected_seconds(net, x, {"samples": 10}, "relu2") == pytest.approx(
+        SINGLE + 10 * FORWARD * GRAD_FACTOR["layer"])
+
+
+@pytest.mark.parametrize("method,layer", [("rise", None), ("occlusion", None), ("scorecam", "relu2"),
+                                          ("ablationcam", "relu2"), ("integrated_gradients", None)])
+def test_with_nothing_measured_the_estimate_times_the_model_and_leaves_it_as_it_was(method, layer):
+    TIMINGS.clear()
+    net = seeded(GapNet()).train()
+    x = X[:, :, :15, :15].clone()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    seconds = METHODS[method].expected_seconds(net, x, {}, layer)
     assert seconds is not None and seconds > 0
+    assert TIMINGS.get("single", timing_key(net, x)) is not None
+    assert net.training and all(m.training for m in net.modules())  # eval only while timing
+    assert all(p.grad is None for p in net.parameters())
+    assert not net._forward_hooks and not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    timing = TIMINGS.section("batches").get(timing_key(net, x))
+    assert timing is None or not timing.settled  # a calibration never fixes the chunk size
