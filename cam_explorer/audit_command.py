@@ -52,7 +52,7 @@ def _audit(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("--baseline", type=int, default=AUDIT_BASELINE, metavar="N",
                    help=f"random maps each --metrics score is judged against, once per image (default "
                         f"{AUDIT_BASELINE}; 0: none; docs/audit.md says why)")
-    p.add_argument("--out", required=True, metavar="AUDIT_DIR", help="audit folder (created, or resumed)")
+    p.add_argument("--out", required=True, metavar="AUDIT_DIR", help="audit folder (created, or resumed); a URI such as s3://bucket/audits/run1 writes it there")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local (this process; decode threads) or ray (Ray Data; --address for a cluster)")
     p.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH,
@@ -220,7 +220,7 @@ def audit(args: argparse.Namespace) -> int:
     counts = final["counts"]
     written = counts["done"] - bar.before
     labelled = counts.get("labelled", 0)
-    writers.emit({"audit": str(Path(args.out)), "images": final["inputs"], "done": counts["done"],
+    writers.emit({"audit": args.out if is_uri(args.out) else str(Path(args.out)), "images": final["inputs"], "done": counts["done"],
                   "written": written, "errors": counts["errors"], "labelled": labelled,
                   "correct_top1": counts["correct_top1"], "correct_top5": counts["correct_top5"],
                   "top1": round(counts["correct_top1"] / labelled, 4) if labelled else None,

@@ -74,9 +74,10 @@ def kind(uri: str) -> str:
 
 
 def listing(uri: str, recursive: bool = True) -> list[tuple[str, bool]]:
-    """(name relative to ``uri`` in posix form, is a folder) for everything under the folder ``uri``, sorted
-    part by part as ``pathlib`` sorts (so a folder gives the same order by path or by URI)."""
+    """(name relative to ``uri`` in posix form, is a folder) for everything under the folder ``uri`` (none when
+    it does not exist: an object store has no empty folders), sorted part by part as ``pathlib`` sorts (so a
+    folder gives the same order by path or by URI)."""
     fs, root = resolve(uri)
-    found = fs.get_file_info(pafs.FileSelector(root, recursive=recursive))
+    found = fs.get_file_info(pafs.FileSelector(root, recursive=recursive, allow_not_found=True))
     entries = [(posixpath.relpath(info.path, root), info.type == pafs.FileType.Directory) for info in found]
     return sorted(entries, key=lambda e: e[0].split("/"))

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import location
+from .location import is_uri
 from .store import write_json_atomic
 
 PROGRESS = "progress.json"
@@ -45,7 +47,7 @@ class Work:
                  listener: Listener | None = None) -> None:
         self.todo, self.before, self.batch = todo, before, max(1, batch)
         self.per_image = per_image if per_image and per_image > 0 else None
-        self.folder = Path(folder) if folder is not None else None
+        self.folder = folder
         self.listener = listener
         self.started = time.perf_counter()
         self.written = 0
@@ -87,7 +89,9 @@ class Work:
             self.listener(state)
         if self.folder is not None and (part or time.monotonic() - self._written_at >= WRITE_EVERY):
             self._written_at = time.monotonic()
-            write_json_atomic(self.folder / PROGRESS, asdict(state))
+            folder = str(self.folder)
+            where = location.join(folder, PROGRESS) if is_uri(folder) else Path(folder) / PROGRESS
+            write_json_atomic(where, asdict(state))
 
 
 __all__ = ["PROGRESS", "RunState", "Work"]

@@ -69,9 +69,18 @@ def _replace_into(tmp: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON so a reader sees the old file or the new one: a local file through a flushed
+    temporary file and a rename; a URI as one object (object stores publish an object whole when it is closed)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if is_uri(str(path)):
+        fs, where = location.resolve(str(path))
+        with fs.open_output_stream(where) as out:
+            out.write(text.encode("utf-8"))
+        return
+    path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     _replace_into(tmp, path)
 
 
@@ -136,33 +145,61 @@ class AuditWriter:
     """
 
     def __init__(self, folder: str | Path, manifest: Mapping[str, Any]) -> None:
+        # A URI (s3://, gs://, file://) goes through pyarrow.fs: each part and the manifest are written as whole
+        # objects, and there is no lock (one writer per folder is then the caller's care).
+        self.uri = str(folder).rstrip("/") if is_uri(str(folder)) else None
         self.folder = Path(folder)
         self.parts = self.folder / PARTS
-        self.parts.mkdir(parents=True, exist_ok=True)
-        self._lock = self._take_lock()
+        self._lock = None
+        if self.uri is None:
+            self.parts.mkdir(parents=True, exist_ok=True)
+            self._lock = self._take_lock()
+        else:
+            self._fs, where = location.resolve(location.join(self.uri, PARTS))
+            self._fs.create_dir(where, recursive=True)
         try:
-            self.manifest = self._merge(dict(manifest), read_manifest(self.folder))
+            self.manifest = self._merge(dict(manifest), read_manifest(self.uri or self.folder))
             self.schema = audit_schema(list(self.manifest["methods"]), self.manifest.get("metrics") or ())
-            for leftover in self.parts.glob(f".*{TMP_SUFFIX}"):  # a part that was being written when killed
-                leftover.unlink()
+            if self.uri is None:
+                for leftover in self.parts.glob(f".*{TMP_SUFFIX}"):  # a part being written when killed
+                    leftover.unlink()
             self.done: set[int] = set()
             self.counts: dict[str, int] = {"done": 0, "errors": 0, "labelled": 0, "correct_top1": 0,
                                            "correct_top5": 0}
             self._next = 0
-            for path in part_files(self.folder):
-                self._next = max(self._next, _part_number(path) + 1)
+            for path in self._part_paths():
+                self._next = max(self._next, _part_number(Path(path)) + 1)
                 try:
-                    table = pq.read_table(path, columns=list(COUNTED))
-                except (OSError, pa.ArrowException):  # unreadable (not ours, or a disk fault): redo its rows
-                    path.rename(path.with_name(path.name + ".corrupt"))
+                    table = self._read_counted(path)
+                except (OSError, pa.ArrowException):  # unreadable (not ours, a disk fault, cut short): redo it
+                    self._set_aside(path)
                     continue
                 self.done.update(table["index"].to_pylist())
                 _add(self.counts, _counts(table))
             self.manifest["counts"] = dict(self.counts)
-            write_json_atomic(self.folder / MANIFEST, self.manifest)
+            write_json_atomic(self._manifest_path(), self.manifest)
         except BaseException:
             self.close()
             raise
+
+    def _manifest_path(self) -> str | Path:
+        return location.join(self.uri, MANIFEST) if self.uri else self.folder / MANIFEST
+
+    def _part_paths(self) -> list[str] | list[Path]:
+        return part_uris(self.uri) if self.uri else part_files(self.folder)
+
+    def _read_counted(self, path: str | Path) -> pa.Table:
+        if self.uri:
+            return pq.read_table(location.resolve(str(path))[1], columns=list(COUNTED), filesystem=self._fs)
+        return pq.read_table(path, columns=list(COUNTED))
+
+    def _set_aside(self, path: str | Path) -> None:
+        """Rename an unreadable part ``*.corrupt`` so its rows are redone and it is never read again."""
+        if self.uri:
+            where = location.resolve(str(path))[1]
+            self._fs.move(where, where + ".corrupt")
+        else:
+            Path(path).rename(Path(path).with_name(Path(path).name + ".corrupt"))
 
     def _take_lock(self):
         fh = open(self.folder / ".lock", "a+")
@@ -179,7 +216,9 @@ class AuditWriter:
         engine and versions, after checking both describe the same audit."""
         new = json.loads(json.dumps({"format": FORMAT, **new}))  # as it will read back (tuples become lists)
         if old is None:
-            if any(self.parts.iterdir()):
+            if self.uri is not None and location.listing(location.join(self.uri, PARTS)):
+                raise CamError(f"{self.uri}: has part files but no manifest; not an audit this tool wrote")
+            if self.uri is None and any(self.parts.iterdir()):
                 raise CamError(f"{self.folder}: has part files but no manifest; not an audit this tool wrote")
             return {**new, "started": new.get("started") or utc_now(), "finished": None}
         differ = [k for k in IDENTITY if k in new and old.get(k) != new[k]]
@@ -205,21 +244,25 @@ class AuditWriter:
         if not fresh:
             return 0
         table = pa.Table.from_pylist(list(fresh), schema=self.schema)
-        final = self.parts / f"part-{self._next:05d}.parquet"
-        tmp = self.parts / f".{final.name}{TMP_SUFFIX}"
-        pq.write_table(table, tmp)
-        _replace_into(tmp, final)
+        name = f"part-{self._next:05d}.parquet"
+        if self.uri:  # one object, published whole when the upload completes
+            pq.write_table(table, location.resolve(location.join(self.uri, PARTS, name))[1], filesystem=self._fs)
+        else:
+            final = self.parts / name
+            tmp = self.parts / f".{final.name}{TMP_SUFFIX}"
+            pq.write_table(table, tmp)
+            _replace_into(tmp, final)
         self._next += 1
         self.done.update(int(r["index"]) for r in fresh)
         _add(self.counts, _counts(table.select(list(COUNTED))))
         self.manifest["counts"] = dict(self.counts)
-        write_json_atomic(self.folder / MANIFEST, self.manifest)
+        write_json_atomic(self._manifest_path(), self.manifest)
         return len(fresh)
 
     def finish(self, **extra: Any) -> dict[str, Any]:
         """Mark the audit finished (``finished`` time, final counts and any ``extra`` keys) and release it."""
         self.manifest.update(extra, counts=dict(self.counts), finished=utc_now())
-        write_json_atomic(self.folder / MANIFEST, self.manifest)
+        write_json_atomic(self._manifest_path(), self.manifest)
         self.close()
         return self.manifest
 

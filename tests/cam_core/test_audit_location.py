@@ -112,3 +112,30 @@ def test_audit_over_a_uri_has_the_rows_of_the_path_and_reads_back_by_uri(tmp_pat
         np.testing.assert_array_equal(by_uri.map(2, "gradcam"), by_path.map(2, "gradcam"))
         assert review.summary(by_uri) == review.summary(by_path) and review.summary(by_uri).errors == 1
         assert review.per_class(by_uri) == review.per_class(by_path)
+
+
+def test_audit_written_to_a_uri_resumes_and_reads_back(tmp_path):
+    """The writer through pyarrow.fs: the parts and manifest land in the folder (read back by path with DuckDB's
+    own reader), a second writer resumes from the parts present, and a part cut short is set aside and redone."""
+    root = _set(tmp_path / "set")
+    model = seeded(GapNet(classes=len(CATS))).float()
+    inputs = read_inputs(root, CATS)
+    job = AuditJob(inputs.items, CATS, ScanSettings("conv2", {"gradcam": {}}), _small_input, batch=2)
+    local = run_audit(tmp_path / "path", job, MANIFEST, LocalEngine(model))
+    out = tmp_path / "bucket" / "run1"  # not created beforehand, as a bucket prefix is not
+    remote = run_audit(uri(out), job, MANIFEST, LocalEngine(model))
+    assert remote["counts"] == local["counts"] and remote["finished"]
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["part-00000.parquet", "part-00001.parquet",
+                                                                  "part-00002.parquet"]
+    assert (out / "progress.json").is_file() and (out / "manifest.json").is_file()
+    query = 'SELECT * EXCLUDE ("gradcam__seconds") FROM rows ORDER BY "index"'
+    with open_audit(tmp_path / "path") as a, open_audit(out) as b:
+        assert b.sql(query).to_pylist() == a.sql(query).to_pylist()
+
+    last = out / "parts" / "part-00002.parquet"
+    last.write_bytes(last.read_bytes()[:50])  # as if the upload had been cut short
+    again = run_audit(uri(out), job, MANIFEST, LocalEngine(model))
+    assert again["counts"] == local["counts"] and len(again["resumed"]) == 1
+    assert (out / "parts" / "part-00002.parquet.corrupt").is_file()
+    with open_audit(tmp_path / "path") as a, open_audit(uri(out)) as b:
+        assert b.sql(query).to_pylist() == a.sql(query).to_pylist()  # the lost part's row redone, none twice
