@@ -21,7 +21,7 @@ from ui.samples import SAMPLES
 from ui.sidebar import WEIGHTS_UPLOAD_MB, photo_page
 from ui.widgets import literal, remembered_select, reset_when_changed, show_error
 
-MAP_PX = 240
+MAP_PX = 200  # px on screen: five columns and the patches under them fit a projector
 UPLOADER = "evolution_files"
 PATCH_PX = 96
 WEIGHT_TYPES = ["safetensors", "pth", "pt"]
@@ -106,11 +106,11 @@ def _columns(ctx: Any, states: list[Any], layer: str, channel: int, cmap: str) -
     for col, column, one, found in zip(st.columns(len(columns)), columns, states, known):
         with col:
             st.markdown(f"**{literal(column.name)}**")
-            st.image(_enlarged(shared_map(column, scale, cmap)), width="stretch",
+            st.image(_enlarged(shared_map(column, scale, cmap)), width=MAP_PX,
                      caption=f"mean {column.mean:.6g} · max {float(column.fmap.max()):.6g}")
             if looks:
                 try:
-                    st.image(evo.visualization(one, layer, channel), width="stretch", caption="looks for")
+                    st.image(evo.visualization(one, layer, channel), width=MAP_PX, caption="looks for")
                 except Exception as exc:
                     show_error(exc, context=f"feature visualization in {one.name}")
             if wanted:
@@ -125,8 +125,10 @@ def _patches(ctx: Any, one: Any, layer: str, channel: int, found: Any) -> None:
         return
     for line in errors:
         st.warning(line)
+    if shown and max(p.patch.value for p in shown) <= 0:
+        st.caption("Not active on any sample photo here: these are ties at its lowest value.")
     for p in shown:
-        st.image(pair_tile(p.crop, p.projection, PATCH_PX), width="stretch",
+        st.image(pair_tile(p.crop, p.projection, PATCH_PX), width=2 * PATCH_PX,
                  caption=f"{p.name} · {p.patch.value:.3g} (crop | deconvnet)")
 
 
