@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-from PIL import Image
 
 from cam_core.errors import CamError
 from cam_core.evolution import MAX_STATES, MIN_STATES, shared_map, shared_scale
@@ -19,6 +18,7 @@ from ui import evolution_view as evo
 from ui.display import results_slot
 from ui.samples import SAMPLES
 from ui.sidebar import WEIGHTS_UPLOAD_MB, photo_page
+from ui.walkthrough_view import enlarged
 from ui.widgets import literal, remembered_select, reset_when_changed, show_error
 
 MAP_PX = 200  # px on screen: five columns and the patches under them fit a projector
@@ -30,12 +30,6 @@ _PATCHES_ASKED = "_evolution_patches_asked"  # session state: the (files, layer,
 
 def _ask_patches(ask: tuple[Any, ...]) -> None:
     st.session_state[_PATCHES_ASKED] = ask
-
-
-def _enlarged(rgb: Any, width: int = MAP_PX) -> Image.Image:
-    img = Image.fromarray(rgb)
-    scale = max(1, round(width / max(img.width, 1)))
-    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
 
 
 def _files(ctx: Any) -> list[Any] | None:
@@ -106,7 +100,7 @@ def _columns(ctx: Any, states: list[Any], layer: str, channel: int, cmap: str) -
     for col, column, one, found in zip(st.columns(len(columns)), columns, states, known):
         with col:
             st.markdown(f"**{literal(column.name)}**")
-            st.image(_enlarged(shared_map(column, scale, cmap)), width=MAP_PX,
+            st.image(enlarged(shared_map(column, scale, cmap), MAP_PX), width=MAP_PX,
                      caption=f"mean {column.mean:.6g} · max {float(column.fmap.max()):.6g}")
             if looks:
                 try:

@@ -29,12 +29,12 @@ def files():
     return out
 
 
-def _channel_means(state, layer):
-    """Every channel's mean of ``layer`` on the default sample (Chelsea) at the model's own size, by a plain hook."""
+def _maps(state, layer, sample="chelsea"):
+    """``layer``'s maps on a bundled sample (C×u×v) at the model's own size, by a plain forward hook."""
     from cam_core.imaging import load_image
 
     spec = models.SPECS[ARCH]
-    x = model_preprocess(load_image(sample_png("chelsea")), spec.input_size, spec.mean, spec.std, "cpu")
+    x = model_preprocess(load_image(sample_png(sample)), spec.input_size, spec.mean, spec.std, "cpu")
     net = models.SPECS[ARCH].build(4)
     net.load_state_dict(state)
     net.eval()
@@ -45,7 +45,12 @@ def _channel_means(state, layer):
             net(x)
     finally:
         handle.remove()
-    return kept["out"][0].mean(dim=(1, 2))
+    return kept["out"][0]
+
+
+def _channel_means(state, layer):
+    """Every channel's mean of ``layer`` on the default sample (Chelsea)."""
+    return _maps(state, layer).mean(dim=(1, 2))
 
 
 def _upload(at, chosen):
@@ -120,6 +125,13 @@ def test_visualization_and_top_patches_fill_every_column(app, files, monkeypatch
     captions = [c for el in at.main.get("image") for c in el.captions]
     pairs = [c for c in captions if c.endswith("(crop | deconvnet)")]
     assert len(pairs) == 2 * 2 and all(c.startswith(("chelsea · ", "coffee · ")) for c in pairs)  # 2 per file
+    layer, channel = keyed(at, "selectbox", "evo_layer").value, keyed(at, "selectbox", "evo_channel").value
+    for (*_, state), column in zip(files, (pairs[:2], pairs[2:])):  # each file's photos, strongest first
+        best = {name: float(_maps(state, layer, name)[channel].max()) for name in ("chelsea", "coffee")}
+        order = sorted(best, key=lambda n: -best[n])
+        assert [c.split(" · ")[0] for c in column] == order or best["chelsea"] == best["coffee"]
+        assert [float(c.split(" · ")[1].split(" ")[0]) for c in column] == pytest.approx(
+            [best[n] for n in order], rel=5e-3, abs=1e-3)  # shown to 3 significant digits
     at.run()  # kept: a rerun shows them without the button
     assert not [b for b in at.button if b.key == "evo_patches"]
     assert sum(c.endswith("(crop | deconvnet)") for el in at.main.get("image") for c in el.captions) == 4
