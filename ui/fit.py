@@ -3,7 +3,9 @@
 Streamlit cuts a widget label, a toggle's text or the upload box's instructions with an ellipsis when its
 column is narrow ("About" → "A…", "Signed" → "Si…"), and a button's text too ("Compare with random maps" in
 half of an 800-px page); columns here wrap onto the next line before they get
-that narrow. Checked by tests/e2e/test_fit_browser.py (no element's text wider than its box).
+that narrow. Columns holding images are left out: they scale, and a row of tiles (Layers' eight a row) that
+wrapped left its last tile alone on a row, stretched to the page's width. Checked by
+tests/e2e/test_fit_browser.py (no element's text wider than its box; every tile of a row the same width).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ COLUMN_MIN = "7.5rem"
 
 CSS = f"""
 [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
-[data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{ min-width: min({COLUMN_MIN}, 100%); }}
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:not(:has([data-testid="stImage"])) {{
+  min-width: min({COLUMN_MIN}, 100%); }}
 [data-testid="stFileUploaderDropzoneInstructions"] * {{ white-space: normal; overflow: visible;
   text-overflow: clip; }}
 [data-testid="stWidgetLabel"] p, [data-testid="stCheckbox"] label p {{ white-space: normal; overflow-wrap: anywhere; }}

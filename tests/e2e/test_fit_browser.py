@@ -45,3 +45,27 @@ def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir,
         assert not cut, f"Compare at {width}×{height}: cut {cut}"
     finally:
         context.close()
+
+
+#: Widths of the Layers page's top-N channel tiles (captioned "ch N · mean …").
+TILE_WIDTHS = """() => [...document.querySelectorAll('[data-testid="stImage"]')]
+  .filter(e => /^ch \\d+ · mean/.test(e.innerText.trim()))
+  .map(e => e.getBoundingClientRect().width)"""
+
+
+@pytest.mark.parametrize("width, height", [(1440, 1000), (1024, 768)])
+def test_every_layers_tile_has_the_same_width(browser, app_url, screenshot_dir, width, height):
+    """A row of tiles that wrapped used to leave its last tile alone on a row, stretched to the page's width."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{app_url}/layers?layers_top_n=16")
+        page.get_by_text("ch ", exact=False).first.wait_for()
+        _wait_idle(page)
+        widths = page.evaluate(TILE_WIDTHS)
+        page.screenshot(path=str(screenshot_dir / f"fit_layers_{width}x{height}.png"))
+        assert len(widths) == 16, widths
+        assert max(widths) < 1.1 * min(widths), f"Layers at {width}×{height}: tile widths {widths}"
+    finally:
+        context.close()
