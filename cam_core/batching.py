@@ -158,23 +158,30 @@ def _ladder(template: torch.Tensor, count: int) -> list[int]:
     return sizes or [max(1, cap)]
 
 
-#: Copies of the image in the calibration batch (``calibrate``): the small chunks a CPU runs fastest.
+#: Copies of the image in the calibration batch (``calibration``): the small chunks a CPU runs fastest.
 CALIBRATION_ITEMS = 4
-#: A forward+backward to the input per item, in forwards, until one was measured (measured at 128×160 on 2 CPU
-#: threads: Lite0 2.5, ResNet-18 2.4); a backward that stops at a layer CAM's layer costs about half that.
+#: Seconds a calibration stands for "this machine now"; an estimate asked later times the model again.
+CALIBRATION_TTL = 20.0
+#: A forward+backward per item, in calibrated forwards, until a run measured it (measured at 128×160 on 2 CPU
+#: threads: to the input Lite0 2.5, ResNet-18 2.4; a backward that stops at a layer CAM's layer about half).
 GRAD_FACTOR = {"input": 2.5, "layer": 1.3}
 
 
-def calibrate(model: nn.Module, template: torch.Tensor) -> None:
-    """Time ``model`` at ``template``'s shape now, where nothing was measured yet: one image's forward and a
-    batch of ``CALIBRATION_ITEMS`` copies (after a warm-up batch), stored for the estimates. The model is
-    borrowed in eval mode, under inference mode: nothing is written."""
+def calibration(model: nn.Module, template: torch.Tensor) -> tuple[float, float]:
+    """(seconds of one image's forward, seconds per item of a batch of ``CALIBRATION_ITEMS`` copies) of
+    ``model`` at ``template``'s shape, timed now (after a warm-up batch the first time) unless timed in the last
+    ``CALIBRATION_TTL`` s. Every estimate scales from it, so an estimate follows the machine's load at the time
+    it is asked. The model is borrowed in eval mode, under inference mode: nothing is written."""
     key = _key(model, template)
+    known = TIMINGS.get("calibration", key)
+    if known is not None and time.monotonic() - known[0] < CALIBRATION_TTL:
+        return known[1], known[2]
     x = template[:1].detach()
     batch = x.expand(CALIBRATION_ITEMS, *x.shape[1:]).contiguous()
     with eval_mode(model), torch.inference_mode():
-        model(batch)  # warm-up: the first call at a shape allocates and picks kernels
-        _sync(x.device)
+        if known is None:
+            model(batch)  # warm-up: the first call at a shape allocates and picks kernels
+            _sync(x.device)
         began = time.perf_counter()
         model(x)
         _sync(x.device)
@@ -183,53 +190,68 @@ def calibrate(model: nn.Module, template: torch.Tensor) -> None:
         model(batch)
         _sync(x.device)
         per_item = (time.perf_counter() - began) / CALIBRATION_ITEMS
-    TIMINGS.put_default("single", key, single)
+    TIMINGS.put("calibration", key, (time.monotonic(), single, per_item))
+    return single, per_item
+
+
+def relate(what: tuple, seconds: float, model: nn.Module, template: torch.Tensor, since: float,
+           to_single: bool = False) -> None:
+    """Keep a run's measured ``seconds`` for one unit of ``what`` (an item, a window, a chunk, a set-up) as a
+    multiple of the calibration made at most ``CALIBRATION_TTL`` s before the run began (``since``,
+    ``time.monotonic()``) — of its one-image time with ``to_single`` — a ratio the machine's load does not
+    change (a running mean); without a calibration that recent nothing is kept."""
+    known = TIMINGS.get("calibration", _key(model, template))
+    if known is None or since - known[0] > CALIBRATION_TTL:
+        return
+    base = known[1] if to_single else known[2]
+    if base <= 0:
+        return
     with _lock:
-        _batches.setdefault(key, _Timing(CALIBRATION_ITEMS, per_item, settled=False))
+        ratio = seconds / base
+        old = TIMINGS.get("ratios", what)
+        TIMINGS.put("ratios", what, ratio if old is None else 0.5 * (old + ratio))
 
 
-def single_seconds(model: nn.Module, template: torch.Tensor, measure: bool = True) -> float | None:
-    """Seconds of one image's forward (the clean pass every method makes first): as last measured, else timed
-    now with ``measure`` (``calibrate``), else ``None``."""
-    key = _key(model, template)
-    if measure and TIMINGS.get("single", key) is None:
-        calibrate(model, template)
-    return TIMINGS.get("single", key)
+def scaled(what: tuple, model: nn.Module, template: torch.Tensor, default: float | None = None,
+           to_single: bool = False) -> float | None:
+    """Seconds one unit of ``what`` should take now: its kept ratio (``relate``; else ``default``; else
+    ``None``) × the calibration (``calibration``: timed now if not recent)."""
+    ratio = TIMINGS.get("ratios", what, default)
+    if ratio is None:
+        return None
+    single, per_item = calibration(model, template)
+    return ratio * (single if to_single else per_item)
 
 
-def per_item_seconds(model: nn.Module, template: torch.Tensor, grad: bool = False, what: str = "",
-                     measure: bool = True) -> float | None:
-    """Seconds per item of a batch (a forward, or with ``grad`` a forward and backward to ``what``): as this
-    process last measured it on real work; else a gradient as ``GRAD_FACTOR`` forwards; else, with ``measure``,
-    timed now (``calibrate``); else ``None``."""
+def single_seconds(model: nn.Module, template: torch.Tensor) -> float:
+    """Seconds of one image's forward (the clean pass every method makes first), now."""
+    seconds = scaled(("single", *_key(model, template)), model, template, 1.0, to_single=True)
+    assert seconds is not None  # a default was given
+    return seconds
+
+
+def per_item_seconds(model: nn.Module, template: torch.Tensor, grad: bool = False, what: str = "") -> float:
+    """Seconds per item of a batch now (a forward, or with ``grad`` a forward and backward to ``what``): the
+    calibrated forward × the ratio runs measured (1 for a forward, ``GRAD_FACTOR`` for a gradient, until then)."""
+    default = GRAD_FACTOR["layer" if what else "input"] if grad else 1.0
+    seconds = scaled(("batch", *_key(model, template, grad, what)), model, template, default)
+    assert seconds is not None  # a default was given
+    return seconds
+
+
+def estimate_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False,
+                     what: str = "") -> float | None:
+    """Seconds ``count`` batched items took at the per-item time this process last measured on real work
+    (no calibration); ``None`` if nothing yet. The methods' estimates use ``run_seconds``."""
     with _lock:
         timing = _batches.get(_key(model, template, grad, what))
-    if timing is not None:
-        return timing.seconds_per_item
-    if grad:
-        forward = per_item_seconds(model, template, measure=measure)
-        return None if forward is None else forward * GRAD_FACTOR["layer" if what else "input"]
-    if measure:
-        calibrate(model, template)
-        return per_item_seconds(model, template, measure=False)
-    return None
-
-
-def estimate_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False, what: str = "",
-                     measure: bool = False) -> float | None:
-    """Seconds ``count`` batched items will take (``per_item_seconds`` × ``count``); ``None`` when nothing was
-    measured and ``measure`` is off."""
-    per_item = per_item_seconds(model, template, grad, what, measure)
-    return None if per_item is None else per_item * count
+    return None if timing is None else timing.seconds_per_item * count
 
 
 def run_seconds(model: nn.Module, template: torch.Tensor, count: int, grad: bool = False, what: str = "") -> float:
-    """What a method that makes one clean forward and then ``count`` batched items costs: one image's forward
-    plus ``count`` × the time per item (measured now if never measured)."""
-    single = single_seconds(model, template)
-    per_item = per_item_seconds(model, template, grad, what)
-    assert single is not None and per_item is not None  # measured above
-    return single + count * per_item
+    """What a method that makes one clean forward and then ``count`` batched items costs now: one image's
+    forward plus ``count`` × the time per item."""
+    return single_seconds(model, template) + count * per_item_seconds(model, template, grad, what)
 
 
 def _sync(device: torch.device) -> None:
@@ -292,7 +314,7 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
                          memory_format=torch.channels_last) if layout_ok else None
     measured: list[tuple[float, int]] = []  # (seconds per item, chunk), channels_last when learn_layout
     layout_trial: float | None = None  # seconds per item of the contiguous trial chunk
-    done, rung = 0, 0
+    done, rung, spent, since = 0, 0, 0.0, time.monotonic()
     while done < count:
         size = min(plan[min(rung, len(plan) - 1)], count - done)
         batch = buffer[:size]  # one buffer reused: no fresh pages for every chunk
@@ -306,6 +328,7 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
         step(batch, done)
         _sync(template.device)
         per_item = (time.perf_counter() - began) / size
+        spent += per_item * size
         if learning and rung < len(plan) and size == plan[rung]:
             measured.append((per_item, size))
             if len(measured) >= 2 and per_item > 1.1 * min(measured)[0]:
@@ -342,20 +365,20 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
             current = _batches.get(key)
             if current is None or not current.settled:
                 _batches[key] = _Timing(best[1], best[0], last)
+    relate(("batch", *key), spent / count, model, template, since)  # for the next estimate
 
 
 def _single(model: nn.Module, variants: Variants, step: Callable[[torch.Tensor, int], None], key: tuple) -> None:
-    """Run one image and keep its time in ``TIMINGS["single"]`` (a running mean: a model now warm, a busier
-    machine); a one-image call never fixes a chunk size or a per-item time."""
+    """Run one image and keep its time against the calibration (``relate``); a one-image call never fixes a
+    chunk size or a per-item time."""
     batch = torch.empty_like(variants.template)
     variants.fill(0, batch)
-    began = time.perf_counter()
+    since, began = time.monotonic(), time.perf_counter()
     step(batch, 0)
     _sync(batch.device)
     took = time.perf_counter() - began
-    with _lock:
-        known = TIMINGS.get("single", key)
-        TIMINGS.put("single", key, took if known is None else 0.5 * (known + took))
+    if key == _key(model, batch):  # a plain forward: as a multiple of the calibrated one
+        relate(("single", *key), took, model, batch, since, to_single=True)
 
 
 def batched_forward(model: nn.Module, variants: Variants | torch.Tensor, chunk: int | None = None,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..batching import TIMINGS, Progress
+from ..batching import TIMINGS, Progress, calibration, relate, scaled
 from ..errors import CamError
 from ..hygiene import submodules
 from ..targets import logits_of
@@ -51,7 +51,7 @@ def prepare(model: nn.Module, x: torch.Tensor) -> Prepared | None:
         hit = _prepared.get(model)
     if stamp is not None and hit is not None and hit[0] == stamp:
         return hit[1]
-    began = time.perf_counter()
+    since, began = time.monotonic(), time.perf_counter()
     plan = build_plan(model)
     prepared = None
     if plan is not None:
@@ -68,7 +68,7 @@ def prepare(model: nn.Module, x: torch.Tensor) -> Prepared | None:
     if stamp is not None:
         with _lock:
             _prepared[model] = (stamp, prepared)
-    TIMINGS.put("incremental", ("setup", *_shape_key(model, x)), time.perf_counter() - began)
+    relate(("setup", *_shape_key(model, x)), time.perf_counter() - began, model, x, since)
     return prepared
 
 
@@ -89,22 +89,24 @@ CALIBRATION_WINDOWS, CALIBRATION_CHUNK = 8, 4
 
 def window_cost(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int, int]], patch: int,
                 value: torch.Tensor) -> tuple[float, float] | None:
-    """(set-up seconds a run on ``x`` still has to pay, seconds per window) of ``incremental_windows``, or
-    ``None`` when it does not apply to this network (plain forwards then). As last measured; never measured:
-    the set-up is done now (a run on this ``x`` then finds it ready) and ``CALIBRATION_WINDOWS`` windows spread
-    over ``positions`` are timed."""
+    """(set-up seconds a run on ``x`` still has to pay, seconds per window) of ``incremental_windows`` now, or
+    ``None`` when it does not apply to this network (plain forwards then): ratios runs measured against the
+    calibrated forward (``batching.relate``) × that forward now. Never measured: the set-up is done now (a run
+    on this ``x`` then finds it ready) and ``CALIBRATION_WINDOWS`` windows spread over ``positions`` are timed."""
     key = ("window", *_shape_key(model, x), patch)
-    if TIMINGS.get("incremental", key) is None:
+    if TIMINGS.get("ratios", key) is None:
+        calibration(model, x)  # recent: what the windows are timed against
         if prepare(model, x) is None:
             return None
         step = max(1, len(positions) // CALIBRATION_WINDOWS)
         sample = list(positions)[::step][:CALIBRATION_WINDOWS]
         if incremental_windows(model, x, sample, patch, value, chunk=CALIBRATION_CHUNK) is None:
             return None
-    per_window = TIMINGS.get("incremental", key)
+    per_window = scaled(key, model, x)
     if per_window is None:  # prepared before, but the engine gave nothing to gain here
         return None
-    setup = 0.0 if _is_prepared(model, x) else TIMINGS.get("incremental", ("setup", *_shape_key(model, x)), 0.0)
+    setup = 0.0 if _is_prepared(model, x) else scaled(("setup", *_shape_key(model, x)), model, x, 0.0)
+    assert setup is not None
     return setup, per_window
 
 
@@ -153,7 +155,7 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
     out: list[torch.Tensor] = []
     timings: list[tuple[float, int]] = []
     done, rung = 0, 0
-    started = time.perf_counter()
+    since, started = time.monotonic(), time.perf_counter()
     try:
         with torch.inference_mode():
             while done < count:
@@ -182,6 +184,6 @@ def incremental_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[t
         return None
     if timings and not chunk:
         TIMINGS.put_default("incremental", key, min(timings)[1])
-    # seconds per window, set-up excluded (``window_cost``): the next estimate
-    TIMINGS.put("incremental", ("window", *key), (time.perf_counter() - started) / count)
+    # seconds per window, set-up excluded, against the calibrated forward (``window_cost``): the next estimate
+    relate(("window", *key), (time.perf_counter() - started) / count, model, x, since)
     return torch.cat(out)

@@ -60,7 +60,8 @@ def _score_chunk(model: torch.nn.Module, x: torch.Tensor, name: str, chosen: tor
 
 def estimate_ablationcam(model: torch.nn.Module, x: torch.Tensor, params: dict, layer: str | None) -> float | None:
     """The clean forward, then one pass per chunk of live channels (counted on a forward that stops at the
-    layer) at the time of a chunk this process measured — timed now on the first chunk if never measured."""
+    layer), each as a chunk measured against the calibrated forward (``batching.relate``) × that forward now —
+    the first chunk timed now if never measured."""
     if layer is None:
         return None
     a = layer_map(model, x, layer)
@@ -69,15 +70,16 @@ def estimate_ablationcam(model: torch.nn.Module, x: torch.Tensor, params: dict, 
     if not count:
         return batching.single_seconds(model, x)
     step = chunk_size(a, count, params.get("chunk"))
-    key = _timing_key(model, x, layer)
-    known = TIMINGS.get("ablation", key)
-    if known is None or known[0] != step:
+    key = ("ablation", *_timing_key(model, x, layer), step)
+    if TIMINGS.get("ratios", key) is None:  # time the first chunk now, against a calibration made now
+        batching.calibration(model, x)
         with eval_mode(model), torch.no_grad():
-            began = time.perf_counter()
+            since, began = time.monotonic(), time.perf_counter()
             _score_chunk(model, x[:1], layer, live[:step], True)
-            known = (step, time.perf_counter() - began)
-        TIMINGS.put("ablation", key, known)
-    return batching.single_seconds(model, x) + math.ceil(count / step) * known[1]
+            batching.relate(key, time.perf_counter() - began, model, x, since)
+    per_chunk = batching.scaled(key, model, x)
+    assert per_chunk is not None  # related just above
+    return batching.single_seconds(model, x) + math.ceil(count / step) * per_chunk
 
 
 def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
@@ -90,6 +92,7 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     count = int(live.numel())
     step = chunk_size(a, count, chunk)
     scores, notes, tail_only, full = [], [], True, []
+    since = time.monotonic()
     for start in range(0, count, step):
         chosen = live[start:start + step]
         began = time.perf_counter()
@@ -105,7 +108,8 @@ def run_ablationcam(target: Target, chunk: int | None) -> MapResult:
     if scores:
         ablated[live] = torch.cat(scores).to(ablated.dtype)
     if full:  # seconds of one chunk of ``step`` channels, per (model, input shape, layer): the next estimate
-        TIMINGS.put("ablation", _timing_key(target.model, target.x, name), (step, sum(full) / len(full)))
+        batching.relate(("ablation", *_timing_key(target.model, target.x, name), step), sum(full) / len(full),
+                        target.model, target.x, since)
     weights = (clean - ablated) / clean
     if clean < 0:
         notes.append("the class score is negative, so Ablation-CAM's relative drop flips sign; read with care")

@@ -188,11 +188,10 @@ def estimate_occlusion_seconds(model: nn.Module, x: torch.Tensor, patch: int, st
     """Seconds a run of ``occlusion_windows`` (or, ``coarse_only``, its first map) will take, up front: the
     clean forward, then the windows at the incremental engine's time per window plus any set-up it still has
     to do (``incremental.window_cost``) where it applies, else at a plain batched forward's time per item —
-    each as measured last, or timed now if never measured."""
+    each a measured ratio to the calibrated forward × that forward now (``batching.calibration``)."""
     patch, stride = _check(x, patch, stride)
     count = window_count(x, patch, stride, coarse_only)
     single = single_seconds(model, x)
-    assert single is not None  # measured now if it never was
     if engine != "full":
         from ..incremental import window_cost  # imported late: torch.fx is only needed here
 
@@ -202,9 +201,7 @@ def estimate_occlusion_seconds(model: nn.Module, x: torch.Tensor, patch: int, st
         if cost is not None:
             setup, per_window = cost
             return single + setup + count * per_window
-    per_item = per_item_seconds(model, x)
-    assert per_item is not None
-    return single + count * per_item
+    return single + count * per_item_seconds(model, x)
 
 
 def run_windows(model: nn.Module, x: torch.Tensor, positions: Sequence[tuple[int, int]], patch: int,

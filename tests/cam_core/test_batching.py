@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from cam_core import explain
-from cam_core.batching import LEARN_FROM, TIMINGS, batched_forward, estimate_seconds, timing_key
+from cam_core.batching import LEARN_FROM, TIMINGS, batched_forward, calibration, estimate_seconds, timing_key
 
 from .nets import GapNet, seeded
 
@@ -18,8 +18,9 @@ def test_a_one_image_call_gives_its_own_time_but_no_time_per_item_nor_a_chunk():
     net = _net()
     x = torch.randn(1, 3, 13, 13)
     TIMINGS.section("batches").pop(timing_key(net, x), None)
+    calibration(net, x)
     batched_forward(net, x)  # a clean forward, as most methods make first
-    assert TIMINGS.get("single", timing_key(net, x)) is not None
+    assert TIMINGS.get("ratios", ("single", *timing_key(net, x))) is not None  # against the calibration
     assert timing_key(net, x) not in TIMINGS.section("batches") and estimate_seconds(net, x, 10) is None
     many = torch.randn(4 * LEARN_FROM, 3, 13, 13)
     got = batched_forward(net, many)  # the first real batch climbs the ladder: never chunks of 1
@@ -74,11 +75,12 @@ def test_one_timing_store_holds_what_batches_ablation_cam_and_occlusion_measured
     TIMINGS.clear()
     net = seeded(GapNet())
     x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    calibration(net, x)  # what the runs' times are kept against
     explain(net, x, "ablationcam", target_layer="relu2")
     explain(net, x, "occlusion", patch=4, stride=4)  # the incremental engine
     explain(net, x, "occlusion", patch=4, stride=4, engine="full")
     explain(net, x, "rise", masks=4, cells=2)  # its clean forward: one image's time
-    sections = ("single", "ablation", "incremental", "batches")
+    sections = ("calibration", "ratios", "incremental", "batches")
     assert all(TIMINGS.section(what) for what in sections)
     TIMINGS.clear()
     assert not any(TIMINGS.section(what) for what in sections)

@@ -1,14 +1,15 @@
 """Every long method's up-front time estimate (``MethodSpec.expected_seconds``) is its clean forward plus its
 count of batched items (forwards, forward+backwards, windows, chunks of channels) × this model's time per item
-at this input: the count is checked against the forwards a run really makes (a forward hook counts the
-items), the times are set by hand in ``TIMINGS`` (no timing is asserted); with nothing measured the estimate
-times the model now and leaves it as it was."""
+at this input (a ratio runs measured × the calibrated forward): the count is checked against the forwards a
+run really makes (a forward hook counts the items), the calibration and ratios are set by hand in ``TIMINGS``
+(no timing is asserted); with nothing measured the estimate times the model now and leaves it as it was."""
 import math
+import time
 
 import pytest
 import torch
 
-from cam_core.batching import GRAD_FACTOR, TIMINGS, _Timing, timing_key
+from cam_core.batching import GRAD_FACTOR, TIMINGS, timing_key
 from cam_core.explain import explain
 from cam_core.methods import ablation_cam
 from cam_core.methods.occlusion import window_count
@@ -38,14 +39,20 @@ class Items:
         self.handle.remove()
 
 
+def _calibrated(net: torch.nn.Module, x: torch.Tensor) -> None:
+    """A calibration of ``net`` at ``x``'s shape made just now: SINGLE for one image, FORWARD per item."""
+    TIMINGS.put("calibration", timing_key(net, x), (time.monotonic(), SINGLE, FORWARD))
+
+
 def _set_times(net: torch.nn.Module, x: torch.Tensor, layer: str | None = None) -> None:
-    """Known times for ``net`` at ``x``'s shape, in place of whatever a run measured."""
-    TIMINGS.put("single", timing_key(net, x), SINGLE)
-    batches = TIMINGS.section("batches")
-    batches[timing_key(net, x)] = _Timing(4, FORWARD)
-    batches[timing_key(net, x, True)] = _Timing(4, GRAD)
+    """Known times for ``net`` at ``x``'s shape, in place of whatever a run measured: the calibration and
+    the ratios to it (one image: 1; a batched forward: 1; gradients: GRAD or LAYER_GRAD)."""
+    _calibrated(net, x)
+    TIMINGS.put("ratios", ("single", *timing_key(net, x)), 1.0)
+    TIMINGS.put("ratios", ("batch", *timing_key(net, x)), 1.0)
+    TIMINGS.put("ratios", ("batch", *timing_key(net, x, True)), GRAD / FORWARD)
     if layer is not None:
-        batches[timing_key(net, x, True, f"layer:{layer}")] = _Timing(4, LAYER_GRAD)
+        TIMINGS.put("ratios", ("batch", *timing_key(net, x, True, f"layer:{layer}")), LAYER_GRAD / FORWARD)
 
 
 def test_only_long_methods_have_estimates():
@@ -72,8 +79,8 @@ def test_occlusion_estimate_is_the_clean_forward_plus_windows_times_the_time_per
     full = spec.expected_seconds(net, x, {"patch": 4, "stride": 2, "engine": "full"})
     assert full == pytest.approx(SINGLE + windows * FORWARD)
     shape = (type(net).__qualname__, tuple(x.shape), x.dtype, str(x.device))
-    TIMINGS.put("incremental", ("window", *shape, 4), 0.0004)
-    TIMINGS.put("incremental", ("setup", *shape), 0.3)
+    TIMINGS.put("ratios", ("window", *shape, 4), 0.0004 / FORWARD)
+    TIMINGS.put("ratios", ("setup", *shape), 0.3 / FORWARD)
     assert spec.expected_seconds(net, x, {"patch": 4, "stride": 2}) == pytest.approx(SINGLE + windows * 0.0004)
     other = x.flip(-1).contiguous()  # another image of this size: the engine's set-up is still to pay
     assert spec.expected_seconds(net, other, {"patch": 4, "stride": 2}) == pytest.approx(
@@ -128,17 +135,17 @@ def test_ablationcam_estimate_is_the_clean_forward_plus_a_pass_per_chunk_of_live
         live = sum(bool((net.relu2(net.conv2(net.relu1(net.conv1(x))))[0, k] != 0).any()) for k in range(8))
     assert passes == math.ceil(live / 3)
     _set_times(net, x)
-    TIMINGS.put("ablation", ablation_cam._timing_key(net, x, "relu2"), (3, 0.02))
+    TIMINGS.put("ratios", ("ablation", *ablation_cam._timing_key(net, x, "relu2"), 3), 0.02 / FORWARD)
     assert spec.expected_seconds(net, x, {"chunk": 3}, "relu2") == pytest.approx(SINGLE + passes * 0.02)
 
 
 def test_a_gradient_never_timed_counts_as_grad_factor_forwards():
     net = seeded(GapNet(classes=2))
     x = X[:, :, :12, :12].clone()  # a size no other test timed
-    TIMINGS.put("single", timing_key(net, x), SINGLE)
-    TIMINGS.section("batches")[timing_key(net, x)] = _Timing(4, FORWARD)
-    for key in (timing_key(net, x, True), timing_key(net, x, True, "layer:relu2")):
-        TIMINGS.section("batches").pop(key, None)
+    _calibrated(net, x)
+    for key in (timing_key(net, x), timing_key(net, x, True), timing_key(net, x, True, "layer:relu2")):
+        TIMINGS.section("ratios").pop(("batch", *key), None)
+    TIMINGS.section("ratios").pop(("single", *timing_key(net, x)), None)
     assert get_method("smoothgrad").expected_seconds(net, x, {"samples": 10}) == pytest.approx(
         SINGLE + 10 * FORWARD * GRAD_FACTOR["input"])
     assert get_method("smoothgradcam++").expected_seconds(net, x, {"samples": 10}, "relu2") == pytest.approx(
@@ -154,10 +161,19 @@ def test_with_nothing_measured_the_estimate_times_the_model_and_leaves_it_as_it_
     before = {k: v.clone() for k, v in net.state_dict().items()}
     seconds = METHODS[method].expected_seconds(net, x, {}, layer)
     assert seconds is not None and seconds > 0
-    assert TIMINGS.get("single", timing_key(net, x)) is not None
+    assert TIMINGS.get("calibration", timing_key(net, x)) is not None
     assert net.training and all(m.training for m in net.modules())  # eval only while timing
     assert all(p.grad is None for p in net.parameters())
     assert not net._forward_hooks and not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    timing = TIMINGS.section("batches").get(timing_key(net, x))
-    assert timing is None or not timing.settled  # a calibration never fixes the chunk size
+    assert timing_key(net, x) not in TIMINGS.section("batches")  # a calibration never fixes the chunk size
+
+
+def test_an_estimate_follows_the_machine_now():
+    """The same method, same ratios: a calibration twice as slow (a busier machine) gives twice the estimate."""
+    net = seeded(GapNet())
+    x = X.clone()
+    _set_times(net, x)
+    before = get_method("rise").expected_seconds(net, x, {"masks": 50})
+    TIMINGS.put("calibration", timing_key(net, x), (time.monotonic(), 2 * SINGLE, 2 * FORWARD))
+    assert get_method("rise").expected_seconds(net, x, {"masks": 50}) == pytest.approx(2 * before)
