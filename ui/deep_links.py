@@ -4,7 +4,9 @@ Opened at ``/compare``, Streamlit's frontend does not know where the server's ro
 ``/compare/_stcore/health`` and ``/compare/_stcore/host-config`` first (two 404s in the log and the browser
 console), then ``/``. Its page reads ``window.__streamlit.BACKEND_BASE_URL`` when set before its bundle runs, and
 then probes that root only. This ASGI middleware serves Streamlit's own ``index.html`` for the app's page paths
-with that one line added; every other request passes through untouched.
+with that one line added; every other request passes through untouched. The home page lives at the root (Streamlit
+knows no other URL for it): its own path (``/inspect``) redirects there, query kept, instead of opening on a
+"Page not found" dialog.
 """
 from __future__ import annotations
 
@@ -45,12 +47,24 @@ class DeepLinks:
     """ASGI middleware: a GET of one of ``pages`` (``/compare``) gets the page with its base URL.
 
     ``/compare/`` is left to Streamlit, which redirects it here (a page at ``/compare/`` would load its assets
-    from ``/compare/static/``).
+    from ``/compare/static/``). A GET of ``home`` (``/inspect?…``) is redirected to the root with its query.
     """
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], pages: Iterable[str]) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], pages: Iterable[str],
+                 home: str | None = None) -> None:
         self.app = app
         self.pages = frozenset(pages)
+        self.home = home
+
+    def _home_redirect(self, scope: Scope) -> str | None:
+        """Where a GET of the home page's own path goes instead: the root, with the same query."""
+        if self.home is None or scope["type"] != "http" or scope["method"] != "GET":
+            return None
+        base = base_path()
+        if scope["path"] != base + self.home:
+            return None
+        query = scope.get("query_string", b"").decode("latin-1")
+        return base + (f"?{query}" if query else "")
 
     def _answers(self, scope: Scope) -> bytes | None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -62,6 +76,12 @@ class DeepLinks:
         return page_html(base)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        home = self._home_redirect(scope)
+        if home is not None:
+            await send({"type": "http.response.start", "status": 307,
+                        "headers": [(b"location", home.encode("latin-1")), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = self._answers(scope)
         if body is None:
             await self.app(scope, receive, send)

@@ -29,6 +29,11 @@ def present() -> list[tuple[str, str, str, str]]:
     return [row for row in PAGES if (PAGES_DIR / row[0]).is_file()]
 
 
+def home_path() -> str:
+    """The home page's own URL path (``inspect``); Streamlit serves that page at the root only."""
+    return next(row[3] for row in PAGES if row[0] == HOME)
+
+
 def url_paths() -> tuple[str, ...]:
     """Every page's URL path (``compare``, …): the deep links a person can open."""
     return tuple(row[3] for row in present())

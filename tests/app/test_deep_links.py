@@ -9,10 +9,10 @@ import pytest
 from streamlit import config
 
 from ui.deep_links import DeepLinks, page_html
-from ui.navigation import url_paths
+from ui.navigation import home_path, url_paths
 
 
-def _get(path: str, method: str = "GET") -> tuple[int, bytes, list[str]]:
+def _get(path: str, method: str = "GET", query: bytes = b"") -> tuple[int, bytes, list[str]]:
     """Run one request through DeepLinks in front of a stand-in app that records what reached it."""
     reached: list[str] = []
 
@@ -29,8 +29,9 @@ def _get(path: str, method: str = "GET") -> tuple[int, bytes, list[str]]:
     async def receive():
         return {"type": "http.request", "body": b""}
 
-    app = DeepLinks(streamlit_app, pages=url_paths())
-    asyncio.run(app({"type": "http", "method": method, "path": path}, receive, send))
+    app = DeepLinks(streamlit_app, pages=url_paths(), home=home_path())
+    asyncio.run(app({"type": "http", "method": method, "path": path, "query_string": query}, receive, send))
+    _get.headers = dict(sent[0].get("headers", []))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), reached
 
 
@@ -50,13 +51,25 @@ def base_url_path():
 
 def test_every_page_path_gets_the_page_with_the_root_before_the_bundle():
     assert {"compare", "layers", "inspect", "batch"} <= set(url_paths())
-    for name in url_paths():
+    for name in set(url_paths()) - {home_path()}:
         status, body, reached = _get(f"/{name}")
         assert (status, reached) == (200, []), name
         html = body.decode()
         assert _base_in(body) == "/"
         # set before Streamlit's bundle (a module script) reads window.__streamlit
         assert html.index("BACKEND_BASE_URL") < html.index('type="module"')
+
+
+def test_the_home_pages_path_goes_to_the_root_with_its_query(base_url_path):
+    """Streamlit serves the home page at the root only: opened at /inspect its frontend showed a "Page not
+    found" dialog over the page."""
+    assert home_path() == "inspect"
+    status, body, reached = _get("/inspect", query=b"image=coffee&present=1")
+    assert (status, body, reached) == (307, b"", [])
+    assert _get.headers[b"location"] == b"/?image=coffee&present=1"
+    assert _get("/inspect")[0] == 307 and _get.headers[b"location"] == b"/"
+    base_url_path("camx")
+    assert _get("/camx/inspect", query=b"a=1")[0] == 307 and _get.headers[b"location"] == b"/camx/?a=1"
 
 
 @pytest.mark.parametrize("path,method", [("/", "GET"), ("/_stcore/health", "GET"), ("/compare/_stcore/health", "GET"),

@@ -77,3 +77,18 @@ def test_deep_links_load_without_outside_requests_or_404s(page, app_url, name):
     assert [u for u in requests if urlparse(u).scheme.startswith(("http", "ws")) and urlparse(u).netloc != host] == []
     assert _broken_images(page) == []
     assert _not_media(problems) == []  # no /PAGE/_stcore/health or host-config probe answered 404
+
+
+def test_the_home_pages_own_path_opens_it_at_the_root(page, app_url):
+    """/inspect (the home page's path) opened on a "Page not found" dialog (once the server had run the app:
+    a fresh one's first run finds it as a v1 page); it now lands on / with its query."""
+    page.goto(app_url)
+    page.get_by_role("heading", name="Inspect").first.wait_for(timeout=180_000)
+    _wait_idle(page)
+    page.goto(f"{app_url}/inspect?image=coffee")
+    page.get_by_role("heading", name="Inspect").first.wait_for(timeout=180_000)
+    _wait_idle(page)
+    dialogs = page.locator('[role="dialog"]').all_inner_texts()
+    assert not any("Page not found" in d for d in dialogs), dialogs
+    assert urlparse(page.url).path == "/"
+    page.get_by_text("coffee.png", exact=False).first.wait_for()
