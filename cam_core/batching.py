@@ -162,9 +162,10 @@ def _ladder(template: torch.Tensor, count: int) -> list[int]:
 CALIBRATION_ITEMS = 4
 #: Seconds a calibration stands for "this machine now"; an estimate asked later times the model again.
 CALIBRATION_TTL = 20.0
-#: A forward+backward per item, in calibrated forwards, until a run measured it (measured at 128×160 on 2 CPU
-#: threads: to the input Lite0 2.5, ResNet-18 2.4; a backward that stops at a layer CAM's layer about half).
-GRAD_FACTOR = {"input": 2.5, "layer": 1.3}
+#: A forward+backward per item, in calibrated forwards, until a run measured it (at 128×160 on 2 CPU threads:
+#: to the input Lite0 2.5, ResNet-18 2.4; to a layer CAM's last layer 1.3 gave SmoothGrad-CAM++'s first estimate
+#: 2.0× its run on both, so 0.7 — docs/benchmarks.md, "Time estimates against measured times").
+GRAD_FACTOR = {"input": 2.5, "layer": 0.7}
 
 
 def calibration(model: nn.Module, template: torch.Tensor) -> tuple[float, float]:
