@@ -1,6 +1,7 @@
 """The local engine: images decoded in worker threads a few batches ahead while the model runs the current
-batch (on the GPU when the model is there). Each worker thread keeps torch to one intra-op thread, so decoding
-never starts OpenMP teams that fight the model's for the cores."""
+batch (on the GPU when the model is there). The workers leave torch's thread count alone: under OpenMP
+``torch.set_num_threads`` in one thread reaches every thread that never set its own (the model's forward here,
+and in the app every later script run), so a worker's "one thread for me" left them all on one thread."""
 from __future__ import annotations
 
 from collections import deque
@@ -8,7 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import torch
 from torch import nn
 
 from .inputs import InputItem
@@ -19,16 +19,12 @@ DEFAULT_WORKERS = 2
 AHEAD = 2  # batches being decoded while the model runs one
 
 
-def _one_torch_thread() -> None:
-    torch.set_num_threads(1)  # per thread: the model's thread keeps its own count
-
-
 def prepared_batches(items: Sequence[InputItem], indices: Sequence[int], preprocess: Preprocess, batch: int,
                      workers: int = DEFAULT_WORKERS, ahead: int = AHEAD) -> Iterator[list[Prepared]]:
     """The images at ``indices``, decoded and preprocessed by ``workers`` threads, ``batch`` at a time in order;
     at most ``ahead + 1`` batches are in memory."""
     chunks = iter([list(indices[i:i + batch]) for i in range(0, len(indices), batch)])
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="audit-decode", initializer=_one_torch_thread)
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="audit-decode")
     pending: deque[list[Future[Prepared]]] = deque()
 
     def submit() -> None:
