@@ -58,6 +58,12 @@ class EvolutionColumn:
     patches: list[ShownPatch] | None = None
     errors: tuple[str, ...] = ()
 
+    @property
+    def finite(self) -> bool:
+        """False when the map holds NaN or infinity: broken weights (a NaN parameter, an overflow), not a quiet
+        channel, so it must not be drawn as zero."""
+        return bool(np.isfinite(self.fmap).all())
+
 
 def check_states(models: Sequence[nn.Module], names: Sequence[str]) -> None:
     """Refuse fewer than 2 or more than 5 states, or states whose parameter names or shapes differ from the
@@ -136,8 +142,12 @@ def evolution(models: Sequence[nn.Module], names: Sequence[str], x: torch.Tensor
 
 
 def shared_scale(columns: Sequence[EvolutionColumn]) -> tuple[float, float]:
-    """The lowest and highest value over every column's map: one scale, so strength is comparable across states."""
-    return (min(float(c.fmap.min()) for c in columns), max(float(c.fmap.max()) for c in columns))
+    """The lowest and highest value over every column's map: one scale, so strength is comparable across states.
+    Broken columns (``finite`` False) are left out; (0, 0) when none is left."""
+    kept = [c.fmap for c in columns if c.finite]
+    if not kept:
+        return 0.0, 0.0
+    return min(float(f.min()) for f in kept), max(float(f.max()) for f in kept)
 
 
 def shared_map(column: EvolutionColumn, scale: tuple[float, float], cmap: str = "viridis") -> np.ndarray:

@@ -100,6 +100,10 @@ def _columns(ctx: Any, states: list[Any], layer: str, channel: int, cmap: str) -
     for col, column, one, found in zip(st.columns(len(columns)), columns, states, known):
         with col:
             st.markdown(f"**{literal(column.name)}**")
+            if not column.finite:
+                st.error(f"This file's weights give NaN or infinite activations at {layer}: they are broken (a NaN "
+                         "parameter, or an overflow), so there is no map to show.")
+                continue
             st.image(enlarged(shared_map(column, scale, cmap), MAP_PX), width=MAP_PX,
                      caption=f"mean {column.mean:.6g} · max {float(column.fmap.max()):.6g}")
             if looks:
@@ -139,11 +143,12 @@ def main(ctx: Any) -> None:
         show_error(exc, context=f"feature maps of {layer}")
         return
     order = [int(c) for c in first.order]
-    reset_when_changed("evo_channel", ctx.model_key, layer, states[0].digest)
+    ranked_on = (ctx.model_key, layer, states[0].digest, ctx.image.digest)  # the order is this photo's
+    reset_when_changed("evo_channel", *ranked_on)
     c, m = st.columns([4, 2])
     with c:
         channel = remembered_select(
-            "Channel", order, "evo_channel", default=order[0], depends_on=(ctx.model_key, layer, states[0].digest),
+            "Channel", order, "evo_channel", default=order[0], depends_on=ranked_on,
             format_func=lambda k: f"ch {k} · mean {first.mean[k]:.3f} in {states[0].name} (rank {order.index(k) + 1})",
             help=f"Ordered by mean activation on the photo in the first file, {states[0].name}")
     with m:

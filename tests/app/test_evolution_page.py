@@ -153,3 +153,31 @@ def test_files_survive_leaving_the_page_and_can_be_forgotten(app, files):
     at.button(key="evo_forget").click().run()
     assert not at.exception
     assert any("at least 2" in i.value and "loaded: epoch0.safetensors" in i.value for i in at.info)
+
+
+def test_a_new_photo_reorders_the_channels_by_that_photo(app, files):
+    at = app.run()
+    at.switch_page(PAGE).run()
+    _upload(at, files)
+    layer = models.SPECS[ARCH].default_layer
+    at.sidebar.selectbox(key="w_sample").set_value("coffee").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    coffee = _maps(files[0][2], layer, "coffee").mean(dim=(1, 2))
+    chosen = keyed(at, "selectbox", "evo_channel")
+    assert chosen.value == int(coffee.argmax())  # the new photo's strongest channel, not the old photo's
+    label = next(o for o in chosen.options if o.startswith(f"ch {chosen.value} "))
+    assert f"mean {float(coffee[chosen.value]):.3f}" in label and "(rank 1)" in label
+
+
+def test_broken_weights_are_said_so_not_drawn_as_a_quiet_channel(app, files):
+    name, _, state = files[1]
+    broken = {k: (torch.full_like(v, float("nan")) if k.endswith("weight") and v.dim() == 4 else v)
+              for k, v in state.items()}
+    at = app.run()
+    at.switch_page(PAGE).run()
+    _upload(at, [files[0], ("nan.safetensors", save(broken))])
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("This file's weights give NaN or infinite activations"), errors
+    assert len(_shown_means(at)) == 1  # the good file's map is still drawn, on a scale of its own values
+    layer = keyed(at, "selectbox", "evo_layer").value
+    assert _shown_means(at) == pytest.approx([float(_channel_means(files[0][2], layer).max())], rel=1e-4, abs=1e-6)
