@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 import models
 from cam_core.device import device_label, pick_device
 from cam_core.errors import CamError, ImageLoadError
-from cam_core.imaging import DEFAULT_MAX_BYTES, load_image
+from cam_core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 from models import torchvision_zoo
 from models.own_weights import MAX_LABEL_BYTES, MAX_WEIGHT_BYTES
 from models.registry import weights_present
@@ -143,9 +144,10 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
     if failed:
         return None, Problem(
             kind="image", title=f"Could not read {name}", why=f"{name}: {reason}",
-            todo="upload a photo in one of these formats: JPEG, PNG, WebP, BMP, TIFF or GIF (up to "
-                 f"{IMAGE_UPLOAD_MB} MB), or pick a sample photo in the sidebar. The previous photo's results "
-                 "are hidden until then.", icon=":material/broken_image:"), None
+            todo="the line above says what is wrong with the file: upload a copy that mends it or another photo "
+                 f"(JPEG, PNG, WebP, BMP, TIFF or GIF; up to {IMAGE_UPLOAD_MB} MB and "
+                 f"{DEFAULT_MAX_PIXELS // 1_000_000} megapixels), or pick a sample photo in the sidebar. The "
+                 "previous photo's results are hidden until then.", icon=":material/broken_image:"), None
     image: ImageRef | None = ss.get(_UPLOADED)
     if image is None:
         try:
@@ -165,6 +167,13 @@ def _image_section() -> tuple[ImageRef | None, Problem | None, str | None]:
                   f"the sample “{SAMPLES[image.sample].caption}” is shown instead, with its own classes (the "
                   f"link's class is not applied to it). Upload {link_upload} in the sidebar to see the "
                   "linked view.")
+    unknown = ss.get(state.LINK_UNKNOWN_SAMPLE)
+    if unknown and image.sample is not None:
+        close = difflib.get_close_matches(unknown, list(SAMPLES), n=1)
+        hint = f" (did you mean “{SAMPLES[close[0]].caption}”?)" if close else ""
+        notice = (f"This link names a sample photo “{literal(unknown)}” that CAM Explorer does not have{hint}, so "
+                  f"“{SAMPLES[image.sample].caption}” is shown instead, without the link's class. Pick a sample "
+                  "in the sidebar.")
     return image, None, notice
 
 
@@ -183,7 +192,7 @@ def _on_upload(key: str) -> None:
     ss[_UPLOADED] = None
     if upload is None:
         return
-    ss[state.LINK_UPLOAD] = None
+    ss[state.LINK_UPLOAD] = ss[state.LINK_UNKNOWN_SAMPLE] = None
     decoded = _decode_upload(upload)
     if isinstance(decoded, tuple):
         ss[_UPLOAD_ERROR] = decoded  # no image until a good one is chosen: old results are not current
@@ -221,7 +230,7 @@ def _drop_upload() -> None:
     ss["_upload_nonce"] = ss.get("_upload_nonce", 0) + 1
     ss[_UPLOADED] = None
     ss[_UPLOAD_ERROR] = None
-    ss[state.LINK_UPLOAD] = None
+    ss[state.LINK_UPLOAD] = ss[state.LINK_UNKNOWN_SAMPLE] = None
 
 
 def show_photo(ref: ImageRef) -> None:

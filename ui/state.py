@@ -23,7 +23,7 @@ from cam_core.imaging import load_image
 from cam_core.registry import METHODS
 
 from .engine import cached
-from .samples import sample_png
+from .samples import SAMPLES, sample_png
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -177,6 +177,12 @@ def view() -> dict[str, Any]:
             state[LINK_UPLOAD] = image[len(UPLOAD_PREFIX):] or "an uploaded photo"
             for key in (*IMAGE_BOUND, "image"):
                 loaded.pop(key, None)
+        elif image and image not in SAMPLES:
+            # A sample name mistyped (or from another version): the default is shown with a line saying so, and
+            # what was chosen on the named photo is not applied to it.
+            state[LINK_UNKNOWN_SAMPLE] = image
+            for key in (*IMAGE_BOUND, "image"):
+                loaded.pop(key, None)
         if "image" in loaded:
             bind_image(loaded["image"], loaded)
         state[_VIEW].update(loaded)
@@ -185,6 +191,8 @@ def view() -> dict[str, Any]:
 
 #: Session-state key holding the file name of the uploaded photo a link was made from (see ``view()``).
 LINK_UPLOAD = "_link_upload_name"
+#: … and the sample name a link gave that is not a bundled sample.
+LINK_UNKNOWN_SAMPLE = "_link_unknown_sample"
 _BOUND_TO = "_bound_to"
 
 

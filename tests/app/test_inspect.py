@@ -2,6 +2,9 @@
 (for occlusion) on a class change."""
 from __future__ import annotations
 
+import struct
+import zlib
+
 from models.labels import IMAGENET_CATEGORIES
 from tests.app.conftest import keyed, png_bytes
 from ui.cache import ENGINE_CALLS
@@ -24,6 +27,11 @@ def _no_problem(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
 
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk with its length and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 def test_default_sample_shows_a_cat_label(app):
     at = app.run()
@@ -67,6 +75,13 @@ def test_broken_upload_replaces_the_results_with_a_card_until_a_good_image(app):
     assert not at.main.get("subheader") and not _image_captions(at.main)
     assert any("Could not read broken.png" in m.value for m in at.main.markdown)
     assert any("pick a sample photo" in m.value for m in at.main.markdown)
+    huge = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(bytes(4096))) + _chunk(b"IEND", b""))  # declares 2.5 gigapixels
+    at.sidebar.file_uploader[0].set_value(("huge.png", huge, "image/png")).run()
+    errors = [e.value for e in at.main.error]
+    assert len(errors) == 1 and "scale it down" in errors[0], errors  # what is wrong, and what to do about it
+    todo = next(m.value for m in at.main.markdown if m.value.startswith("**What to do:**"))
+    assert "megapixels" in todo and "one of these formats" not in todo  # no advice to change a format that is fine
     over = [s for s in at.sidebar.selectbox if s.key.startswith("w_sample_over_upload")]
     assert len(over) == 1 and over[0].value is None  # the menu names no sample under the failed upload
     over[0].set_value("coffee").run()

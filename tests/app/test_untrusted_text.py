@@ -2,6 +2,7 @@
 link, an image fetched from another host, coloured text or a formula (ui.widgets.literal)."""
 from __future__ import annotations
 
+from ui.samples import SAMPLES
 from ui.widgets import literal
 
 HOSTILE = "**BIG** [click](http://example.invalid/x) ![t](http://example.invalid/t.png) <http://a.invalid> :material/home: $x$"
@@ -57,3 +58,17 @@ def test_a_good_photo_with_a_crafted_name_is_captioned_as_typed(app):
     assert not at.exception
     captions = [c.value for c in at.main.caption if c.value.startswith("Top-1 of")]
     assert len(captions) == 1 and literal(name) in captions[0] and name not in captions[0]
+
+
+def test_a_mistyped_sample_in_a_link_says_so_and_drops_that_photos_class(app):
+    app.query_params["image"] = "cofee"
+    app.query_params["class"] = "967"
+    at = app.run()
+    assert not at.exception
+    notices = [w.value for w in at.main.warning]
+    assert len(notices) == 1 and "sample photo “cofee”" in notices[0] and "did you mean" in notices[0], notices
+    assert f"did you mean “{SAMPLES['coffee'].caption}”" in notices[0]
+    assert at.sidebar.selectbox(key="w_sample").value == "chelsea"  # the default, said so
+    assert "Egyptian cat" in " ".join(m.value for m in at.main.markdown)  # its own top-1, not class 967
+    at.sidebar.selectbox(key="w_sample").set_value("astronaut").run()
+    assert not [w for w in at.main.warning if "cofee" in w.value]  # a photo picked: the notice has done its job
