@@ -77,6 +77,9 @@ class _Timing:
     seconds_per_item: float
     channels_last: bool = False
     settled: bool = True  # False: timed on a small call (for estimates only); its chunk size is not a choice
+    #: False until a chunk ran at this size a second time: the first call at a batch shape picks kernels and
+    #: allocates (2–4× a warm call on a CPU), so the learning ladder's times overstate the steady time per item.
+    warm: bool = False
 
 
 class Timings:
@@ -277,7 +280,8 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
          what: str = "") -> None:
     """Fill buffers chunk by chunk and call ``step(batch, start)``; learn the fastest chunk on a first call.
 
-    Learning runs the ladder of sizes channels_last (where possible), then one chunk at the winning size in
+    Learning runs the ladder of sizes channels_last (where possible), each timed on its second chunk (the first
+    call at a new shape picks kernels and allocates), then one chunk at the winning size in
     the default layout; the faster layout is remembered with the size. Gradient batches (``grad``) stay in the
     default layout unless ``channels_last=True`` is forced (see the module docstring).
     """
@@ -316,6 +320,7 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
     measured: list[tuple[float, int]] = []  # (seconds per item, chunk), channels_last when learn_layout
     layout_trial: float | None = None  # seconds per item of the contiguous trial chunk
     done, rung, spent, since = 0, 0, 0.0, time.monotonic()
+    warmed = False  # the ladder's current size ran once: its first call at a new shape is not timed (``warm``)
     while done < count:
         size = min(plan[min(rung, len(plan) - 1)], count - done)
         batch = buffer[:size]  # one buffer reused: no fresh pages for every chunk
@@ -330,7 +335,10 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
         _sync(template.device)
         per_item = (time.perf_counter() - began) / size
         spent += per_item * size
-        if learning and rung < len(plan) and size == plan[rung]:
+        if learning and rung < len(plan) and size == plan[rung] and not warmed:
+            warmed = True
+        elif learning and rung < len(plan) and size == plan[rung]:
+            warmed = False
             measured.append((per_item, size))
             if len(measured) >= 2 and per_item > 1.1 * min(measured)[0]:
                 rung = len(plan)  # bigger stopped paying: stop climbing
@@ -342,7 +350,7 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
                 if not learn_layout:
                     learning = False
                     with _lock:
-                        _batches[key] = _Timing(best[1], best[0], last)
+                        _batches[key] = _Timing(best[1], best[0], last, warm=True)
         elif trial and size == plan[0]:
             layout_trial = per_item
             best = min(measured)
@@ -354,7 +362,9 @@ def _run(model: nn.Module, variants: Variants, chunk: int | None, progress: Prog
             with _lock:  # keep the estimate current (a model now warm, a busier machine)
                 timing = _batches.get(key)
                 if timing is not None and size == timing.chunk and use_last == timing.channels_last:
-                    timing.seconds_per_item = 0.5 * (timing.seconds_per_item + per_item)
+                    before = timing.seconds_per_item  # the first warm time replaces the ladder's cold one
+                    timing.seconds_per_item = 0.5 * (before + per_item) if timing.warm else per_item
+                    timing.warm = True
                 elif timing is None and not chunk:  # a small call: a time for estimates, not a chunk choice
                     _batches[key] = _Timing(size, per_item, use_last, settled=False)
         done += size

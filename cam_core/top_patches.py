@@ -30,6 +30,7 @@ from .audit.inputs import InputItem
 from .audit.review import image_path
 from .audit.scan import BatchRecord, Preprocess, Scanner, ScanSettings
 from .audit.store import TMP_SUFFIX, _replace_into
+from .batching import estimate_seconds
 from .errors import CamError
 from .explain import explain
 from .recorder import record
@@ -169,6 +170,23 @@ class TopPatches:
         if paths is not None:
             cols["path"] = pa.array([paths[p.index] for p in ps], pa.string())
         return pa.table(cols)
+
+
+#: A pass's seconds per image as a multiple of the batched forward's (``estimate_seconds``) until a pass was timed:
+#: decode in worker threads sharing the cores, the hooked batch of 16 and the heap. Measured at 112 px on 2 CPU
+#: threads: Lite0 3.4–4.5, ResNet-18 1.4–1.5 (docs/benchmarks.md, "Time estimates against measured times").
+PASS_FACTOR = 2.5
+
+
+def expected_seconds(model: nn.Module, x: torch.Tensor, images: int,
+                     per_image: float | None = None) -> float | None:
+    """Seconds a pass over ``images`` inputs shaped like ``x`` should take: ``per_image`` (seconds an image took in
+    an earlier pass of this model, size and device) × the images when known; else the batched forward's time per
+    item measured in this process × ``PASS_FACTOR`` × the images; ``None`` before either was measured."""
+    if per_image:
+        return per_image * images
+    forward = estimate_seconds(model, x, images)
+    return None if forward is None else forward * PASS_FACTOR
 
 
 def collect(model: nn.Module, items: Sequence[InputItem] | Mapping[int, InputItem], categories: Sequence[str],

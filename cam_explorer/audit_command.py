@@ -32,7 +32,7 @@ from .parsing import UsageError, _method_arg, _model_args, parse_methods, parse_
 
 ENGINES = ("local", "ray")
 DEFAULT_BATCH = 16
-CALIBRATE = 16  # copies of the first image run once to time the model before a long audit (≥ LEARN_FROM)
+CALIBRATE = 32  # copies of the first image run once to time the model before a long audit (the ladder to 8, warm)
 
 
 @subcommand

@@ -22,10 +22,9 @@ from cam_core.audit.inputs import InputItem
 from cam_core.audit.review import image_path
 from cam_core.audit.scan import prepare
 from cam_core.audit.store import read_manifest
-from cam_core.batching import estimate_seconds
 from cam_core.errors import CamError
-from cam_core.top_patches import (DEFAULT_K, Patch, audit_images, collect, crop, from_table, pair_tile, patch_file,
-                                  projection, read_patches, save_patches)
+from cam_core.top_patches import (DEFAULT_K, Patch, audit_images, collect, crop, expected_seconds, from_table,
+                                  pair_tile, patch_file, projection, read_patches, save_patches)
 from cam_explorer.writers import duration
 
 from . import audit_view, engine, patch_jobs, state
@@ -98,11 +97,11 @@ def _expected(folder: Path, backbone: Any, items: dict[int, InputItem]) -> str:
     """The pass's time from what this process measured for such inputs, or that the first batch will time it."""
     shape = engine.cached(None, "patches_shape", _shape, image=False, entries=16, folder=str(folder),
                           size=int(backbone.spec.input_size), _backbone=backbone, _item=next(iter(items.values())))
-    seconds = None if shape is None else estimate_seconds(backbone.model, torch.empty(shape, device=backbone.device),
-                                                          len(items))
-    if not seconds:
-        last = patch_jobs.seconds_per_image(_speed_key(backbone))
+    last = patch_jobs.seconds_per_image(_speed_key(backbone))
+    if shape is None:
         seconds = None if last is None else last * len(items)
+    else:
+        seconds = expected_seconds(backbone.model, torch.empty(shape, device=backbone.device), len(items), last)
     return f"about {duration(seconds)}" if seconds else "the first batch times it"
 
 

@@ -95,7 +95,8 @@ def metric_runs(ctx: Any, exp: Any, steps: int) -> tuple[int, int]:
     return model_runs(ctx.backbone.model, ctx.x, METRICS, exp.class_idx, baseline=_baseline(), steps=int(steps))
 
 
-def _seconds(ctx: Any, runs: int) -> float | None:
+def curve_seconds(ctx: Any, runs: int) -> float | None:
+    """Seconds ``runs`` images of deletion/insertion curves should take (``None`` before the model was timed)."""
     return estimate_seconds(ctx.backbone.model, ctx.x, runs) if runs else 0.0
 
 
@@ -110,7 +111,7 @@ def evaluate_cached(ctx: Any, exp: Any, steps: int, baseline: bool = True) -> di
     bar with the expected time when it should take over ``QUICK_SECONDS``)."""
     own, extra = metric_runs(ctx, exp, steps)
     runs = own + (extra if baseline else 0)
-    seconds = _seconds(ctx, runs)
+    seconds = curve_seconds(ctx, runs)
     bar = None if seconds is not None and seconds <= QUICK_SECONDS else "Deletion and insertion"
     return cached(ctx, "evaluate", _run_evaluate, bar=bar, expected=lambda: runs_text(runs, seconds), entries=32,
                   **_evaluate_inputs(ctx, exp, steps, baseline))
@@ -140,15 +141,15 @@ def metrics_now(ctx: Any, exp: Any, steps: int, asked: bool = False) -> tuple[di
     if full is not None:
         return full, None
     own, extra = metric_runs(ctx, exp, steps)
-    chosen = tier(_seconds(ctx, own + extra), _seconds(ctx, own), asked, AUTO_SECONDS)
+    chosen = tier(curve_seconds(ctx, own + extra), curve_seconds(ctx, own), asked, AUTO_SECONDS)
     if chosen == "full":
         return evaluate_cached(ctx, exp, steps), None
     plain = kept_metrics(ctx, exp, steps, baseline=False)
     if plain is None and chosen == "own":
         plain = evaluate_cached(ctx, exp, steps, baseline=False)  # also times the model for the estimate
-        if tier(_seconds(ctx, own + extra), 0.0, False, AUTO_SECONDS) == "full":
+        if tier(curve_seconds(ctx, own + extra), 0.0, False, AUTO_SECONDS) == "full":
             return evaluate_cached(ctx, exp, steps), None
-    return plain, runs_text(own + extra, _seconds(ctx, own + extra))
+    return plain, runs_text(own + extra, curve_seconds(ctx, own + extra))
 
 
 def _run_sanity(model: Any, x: Any, exp: Any, categories: Any, progress: Any = None) -> Any:
@@ -185,7 +186,7 @@ def runs_text(runs: int, seconds: float | None) -> str:
 def metrics_estimate(ctx: Any, exp: Any, steps: int) -> str:
     """What the curves of ``exp``'s map with their verdict would cost now (random maps included until kept)."""
     own, extra = metric_runs(ctx, exp, steps)
-    return runs_text(own + extra, _seconds(ctx, own + extra))
+    return runs_text(own + extra, curve_seconds(ctx, own + extra))
 
 
 def sanity_estimate(ctx: Any, exp: Any) -> str:

@@ -1,4 +1,6 @@
 """The one batched forward: results equal a plain forward, and a one-image call never fixes the chunk size."""
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -84,3 +86,48 @@ def test_one_timing_store_holds_what_batches_ablation_cam_and_occlusion_measured
     assert all(TIMINGS.section(what) for what in sections)
     TIMINGS.clear()
     assert not any(TIMINGS.section(what) for what in sections)
+
+
+class _ColdFirstCall(nn.Module):
+    """_net() that sleeps ``cold`` seconds the first time it meets a batch shape and layout, as a CPU's first call
+    at a new shape picks kernels and allocates (measured 2–4× a warm call); later calls at that shape are quick."""
+
+    def __init__(self, cold: float) -> None:
+        super().__init__()
+        self.inner, self.cold, self.seen = _net(), cold, set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0], x.is_contiguous())
+        if shape not in self.seen:
+            self.seen.add(shape)
+            time.sleep(self.cold)
+        return self.inner(x)
+
+
+def test_the_ladder_times_each_size_warm_so_the_time_per_item_is_not_a_first_calls():
+    """Timing a rung on its first chunk gave 30 ms / 2 items = 15 ms per item where the steady cost is well
+    under a millisecond; the estimate then over-stated every later run of the same work (up to 4.7×)."""
+    net = _ColdFirstCall(0.03).eval()
+    x = torch.randn(1, 3, 13, 13)
+    key = timing_key(net, x)
+    TIMINGS.section("batches").pop(key, None)
+    try:
+        batched_forward(net, torch.randn(24, 3, 13, 13))  # ladder 2, 2, 4, 4, 8 …: each size's second chunk timed
+        assert estimate_seconds(net, x, 1) < 0.03 / 16  # below the coldest share any rung's first chunk had
+    finally:
+        TIMINGS.section("batches").pop(key, None)
+
+
+def test_the_first_warm_chunk_replaces_a_cold_time_per_item_instead_of_averaging_with_it():
+    from cam_core.batching import _Timing
+
+    net = _net()
+    x = torch.randn(1, 3, 13, 13)
+    key = timing_key(net, x)
+    try:
+        TIMINGS.section("batches")[key] = _Timing(4, 1.0, False)  # as if the ladder had timed a first call
+        batched_forward(net, torch.randn(8, 3, 13, 13))
+        assert estimate_seconds(net, x, 1) < 0.1  # averaging would keep it above 0.5 s
+        assert TIMINGS.section("batches")[key].warm
+    finally:
+        TIMINGS.section("batches").pop(key, None)

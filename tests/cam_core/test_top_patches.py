@@ -129,3 +129,20 @@ def test_audit_images_keep_the_audits_indices_and_stay_under_the_root(tmp_path):
     assert sorted(items) == [0, 2]  # the audit's own indices; the error row is not passed again
     assert [items[i].name for i in (0, 2)] == ["a.png", "sub/b.png"]
     assert missing == ["../outside.png", "gone.png"]  # leaving the root is never read
+
+
+def test_a_pass_is_expected_at_the_last_pass_rate_else_the_forwards_times_its_factor():
+    from cam_core.batching import TIMINGS, _Timing, timing_key
+    from cam_core.top_patches import PASS_FACTOR, expected_seconds
+
+    model, x = _model(), torch.zeros(1, 3, 32, 32)
+    key = timing_key(model, x)
+    TIMINGS.section("batches").pop(key, None)
+    try:
+        assert expected_seconds(model, x, 10) is None  # nothing measured: the first batch times it
+        assert expected_seconds(model, x, 10, per_image=0.2) == pytest.approx(2.0)
+        TIMINGS.section("batches")[key] = _Timing(8, 0.01, False)
+        assert expected_seconds(model, x, 10) == pytest.approx(10 * 0.01 * PASS_FACTOR)
+        assert expected_seconds(model, x, 10, per_image=0.2) == pytest.approx(2.0)  # a pass's own rate wins
+    finally:
+        TIMINGS.section("batches").pop(key, None)
