@@ -189,6 +189,23 @@ def expected_seconds(model: nn.Module, x: torch.Tensor, images: int,
     return None if forward is None else forward * PASS_FACTOR
 
 
+def ties_note(values: Sequence[float], what: str = "image") -> str | None:
+    """A sentence when some kept patches are not what the channel looks for: values equal to the lowest kept one
+    and not above 0 are ties (a channel silent on those images, e.g. after a ReLU), ranked by order seen only."""
+    if not values:
+        return None
+    low = min(values)
+    ties = sum(v == low for v in values)
+    if low > 0 or ties < 2:
+        return None
+    if ties == len(values):
+        return (f"Not active on any {what} here: every kept {what} gives it {low:.3g}, so these are ties, "
+                f"not what the channel looks for.")
+    active = len(values) - ties
+    return (f"Only {active} {what}{'s' if active > 1 else ''} activate it above {low:.3g}; the other {ties} "
+            f"are ties at that value (not what the channel looks for).")
+
+
 def collect(model: nn.Module, items: Sequence[InputItem] | Mapping[int, InputItem], categories: Sequence[str],
             preprocess: Preprocess, layer: str, k: int = DEFAULT_K, channels: Sequence[int] | None = None,
             batch: int = 16, workers: int = DEFAULT_WORKERS, progress: Callable[[int, int], None] | None = None,

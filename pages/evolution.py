@@ -12,7 +12,7 @@ import streamlit as st
 from cam_core.errors import CamError
 from cam_core.evolution import MAX_STATES, MIN_STATES, shared_map, shared_scale
 from cam_core.render import COLORMAP_NAMES, end_colours
-from cam_core.top_patches import pair_tile
+from cam_core.top_patches import pair_tile, ties_note
 from ui import cache
 from ui import evolution_view as evo
 from ui.display import results_slot
@@ -123,8 +123,9 @@ def _patches(ctx: Any, one: Any, layer: str, channel: int, found: Any) -> None:
         return
     for line in errors:
         st.warning(line)
-    if shown and max(p.patch.value for p in shown) <= 0:
-        st.caption("Not active on any sample photo here: these are ties at its lowest value.")
+    note = ties_note([p.patch.value for p in shown], "sample photo")
+    if note:
+        st.caption(note)
     for p in shown:
         st.image(pair_tile(p.crop, p.projection, PATCH_PX), width=2 * PATCH_PX,
                  caption=f"{p.name} · {p.patch.value:.3g} (crop | deconvnet)")

@@ -24,7 +24,7 @@ from cam_core.audit.scan import prepare
 from cam_core.audit.store import read_manifest
 from cam_core.errors import CamError
 from cam_core.top_patches import (DEFAULT_K, Patch, audit_images, collect, crop, expected_seconds, from_table,
-                                  pair_tile, patch_file, projection, read_patches, save_patches)
+                                  pair_tile, patch_file, projection, read_patches, save_patches, ties_note)
 from cam_explorer.writers import duration
 
 from . import audit_view, engine, patch_jobs, state
@@ -191,6 +191,9 @@ def _show_channel(folder: Path, layer: str, backbone: Any, model: str, patches: 
         st.info(f"Channel {channel} is not in the stored patches (they were kept for other channels). Delete "
                 f"{patch_file(folder, layer).name} in the audit's patches folder to compute every channel.")
         return
+    note = ties_note([p.value for p in mine])
+    if note:
+        st.caption(note)
     for start in range(0, len(mine), PER_ROW):
         for col, p in zip(st.columns(PER_ROW), mine[start:start + PER_ROW]):
             caption = f"{literal(str(p.path))} · {p.value:.4g}"

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from cam_core.audit.inputs import InputItem
-from cam_core.top_patches import TopPatches, collect, crop, projection, read_patches, write_patches
+from cam_core.top_patches import TopPatches, collect, crop, projection, read_patches, ties_note, write_patches
 from tests.cam_core.nets import GapNet, seeded
 
 LAYER = "relu2"
@@ -146,3 +146,22 @@ def test_a_pass_is_expected_at_the_last_pass_rate_else_the_forwards_times_its_fa
         assert expected_seconds(model, x, 10, per_image=0.2) == pytest.approx(2.0)  # a pass's own rate wins
     finally:
         TIMINGS.section("batches").pop(key, None)
+
+
+def test_a_channel_silent_on_some_or_all_images_says_its_patches_are_ties(photo_set):
+    """Channel 2 is cut off (zero weights, bias −1: 0 after the ReLU everywhere); channel 5's bias is lowered
+    between the 2nd and 3rd strongest images' maxima (a plain forward each), so exactly 2 images activate it."""
+    model = _model()
+    photos = [i for i in photo_set if i.name != "broken.png"]
+    with torch.no_grad():
+        model.conv2.weight[2] = 0.0
+        model.conv2.bias[2] = -1.0
+        pre = sorted((float(model.conv2(model.relu1(model.conv1(_preprocess(Image.open(i.path)))))[0, 5].max())
+                      for i in photos), reverse=True)
+        model.conv2.bias[5] -= 0.5 * (pre[1] + pre[2])
+    top, _ = collect(model, photos, list("abcde"), _preprocess, LAYER, k=len(photos), batch=3)
+    values = {c: [p.value for p in top.patches() if p.channel == c] for c in (2, 5)}
+    assert values[2] == [0.0] * len(photos)
+    assert ties_note(values[2]).startswith("Not active on any image here")
+    assert ties_note(values[5]).startswith(f"Only 2 images activate it above 0; the other {len(photos) - 2} are ties")
+    assert ties_note(values[5][:2]) is None and ties_note([1.0, 0.5, 0.5]) is None  # distinct, or ties above 0
