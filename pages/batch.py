@@ -40,15 +40,16 @@ def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
     return [(Item(it.name, it.data, it.error), digest) for it, digest in memo[key]]
 
 
-def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
+def _run(slot: Any, ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
          params: dict[str, Any], metrics: tuple[str, ...] = ()) -> tuple[list[tuple[Any, str]], float]:
-    bar = st.progress(0.0, text=f"Explaining {len(items)} images…")
+    """Each item's result, with a progress bar in ``slot``: it replaces the previous run's gallery, whose tiles
+    would otherwise stay on screen (greyed) under the new method's progress."""
+    bar = slot.progress(0.0, text=f"Explaining {len(items)} images…")
     started = time.perf_counter()
     results = []
     for i, (item, digest) in enumerate(items):
         results.append((cache.batch_item_cached(ctx, item, digest, method, layer, params, metrics), digest))
         bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {literal(item.name)}")
-    bar.empty()
     return results, time.perf_counter() - started
 
 
@@ -137,16 +138,18 @@ def main() -> None:
     if not items:
         st.warning("No images found in what was uploaded.")
         return
-    results, _ = _run(ctx, items, method, layer, params, metrics)
+    slot = st.empty()  # one element: the progress while explaining, then the results
+    results, _ = _run(slot, ctx, items, method, layer, params, metrics)
     bad = sum(not r.ok for r, _ in results)
     compute_s = sum(r.elapsed_ms for r, _ in results) / 1000.0
-    st.caption(f"{len(results)} files · {len(results) - bad} explained · {bad} could not be read · "
-               f"{spec.display}{f' at {layer}' if layer else ''} · top-1 class of each · "
-               f"{compute_s:,.1f} s of compute (results are cached)")
-    if metrics:
-        _metric_means([r for r, _ in results], metrics)
-    st.divider()
-    _gallery(ctx, results, method, params)
+    with slot.container():
+        st.caption(f"{len(results)} files · {len(results) - bad} explained · {bad} could not be read · "
+                   f"{spec.display}{f' at {layer}' if layer else ''} · top-1 class of each · "
+                   f"{compute_s:,.1f} s of compute (results are cached)")
+        if metrics:
+            _metric_means([r for r, _ in results], metrics)
+        st.divider()
+        _gallery(ctx, results, method, params)
 
 
 main()

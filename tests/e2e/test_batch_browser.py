@@ -111,3 +111,30 @@ def test_occlusion_click_on_the_map_moves_the_patch(page, app_url, screenshot_di
     after = page.get_by_text(re.compile(r"Patch \d+px at x ")).first.inner_text()
     x_before, x_after = (int(re.search(r"at x (\d+),", t).group(1)) for t in (before, after))
     assert x_after < x_before  # clicked left of the centre
+
+
+_PROGRESS_AND_TILES = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (!main || !main.querySelector('[data-testid="stProgress"]')) return null;
+    return {tiles: main.querySelectorAll('[data-testid="stImage"]').length, text: main.innerText};
+}"""
+
+
+def test_a_new_method_replaces_the_old_gallery_while_it_runs(page, app_url, tmp_path):
+    """Grad-CAM's overlays shown, the person picks Score-CAM: while its progress bar runs, no overlay of the
+    previous method is on screen (Streamlit kept them greyed under the bar, captioned with the old method)."""
+    page.goto(f"{app_url}/batch")
+    page.get_by_role("heading", name="Batch").wait_for()
+    _wait_idle(page)
+    page.locator('[data-testid="stMain"] input[type="file"]').first.set_input_files(_files(tmp_path)[:2])
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Grad-CAM at ", exact=False).first.wait_for(timeout=180_000)
+    _wait_idle(page)
+    assert main.locator('[data-testid="stImage"]').count() == 2
+    page.get_by_role("combobox", name="Method", exact=True).click()
+    page.get_by_role("option", name="Score-CAM", exact=True).click()
+    during = page.wait_for_function(_PROGRESS_AND_TILES, timeout=120_000, polling="raf").json_value()
+    assert during["tiles"] == 0, during["text"][:400]
+    main.get_by_text("Score-CAM at ", exact=False).first.wait_for(timeout=300_000)
+    _wait_idle(page)
+    assert main.locator('[data-testid="stImage"]').count() == 2
