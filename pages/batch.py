@@ -16,6 +16,7 @@ from cam_core.batch import MAX_ITEMS, Item, gather, overlays_zip, predictions_cs
 from cam_core.metrics import METRICS
 from cam_core.registry import METHODS
 from ui import cache, state
+from ui.display import results_slot
 from ui.pickers import layer_picker, method_picker, overlay_controls
 from ui.sidebar import IMAGE_TYPES, start_page
 from ui.samples import DEFAULT_SAMPLE, SAMPLES, sample_png
@@ -40,16 +41,15 @@ def _items(uploads: list[Any], use_samples: bool) -> list[tuple[Any, str]]:
     return [(Item(it.name, it.data, it.error), digest) for it, digest in memo[key]]
 
 
-def _run(slot: Any, ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
+def _run(ctx: Any, items: list[tuple[Any, str]], method: str, layer: str | None,
          params: dict[str, Any], metrics: tuple[str, ...] = ()) -> tuple[list[tuple[Any, str]], float]:
-    """Each item's result, with a progress bar in ``slot``: it replaces the previous run's gallery, whose tiles
-    would otherwise stay on screen (greyed) under the new method's progress."""
-    bar = slot.progress(0.0, text=f"Explaining {len(items)} images…")
+    bar = st.progress(0.0, text=f"Explaining {len(items)} images…")
     started = time.perf_counter()
     results = []
     for i, (item, digest) in enumerate(items):
         results.append((cache.batch_item_cached(ctx, item, digest, method, layer, params, metrics), digest))
         bar.progress((i + 1) / len(items), text=f"{i + 1} of {len(items)}: {literal(item.name)}")
+    bar.empty()
     return results, time.perf_counter() - started
 
 
@@ -138,11 +138,13 @@ def main() -> None:
     if not items:
         st.warning("No images found in what was uploaded.")
         return
-    slot = st.empty()  # one element: the progress while explaining, then the results
-    results, _ = _run(slot, ctx, items, method, layer, params, metrics)
+    # The previous gallery leaves the screen while another method's (or file set's) maps are computed.
+    slot = results_slot("batch", ctx.model_key, str(ctx.device), tuple(d for _, d in items), method, layer,
+                        repr(sorted(params.items())), metrics)
+    results, _ = _run(ctx, items, method, layer, params, metrics)
     bad = sum(not r.ok for r, _ in results)
     compute_s = sum(r.elapsed_ms for r, _ in results) / 1000.0
-    with slot.container():
+    with slot:
         st.caption(f"{len(results)} files · {len(results) - bad} explained · {bad} could not be read · "
                    f"{spec.display}{f' at {layer}' if layer else ''} · top-1 class of each · "
                    f"{compute_s:,.1f} s of compute (results are cached)")
