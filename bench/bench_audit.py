@@ -1,7 +1,8 @@
 """Throughput and memory of ``cam-explorer audit`` on the embedded EfficientNet-Lite0.
 
 Usage: OMP_WAIT_POLICY=PASSIVE python bench/bench_audit.py [--images 48] [--batch 16] [--repeats 2]
-       [--memory 100,2000] [--memory-size 64] [--ray [--actors N]] [--no-peer] [--no-throughput] [--device cpu]
+       [--memory 100,2000] [--memory-size 64] [--ray [--actors N]] [--actor-alone] [--no-peer] [--no-throughput]
+       [--device cpu]
 
 In one interleaved run over the same image files (decoded by the same worker threads in every case):
 - ``bare``: the batched forward alone (no grad) — the ceiling for anything that runs the model;
@@ -9,7 +10,8 @@ In one interleaved run over the same image files (decoded by the same worker thr
 - ``pytorch-grad-cam``: grad-cam 1.5.7's ``GradCAM`` called on the same batches (its maps at the input size).
 Then (``--memory``) the peak resident memory of a whole audit process at each image count (small photos, the
 model at ``--memory-size`` px so that thousands of images stay a short run): flat means it does not grow with the
-set. ``--ray``: the same audit on Ray Data (2 CPUs, started in-process) beside the local engine.
+set. ``--ray``: the same audit on Ray Data (2 CPUs, started in-process) beside the local engine; ``--actor-alone``:
+the Ray engine's actor called here without Ray, beside the local engine (the actor's own cost).
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> Non
     part, the steady rate from the first part to the last, and the CPU seconds per image in that stretch (all
     processes: what the engine costs, whatever else the machine runs)."""
     t0 = time.perf_counter()
-    import psutil  # Ray's dependency
+    import psutil  # requirements-bench.txt
 
     from cam_core.audit.engine_ray import RayEngine  # Ray's import is part of its cost
     from cam_explorer.audit_command import load_model
@@ -176,6 +178,33 @@ def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> Non
     print(f"  load average {os.getloadavg()[0]:.1f} after")
 
 
+def actor_alone(backbone, job: AuditJob, work: Path, repeats: int) -> None:
+    """The Ray engine's actor called in this process without Ray, against the local engine, ``repeats`` rounds:
+    what the actor's own work costs, so that Ray's overhead is the rest of ``--ray``'s difference."""
+    from cam_core.audit.engine_ray import _AuditActor  # noqa: PLC0415 - Ray's import only for this run
+    from cam_explorer.audit_command import load_model  # noqa: PLC0415
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    actor = _AuditActor(job, functools.partial(load_model, "efficientnet_lite0", None), "cpu", 2)
+    n = len(job.items)
+    chunks = [list(range(k, min(k + job.batch, n))) for k in range(0, n, job.batch)]
+    print(f"the Ray actor's work without Ray against the local engine, {n} photos, batch {job.batch}:")
+    for r in range(repeats):
+        for name in ("actor alone", "local"):
+            c0, t0 = cpu(), time.perf_counter()
+            if name == "local":
+                run_audit(work / f"alone-{r}", job, {**MANIFEST, "layer": job.settings.layer},
+                          LocalEngine(backbone.model))
+            else:
+                for chunk in chunks:
+                    actor({"indices": [chunk]})
+            wall, used = time.perf_counter() - t0, cpu() - c0
+            print(f"  round {r + 1} {name:11s} {1000 * wall / n:5.1f} ms wall, {1000 * used / n:5.1f} ms CPU an image")
+
+
 def memory_child(count: int, size: int, work: Path) -> None:
     """One whole audit of the ``count``-image set in this process; prints its peak resident memory (MiB)."""
     backbone = models.load("efficientnet_lite0", device="cpu", input_size=size)
@@ -209,6 +238,7 @@ def main() -> None:
     p.add_argument("--memory-size", type=int, default=64)
     p.add_argument("--ray", action="store_true")
     p.add_argument("--actors", type=int, default=None, help="Ray actors (default: the engine's)")
+    p.add_argument("--actor-alone", action="store_true", help="the Ray actor's work in this process, no Ray")
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--no-throughput", action="store_true")
     p.add_argument("--child-memory", type=int, default=0, help=argparse.SUPPRESS)
@@ -219,13 +249,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         work = Path(tmp)
-        if not args.no_throughput or args.ray:
+        if not args.no_throughput or args.ray or args.actor_alone:
             backbone = models.load("efficientnet_lite0", device=args.device)
             job = job_for(backbone, make_set(work / "set", args.images, (320, 240)), args.batch)
             if not args.no_throughput:
                 throughput(args, work, backbone, job)
             if args.ray:
                 ray_vs_local(backbone, job, work, args.actors)
+            if args.actor_alone:
+                actor_alone(backbone, job, work, args.repeats)
         if args.memory:
             memory(args, work)
 
