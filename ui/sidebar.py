@@ -260,13 +260,11 @@ def _model_label(name: str) -> str:
         return "Own weights…"
 
     spec = models.SPECS[name]
-    short = spec.display.split(" (")[0]
+    short = spec.display.split(" (")[0]  # the sidebar's box shows ~32 characters: kept short (ui/fit.py)
     if spec.source == "torchvision" and not weights_present(name):
         size = torchvision_zoo.file_size_mb(name)
-        return f"{short} — needs download" + (f" ({size:.0f} MB)" if size else "")
-    if spec.source == "torchvision":
-        return f"{short} (torchvision)"
-    return spec.display
+        return f"{short} (↓ {size:.0f} MB)" if size else f"{short} (↓ download)"
+    return f"{short} ({spec.source})"
 
 
 #: Per model name: the ``WeightsUnavailable`` of its last failed download in this session (not retried on
@@ -288,7 +286,9 @@ def _model_section(device: Any) -> tuple[str, Any | None, Problem | None]:
     names = models.available()
     names = sorted(names, key=lambda n: (n != models.DEFAULT_MODEL, models.SPECS[n].source != "embedded"))
     choice = remembered_select("Classifier", [*names, OWN], "model", default=models.DEFAULT_MODEL,
-                               format_func=_model_label, on_change=_model_changed)
+                               format_func=_model_label, on_change=_model_changed,
+                               help="↓ N MB: torchvision's pretrained weights, downloaded once on first use (then "
+                               "kept offline); the embedded model needs no download")
     if choice == OWN:
         return _own_weights(names, device)
     size = _input_size(models.SPECS[choice].input_size)
@@ -433,7 +433,8 @@ def _device_section() -> tuple[Any, str]:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         options.insert(1, "mps")
     pref = remembered_select("Run on", options, "device", default="auto",
-                             format_func=lambda o: "auto (CUDA, then MPS, then CPU)" if o == "auto" else o.upper())
+                             format_func=lambda o: "auto (GPU, else CPU)" if o == "auto" else o.upper(),
+                             help="auto: CUDA, then Apple's MPS, then the CPU")
     try:
         device = pick_device(pref)
     except Exception as exc:

@@ -202,7 +202,7 @@ def test_model_that_cannot_download_shows_what_to_do(app, tmp_path, monkeypatch)
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # refuse every connection, even with a network
     at = app.run()
-    assert "needs download" in at.sidebar.selectbox(key="w_model").format_func("resnet18")
+    assert "(↓ " in at.sidebar.selectbox(key="w_model").format_func("resnet18")  # a download, with its size
     at.sidebar.selectbox(key="w_model").set_value("resnet18").run()
     assert not at.exception
     assert not at.sidebar.error  # one card in the main area, nothing in the sidebar

@@ -1,5 +1,6 @@
 """The screen fits at 1024×768 and 800×900 in Debian's Chromium: no label, toggle, link or caption is cut
-(an element that clips its text has scrollWidth > clientWidth) on Inspect and on Compare with long methods."""
+(an element that clips its text has scrollWidth > clientWidth, a menu's value included) on Inspect, with the
+default layer and with the longest layer name of the embedded model, and on Compare with long methods."""
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,7 @@ CUT = """() => {
     if (!e.offsetParent || e.closest('.js-plotly-plot, [data-testid="stImage"], pre, [data-testid="stDataFrame"], [data-testid="stSidebarNav"]')) continue;
     const cs = getComputedStyle(e);
     const clips = cs.textOverflow === 'ellipsis' || cs.overflowX === 'hidden' || cs.overflowX === 'clip';
-    const text = (e.innerText || '').trim();
+    const text = (e.tagName === 'INPUT' ? e.value : e.innerText || '').trim();  // a menu's value is an input's
     if (clips && text && e.scrollWidth > e.clientWidth + 1) out.push(text.slice(0, 80));
   }
   return out;
@@ -40,6 +41,13 @@ def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir,
         cut = page.evaluate(CUT)
         page.screenshot(path=str(screenshot_dir / f"fit_inspect_{width}x{height}.png"))
         assert not cut, f"Inspect at {width}×{height}: cut {cut}"
+        # The embedded model's longest layer entry ("stage 1 · 112×144 │ blocks.0.0 · DepthwiseSeparableConv, 16 ch")
+        page.goto(f"{app_url}/?layer=blocks.0.0")
+        page.get_by_text("Method: Grad-CAM", exact=False).wait_for()
+        _wait_idle(page)
+        cut = page.evaluate(CUT)
+        page.screenshot(path=str(screenshot_dir / f"fit_inspect_layer_{width}x{height}.png"))
+        assert not cut, f"Inspect with layer blocks.0.0 at {width}×{height}: cut {cut}"
         page.goto(f"{app_url}/compare?compare_methods=gradcam,occlusion,scorecam,smoothgradcam%2B%2B")
         page.get_by_text("Run Score-CAM", exact=False).wait_for()
         _wait_idle(page)

@@ -189,7 +189,7 @@ def test_model_without_weights_shows_one_card_and_a_way_back(page, app_url, scre
     _wait_idle(page)
     option = _open_menu(page, page.locator(SIDEBAR).get_by_role("combobox", name="Classifier", exact=True),
                         page.get_by_role("option", name="ResNet-18", exact=False).first)
-    assert "needs download" in option.inner_text()
+    assert "(↓ " in option.inner_text()  # a download, with its size
     option.click()
     _wait_idle(page)
     card = page.locator(f"{MAIN} .st-key-problem_model")
