@@ -176,7 +176,7 @@ def _params(ctx: Any) -> tuple[int, int, str, Any]:
     d = defaults()
     specs = get_method("occlusion").params
     stored: dict[str, Any] = state.view().setdefault("params", {}).setdefault("occlusion", {})
-    p, s, f = st.columns([2, 2, 2])
+    p, s, f = st.columns([2, 2, 3])  # the fill's menu shows "dataset mean (0)" whole at 800 px
     values = {}
     for name, col, label, help_text in (
             ("patch", p, "Patch size (input px)", "Side of the occluding square in the model's input pixels"),

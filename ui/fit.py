@@ -17,12 +17,15 @@ import streamlit as st
 COLUMN_MIN = "7.5rem"
 #: The narrowest a column holding the layer or class menu may get: its box then shows ~60 characters.
 MENU_MIN = "27rem"
+#: Widget keys (prefixes) of the menus whose values run long: layer and stage entries, class labels.
+LONG_MENUS = ("w_layer", "w_class", "w_wt_stage")
+_LONG = ", ".join(f'[class*="st-key-{key}"]' for key in LONG_MENUS)
 
 CSS = f"""
 [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:not(:has([data-testid="stImage"])) {{
   min-width: min({COLUMN_MIN}, 100%); }}
-[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([class*="st-key-w_layer"], [class*="st-key-w_class"]) {{
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has({_LONG}) {{
   min-width: min({MENU_MIN}, 100%); }}
 [data-testid="stFileUploaderDropzoneInstructions"] * {{ white-space: normal; overflow: visible;
   text-overflow: clip; }}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from streamlit import config
@@ -30,7 +31,10 @@ def _get(path: str, method: str = "GET", query: bytes = b"") -> tuple[int, bytes
         return {"type": "http.request", "body": b""}
 
     app = DeepLinks(streamlit_app, pages=url_paths(), home=home_path())
-    asyncio.run(app({"type": "http", "method": method, "path": path, "query_string": query}, receive, send))
+    request = {"type": "http", "method": method, "path": path, "query_string": query}
+    # In a thread of its own: Playwright's sync API (the browser tests, when run first) keeps a loop running here.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(request, receive, send)).result()
     _get.headers = dict(sent[0].get("headers", []))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), reached
 
