@@ -3,9 +3,10 @@
 Streamlit cuts a widget label, a toggle's text or the upload box's instructions with an ellipsis when its
 column is narrow ("About" → "A…", "Signed" → "Si…"), and a button's text too ("Compare with random maps" in
 half of an 800-px page); columns here wrap onto the next line before they get
-that narrow. A selectbox's value cannot wrap (it is an input), so a column holding the layer or the class
-menu (values up to ~60 characters: "stage 1 · 112×144 │ blocks.0.0 · DepthwiseSeparableConv, 16 ch") wraps to the
-page's width before its box gets narrower than ``MENU_MIN``. Columns holding images are left out: they scale, and a row of tiles (Layers' eight a row) that
+that narrow. A selectbox's value cannot wrap (it is an input), so a column holding a menu of ``LONG_MENUS``
+(layer, class and Walkthrough stage entries, up to ~60 characters: "stage 1 · 112×144 │ blocks.0.0 ·
+DepthwiseSeparableConv, 16 ch") wraps to the page's width before it is narrower than ``MENU_MIN``. Columns
+holding images are left out: they scale, and a row of tiles (Layers' eight a row) that
 wrapped left its last tile alone on a row, stretched to the page's width. Checked by
 tests/e2e/test_fit_browser.py (no element's text wider than its box; every tile of a row the same width).
 """
@@ -15,9 +16,9 @@ import streamlit as st
 
 #: The narrowest a column may get before the row wraps: a toggle with a one-word label and its "?" fits.
 COLUMN_MIN = "7.5rem"
-#: The narrowest a column holding the layer or class menu may get: its box then shows ~60 characters.
+#: The narrowest a column holding a long menu may get: its box then shows ~60 characters.
 MENU_MIN = "27rem"
-#: Widget keys (prefixes) of the menus whose values run long: layer and stage entries, class labels.
+#: Widget keys (prefixes) of the menus whose values run long.
 LONG_MENUS = ("w_layer", "w_class", "w_wt_stage")
 _LONG = ", ".join(f'[class*="st-key-{key}"]' for key in LONG_MENUS)
 
