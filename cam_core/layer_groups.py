@@ -17,7 +17,7 @@ from .layers import LayerInfo
 
 #: Kinds that pass their input through (or only drop at training time): never a useful target.
 NO_OP_KINDS = frozenset({"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
-                         "FeatureAlphaDropout", "DropPath", "DropBlock2d", "Flatten"})
+                         "FeatureAlphaDropout", "DropPath", "StochasticDepth", "DropBlock2d", "Flatten"})
 #: Kinds that only hold other modules: their output is their last child's.
 CONTAINER_KINDS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 #: Kinds that only pool: poor CAM targets (kept out of the stage strip).

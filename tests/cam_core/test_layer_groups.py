@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from cam_core.layer_groups import grouped_layers, stage_strip, useful
 from cam_core.layers import LayerInfo, layers
 
 
 class Block(nn.Module):
-    """conv → (no-op slots like timm's .aa / .se) → ReLU, with a dropout that does nothing in eval."""
+    """conv → (no-op slots like timm's .aa / .se) → ReLU, with a dropout and a stochastic depth (torchvision's
+    ConvNeXt and EfficientNet blocks) that do nothing in eval."""
 
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
@@ -18,9 +20,10 @@ class Block(nn.Module):
         self.se = nn.Identity()
         self.act = nn.ReLU()
         self.drop = nn.Dropout(0.1)
+        self.sd = StochasticDepth(0.5, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.act(self.se(self.aa(self.conv(x)))))
+        return self.sd(self.drop(self.act(self.se(self.aa(self.conv(x))))))
 
 
 def _net() -> nn.Module:
@@ -33,9 +36,12 @@ def _net() -> nn.Module:
 
 
 def test_no_ops_containers_and_points_are_left_out_and_stages_follow_resolution():
-    infos = layers(_net(), torch.zeros(1, 3, 16, 16))
+    net = _net().eval()
+    x = torch.rand(2, 8, 4, 4)
+    assert torch.equal(net[2][0].sd(x), x)  # a pass-through in eval, as the dropout
+    infos = layers(net, torch.zeros(1, 3, 16, 16))
     names = [i.name for i in infos]
-    assert "1.0.aa" in names and "1" in names and "3" in names  # the raw list has them all
+    assert "1.0.aa" in names and "1.0.sd" in names and "1" in names and "3" in names  # the raw list has them all
     grouped = grouped_layers(infos)
     got = [(c.stage, c.name) for c in grouped]
     assert got == [
