@@ -181,12 +181,10 @@ def ray_vs_local(backbone, job: AuditJob, work: Path, actors: int | None) -> Non
 def actor_alone(backbone, job: AuditJob, work: Path, repeats: int) -> None:
     """The Ray engine's actor called in this process without Ray, against the local engine, ``repeats`` rounds:
     what the actor's own work costs, so that Ray's overhead is the rest of ``--ray``'s difference."""
+    import psutil  # noqa: PLC0415 - requirements-bench.txt
+
     from cam_core.audit.engine_ray import _AuditActor  # noqa: PLC0415 - Ray's import only for this run
     from cam_explorer.audit_command import load_model  # noqa: PLC0415
-
-    def cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
 
     actor = _AuditActor(job, functools.partial(load_model, "efficientnet_lite0", None), "cpu", 2)
     n = len(job.items)
@@ -194,14 +192,14 @@ def actor_alone(backbone, job: AuditJob, work: Path, repeats: int) -> None:
     print(f"the Ray actor's work without Ray against the local engine, {n} photos, batch {job.batch}:")
     for r in range(repeats):
         for name in ("actor alone", "local"):
-            c0, t0 = cpu(), time.perf_counter()
+            c0, t0 = _cpu_seconds(psutil), time.perf_counter()
             if name == "local":
                 run_audit(work / f"alone-{r}", job, {**MANIFEST, "layer": job.settings.layer},
                           LocalEngine(backbone.model))
             else:
                 for chunk in chunks:
                     actor({"indices": [chunk]})
-            wall, used = time.perf_counter() - t0, cpu() - c0
+            wall, used = time.perf_counter() - t0, _cpu_seconds(psutil) - c0
             print(f"  round {r + 1} {name:11s} {1000 * wall / n:5.1f} ms wall, {1000 * used / n:5.1f} ms CPU an image")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, serve
+from tests.e2e.viewport import page_at
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
@@ -60,13 +61,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture()
 def page(browser: object) -> Iterator[object]:
     """A new 1440×1000 browser page; closed after the test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    try:
+    with page_at(browser, 1440, 1000, 60_000) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 @pytest.fixture()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.viewport import page_at
 from tests.e2e.waits import wait_idle as _wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,10 +38,7 @@ def _assert_nothing_cut(page, screenshot_dir, name: str, width: int, height: int
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir, width, height):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    try:
+    with page_at(browser, width, height, 120_000) as page:
         page.goto(app_url)
         page.get_by_text("Method: Grad-CAM", exact=False).wait_for()
         # The trust section's final state: its button (a slow machine: the verdict waits for a click) or, where
@@ -55,8 +53,6 @@ def test_nothing_is_cut_on_inspect_and_compare(browser, app_url, screenshot_dir,
         page.goto(f"{app_url}/compare?compare_methods=gradcam,occlusion,scorecam,smoothgradcam%2B%2B")
         page.get_by_text("Run Score-CAM", exact=False).wait_for()
         _assert_nothing_cut(page, screenshot_dir, "compare", width, height)
-    finally:
-        context.close()
 
 
 #: Every page but Inspect and Compare (above), as a person first opens it.
@@ -65,16 +61,11 @@ OTHER_PAGES = ("layers", "occlusion", "invariance", "batch", "audit", "walkthrou
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_nothing_is_cut_on_any_other_page(browser, app_url, screenshot_dir, width, height):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    try:
+    with page_at(browser, width, height, 120_000) as page:
         for name in OTHER_PAGES:
             page.goto(f"{app_url}/{name}")
             page.locator('[data-testid="stMain"] h1').first.wait_for()
             _assert_nothing_cut(page, screenshot_dir, name, width, height)
-    finally:
-        context.close()
 
 
 #: Widths of the Layers page's top-N channel tiles (captioned "ch N · mean …").
@@ -86,10 +77,7 @@ TILE_WIDTHS = """() => [...document.querySelectorAll('[data-testid="stImage"]')]
 @pytest.mark.parametrize("width, height", [(1440, 1000), (1024, 768)])
 def test_every_layers_tile_has_the_same_width(browser, app_url, screenshot_dir, width, height):
     """A row of tiles that wrapped used to leave its last tile alone on a row, stretched to the page's width."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    try:
+    with page_at(browser, width, height, 120_000) as page:
         page.goto(f"{app_url}/layers?layers_top_n=16")
         page.get_by_text("ch ", exact=False).first.wait_for()
         _wait_idle(page)
@@ -97,5 +85,3 @@ def test_every_layers_tile_has_the_same_width(browser, app_url, screenshot_dir, 
         page.screenshot(path=str(screenshot_dir / f"fit_layers_{width}x{height}.png"))
         assert len(widths) == 16, widths
         assert max(widths) < 1.1 * min(widths), f"Layers at {width}×{height}: tile widths {widths}"
-    finally:
-        context.close()

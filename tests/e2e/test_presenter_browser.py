@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.viewport import page_at
 from tests.e2e.waits import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.browser
@@ -20,10 +21,7 @@ CUT = """() => {
 
 @pytest.mark.parametrize("size", [(1024, 768), (800, 600)])
 def test_presenter_link_shows_only_named_controls_and_cuts_nothing(browser, app_url, screenshot_dir, size):
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    try:
+    with page_at(browser, size[0], size[1], 180_000) as page:
         page.goto(f"{app_url}/walkthrough?present=1&show=wt_temp,wt_row")
         page.get_by_text("Receptive field of").first.wait_for()
         _wait_idle(page)
@@ -42,5 +40,3 @@ def test_presenter_link_shows_only_named_controls_and_cuts_nothing(browser, app_
         result = page.evaluate(CUT)
         assert result == {"page": 0, "main": 0, "cut": []}, result
         page.screenshot(path=str(screenshot_dir / f"presenter-{size[0]}x{size[1]}.png"))
-    finally:
-        context.close()

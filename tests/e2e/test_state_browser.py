@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.e2e.viewport import page_at
 from tests.e2e.waits import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.browser
@@ -221,9 +222,7 @@ def test_link_made_after_an_upload_opens_with_a_notice(page, browser, app_url, t
     link = page.url
     assert parse_qs(urlparse(link).query)["image"] == ["upload:my_cup.png"]
 
-    other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
-    try:
-        other.set_default_timeout(60_000)
+    with page_at(browser, 1440, 1000, 60_000) as other:
         other.goto(link)
         top = _headline(other).split(" — ")[0]
         _wait_idle(other)
@@ -233,8 +232,6 @@ def test_link_made_after_an_upload_opens_with_a_notice(page, browser, app_url, t
         assert _select_text(other, "Class").startswith(f"top-1 prediction: {top} — ")
         assert other.get_by_text("Explained class: cup", exact=False).count() == 0
         _shot(other, screenshot_dir, "link_from_upload")
-    finally:
-        other.context.close()
 
 
 def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
@@ -252,9 +249,7 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
     page.wait_for_function("() => new URL(location.href).searchParams.get('channel') !== null")
     link = page.url
 
-    other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
-    try:
-        other.set_default_timeout(60_000)
+    with page_at(browser, 1440, 1000, 60_000) as other:
         other.goto(link)
         other.get_by_text("Deconvnet projection to pixel space").wait_for(timeout=180_000)
         _wait_idle(other)
@@ -277,8 +272,6 @@ def test_page_links_reopen_their_view(page, browser, app_url, screenshot_dir):
         _wait_idle(other)
         assert other.locator(MAIN).get_by_text("Saliency (gradient)", exact=True).count() >= 1
         assert other.locator(MAIN).get_by_text("Grad-CAM++", exact=True).count() == 0
-    finally:
-        other.context.close()
 
 
 def test_back_returns_to_the_previous_page(page, app_url, screenshot_dir):
